@@ -1,0 +1,2 @@
+//! Raw kernel bindings.
+#![no_std]
