@@ -1,0 +1,121 @@
+//! The kernel routines the drivers import, by `raw-dylib` (no import
+//! library needed). Everything here is exported by Windows 7 SP1 x64; the
+//! first Windows version of each is recorded in `tests/win7-imports.txt`.
+use crate::flt::{FLT_REGISTRATION, PFLT_FILTER};
+use crate::types::*;
+use core::ffi::c_void;
+
+#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+extern "system" {
+    pub fn KeInitializeEvent(event: *mut KEVENT, kind: u32, state: BOOLEAN);
+    pub fn KeSetEvent(event: *mut KEVENT, increment: i32, wait: BOOLEAN) -> i32;
+    pub fn KeClearEvent(event: *mut KEVENT);
+    pub fn KeWaitForSingleObject(
+        object: *mut c_void,
+        reason: u32,
+        mode: KPROCESSOR_MODE,
+        alertable: BOOLEAN,
+        timeout: *const i64,
+    ) -> NTSTATUS;
+    pub fn KeAcquireSpinLockRaiseToDpc(lock: *mut KSPIN_LOCK) -> KIRQL;
+    pub fn KeReleaseSpinLock(lock: *mut KSPIN_LOCK, irql: KIRQL);
+
+    pub fn ZwLoadDriver(service: *const UNICODE_STRING) -> NTSTATUS;
+    pub fn ZwUnloadDriver(service: *const UNICODE_STRING) -> NTSTATUS;
+    pub fn ObReferenceObjectByName(
+        name: *const UNICODE_STRING,
+        attributes: u32,
+        access_state: *mut c_void,
+        desired_access: u32,
+        object_type: *mut c_void,
+        mode: KPROCESSOR_MODE,
+        parse_context: *mut c_void,
+        object: *mut *mut c_void,
+    ) -> NTSTATUS;
+    pub fn ObOpenObjectByPointer(
+        object: *mut c_void,
+        attributes: u32,
+        access_state: *mut c_void,
+        desired_access: u32,
+        object_type: *mut c_void,
+        mode: KPROCESSOR_MODE,
+        handle: *mut HANDLE,
+    ) -> NTSTATUS;
+    pub fn ObfDereferenceObject(object: *mut c_void) -> isize;
+    pub fn ZwSetSecurityObject(handle: HANDLE, information: u32, descriptor: *const c_void) -> NTSTATUS;
+
+    pub fn IoCreateDevice(
+        driver: *mut DRIVER_OBJECT,
+        extension_size: u32,
+        name: *const UNICODE_STRING,
+        device_type: u32,
+        characteristics: u32,
+        exclusive: BOOLEAN,
+        device: *mut *mut DEVICE_OBJECT,
+    ) -> NTSTATUS;
+    pub fn IoDeleteDevice(device: *mut DEVICE_OBJECT);
+    pub fn IoCreateSymbolicLink(link: *const UNICODE_STRING, target: *const UNICODE_STRING) -> NTSTATUS;
+    pub fn IoDeleteSymbolicLink(link: *const UNICODE_STRING) -> NTSTATUS;
+    pub fn IofCompleteRequest(irp: *mut IRP, boost: i8);
+    pub fn IoRegisterShutdownNotification(device: *mut DEVICE_OBJECT) -> NTSTATUS;
+    pub fn IoUnregisterShutdownNotification(device: *mut DEVICE_OBJECT);
+
+    pub fn PsCreateSystemThread(
+        handle: *mut HANDLE,
+        access: u32,
+        attributes: *mut OBJECT_ATTRIBUTES,
+        process: HANDLE,
+        client_id: *mut c_void,
+        start: PKSTART_ROUTINE,
+        context: *mut c_void,
+    ) -> NTSTATUS;
+    pub fn PsTerminateSystemThread(status: NTSTATUS) -> NTSTATUS;
+    pub fn ZwWaitForSingleObject(handle: HANDLE, alertable: BOOLEAN, timeout: *const i64) -> NTSTATUS;
+    pub fn ZwClose(handle: HANDLE) -> NTSTATUS;
+
+    pub fn ZwOpenKey(key: *mut HANDLE, access: u32, attributes: *const OBJECT_ATTRIBUTES) -> NTSTATUS;
+    pub fn ZwQueryValueKey(
+        key: HANDLE,
+        name: *const UNICODE_STRING,
+        class: u32,
+        info: *mut c_void,
+        length: u32,
+        result_length: *mut u32,
+    ) -> NTSTATUS;
+    pub fn ZwSetValueKey(
+        key: HANDLE,
+        name: *const UNICODE_STRING,
+        title_index: u32,
+        kind: u32,
+        data: *const c_void,
+        size: u32,
+    ) -> NTSTATUS;
+    pub fn ZwFlushKey(key: HANDLE) -> NTSTATUS;
+    pub fn ZwQuerySystemInformation(class: u32, info: *mut c_void, length: u32, result_length: *mut u32) -> NTSTATUS;
+
+    pub fn ExAllocatePoolWithTag(pool: u32, bytes: usize, tag: u32) -> *mut c_void;
+    pub fn ExFreePoolWithTag(block: *mut c_void, tag: u32);
+
+    /// Stack probe the compiler emits calls to for large frames.
+    pub fn __chkstk();
+}
+
+#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+extern "C" {
+    pub fn DbgPrint(format: *const u8, ...) -> u32;
+    /// `POBJECT_TYPE *IoDriverObjectType`.
+    pub static IoDriverObjectType: *mut *mut c_void;
+    /// `POBJECT_TYPE *IoDeviceObjectType`.
+    pub static IoDeviceObjectType: *mut *mut c_void;
+}
+
+#[link(name = "fltmgr.sys", kind = "raw-dylib", modifiers = "+verbatim")]
+extern "system" {
+    pub fn FltRegisterFilter(
+        driver: *mut DRIVER_OBJECT,
+        registration: *const FLT_REGISTRATION,
+        filter: *mut PFLT_FILTER,
+    ) -> NTSTATUS;
+    pub fn FltStartFiltering(filter: PFLT_FILTER) -> NTSTATUS;
+    pub fn FltUnregisterFilter(filter: PFLT_FILTER);
+}

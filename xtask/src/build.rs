@@ -1,0 +1,141 @@
+//! `build`: cross-builds the kernel images and the Windows 7 control tool,
+//! then lays out `target/package/`.
+//!
+//! Kernel images: Debian's Rust 1.96 (`/usr/bin/cargo`), `-Zbuild-std=core,alloc`,
+//! target `x86_64-pc-windows-msvc`, linked by `lld-link-22` as native WDM
+//! drivers, imports by `raw-dylib`. Tool: target `x86_64-win7-windows-gnu`
+//! with `-Zbuild-std=std,panic_abort` and the mingw linker.
+use crate::setup;
+use crate::util::{self, root, step, target};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Linker flags that make a cdylib a Windows 7 kernel driver.
+const KERNEL_LINK_ARGS: &[&str] = &[
+    "/DRIVER:WDM",
+    "/SUBSYSTEM:NATIVE,6.01",
+    "/ENTRY:DriverEntry",
+    "/NODEFAULTLIB",
+    "/INCREMENTAL:NO",
+    "/RELEASE",
+];
+
+/// One payload image: the package file name, the counter-filter features,
+/// and what it is for.
+pub struct Variant {
+    pub file: &'static str,
+    pub features: &'static str,
+    pub purpose: &'static str,
+}
+
+/// Every payload image the tests and the demo use. The first is the
+/// shipped `payload.sys`.
+pub const PAYLOAD_VARIANTS: &[Variant] = &[
+    Variant { file: "payload.sys", features: "", purpose: "example counter filter, version 1" },
+    Variant { file: "payload_v2.sys", features: "v2", purpose: "version 2 of the same filter (upgrade target)" },
+    Variant { file: "payload_noexport.sys", features: "fault-no-export", purpose: "lacks the registration export" },
+    Variant { file: "payload_badmagic.sys", features: "fault-bad-magic", purpose: "descriptor with the wrong magic" },
+    Variant { file: "payload_badabi.sys", features: "fault-bad-abi", purpose: "descriptor with another ABI major version" },
+    Variant { file: "payload_entryfail.sys", features: "fault-entry-fails", purpose: "DriverEntry fails" },
+    Variant { file: "payload_regfail.sys", features: "fault-register-fails", purpose: "filter registration fails" },
+    Variant { file: "payload_hang.sys", features: "fault-hang-teardown", purpose: "teardown outlasts the loader's bound" },
+];
+
+/// Where the package goes.
+pub fn package_dir() -> PathBuf {
+    target().join("package").join("x64")
+}
+
+/// Where the test-only payload images go.
+pub fn test_payload_dir() -> PathBuf {
+    target().join("package").join("test-payloads")
+}
+
+/// Environment for Debian's toolchain, free of the rustup proxies and of
+/// anything the outer `cargo` exported.
+fn debian_cargo() -> Command {
+    let mut c = Command::new("/usr/bin/cargo");
+    for var in [
+        "RUSTUP_TOOLCHAIN", "RUSTC", "RUSTDOC", "RUSTC_WRAPPER", "RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_TARGET", "CARGO_TARGET_DIR", "CARGO", "CARGO_MANIFEST_DIR", "CARGO_PKG_NAME",
+    ] {
+        c.env_remove(var);
+    }
+    c.env("PATH", "/usr/bin:/bin:/usr/sbin:/sbin")
+        .env("RUSTC_BOOTSTRAP", "1")
+        .current_dir(root());
+    c
+}
+
+fn kernel_cargo(package: &str, features: &str) -> Command {
+    let mut c = debian_cargo();
+    let rustflags: Vec<String> = KERNEL_LINK_ARGS.iter().map(|a| format!("-Clink-arg={a}")).collect();
+    c.env("CARGO_TARGET_DIR", target().join("kernel"))
+        .env("CARGO_TARGET_X86_64_PC_WINDOWS_MSVC_LINKER", "lld-link-22")
+        .env("CARGO_TARGET_X86_64_PC_WINDOWS_MSVC_RUSTFLAGS", rustflags.join(" "))
+        .args(["build", "--quiet", "-p", package, "--target", "x86_64-pc-windows-msvc", "--profile", "kernel"])
+        .args(["-Zbuild-std=core,alloc", "-Zbuild-std-features=compiler-builtins-mem"]);
+    if !features.is_empty() {
+        c.args(["--features", features]);
+    }
+    c
+}
+
+fn kernel_output(crate_name: &str) -> PathBuf {
+    target().join("kernel/x86_64-pc-windows-msvc/kernel").join(format!("{crate_name}.dll"))
+}
+
+fn copy(from: &Path, to: &Path) -> Result<(), String> {
+    if let Some(dir) = to.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    std::fs::copy(from, to).map(|_| ()).map_err(|e| format!("cannot copy {} to {}: {e}", from.display(), to.display()))
+}
+
+/// Builds everything and returns the package directory.
+pub fn run() -> Result<PathBuf, String> {
+    setup::ensure_packages()?;
+    let pkg = package_dir();
+    let tests = test_payload_dir();
+
+    step("building loader.sys (x86_64-pc-windows-msvc, native WDM driver)");
+    util::run(&mut kernel_cargo("loader-driver", ""))?;
+    copy(&kernel_output("loader_driver"), &pkg.join("loader.sys"))?;
+
+    for v in PAYLOAD_VARIANTS {
+        step(&format!("building {} ({})", v.file, v.purpose));
+        util::run(&mut kernel_cargo("counter-filter", v.features))?;
+        let dest = if v.file == "payload.sys" { pkg.join(v.file) } else { tests.join(v.file) };
+        copy(&kernel_output("counter_filter"), &dest)?;
+    }
+
+    step("building loaderctl.exe (x86_64-win7-windows-gnu)");
+    let mut tool = debian_cargo();
+    tool.env("CARGO_TARGET_DIR", target().join("tool"))
+        .env("CARGO_TARGET_X86_64_WIN7_WINDOWS_GNU_LINKER", "x86_64-w64-mingw32-gcc")
+        .args(["build", "--quiet", "-p", "loaderctl", "--target", "x86_64-win7-windows-gnu", "--profile", "tool"])
+        .arg("-Zbuild-std=std,panic_abort");
+    util::run(&mut tool)?;
+    copy(&target().join("tool/x86_64-win7-windows-gnu/tool/loaderctl.exe"), &pkg.join("loaderctl.exe"))?;
+
+    for inf in ["loader.inf", "payload.inf"] {
+        copy(&root().join("inf").join(inf), &pkg.join(inf))?;
+    }
+    print_package(&pkg)?;
+    Ok(pkg)
+}
+
+/// Lists the package with sizes.
+pub fn print_package(pkg: &Path) -> Result<(), String> {
+    println!("package {}:", pkg.display());
+    let mut entries: Vec<_> = std::fs::read_dir(pkg)
+        .map_err(|e| format!("cannot list {}: {e}", pkg.display()))?
+        .filter_map(Result::ok)
+        .collect();
+    entries.sort_by_key(std::fs::DirEntry::file_name);
+    for e in entries {
+        let len = e.metadata().map(|m| m.len()).unwrap_or(0);
+        println!("  {:<16} {:>9} bytes", e.file_name().to_string_lossy(), len);
+    }
+    Ok(())
+}

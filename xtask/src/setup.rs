@@ -1,0 +1,117 @@
+//! `setup`: installs what a fresh Debian 12 machine lacks, idempotently, and
+//! prepares the isolated Wine prefix under `target/wine/`.
+//!
+//! Each part checks before it acts, so every other verb can call it cheaply.
+use crate::util::{capture, run, step, target};
+use std::path::PathBuf;
+use std::process::Command;
+
+/// Debian packages the build and the tests need.
+pub const PACKAGES: &[&str] = &[
+    "rustc-web",           // Rust 1.96: the toolchain that matches rust-web-src
+    "cargo-web",           // its cargo
+    "rust-web-src",        // library source for -Zbuild-std
+    "lld-22",              // lld-link-22, the PE linker
+    "llvm-22",             // llvm tools (objdump for inspection)
+    "wine",                // the embedded kernel emulation
+    "wine64",              // 64-bit winedevice.exe
+    "gcc-mingw-w64-x86-64", // linker for the Windows 7 user-mode tool
+];
+
+pub fn run_all() -> Result<(), String> {
+    ensure_packages()?;
+    ensure_wine_prefix()?;
+    println!("setup: complete");
+    Ok(())
+}
+
+fn installed(pkg: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", pkg])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+        .unwrap_or(false)
+}
+
+/// Installs the missing Debian packages (one `apt-get` run), as root or via sudo.
+pub fn ensure_packages() -> Result<(), String> {
+    let missing: Vec<&str> = PACKAGES.iter().copied().filter(|p| !installed(p)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    step(&format!("installing Debian packages: {}", missing.join(" ")));
+    let is_root = capture(Command::new("id").arg("-u")).map(|(_, o)| o.trim() == "0").unwrap_or(false);
+    let apt = |args: &[&str]| -> Command {
+        let mut c = if is_root {
+            Command::new("apt-get")
+        } else {
+            let mut c = Command::new("sudo");
+            c.arg("apt-get");
+            c
+        };
+        c.env("DEBIAN_FRONTEND", "noninteractive").args(args);
+        c
+    };
+    run(&mut apt(&["update", "-qq"]))?;
+    let mut install = apt(&["install", "-y", "-qq", "--no-install-recommends"]);
+    install.args(&missing);
+    run(&mut install)?;
+    if let Some(p) = PACKAGES.iter().find(|p| !installed(p)) {
+        return Err(format!("package {p} is still not installed"));
+    }
+    Ok(())
+}
+
+/// The Wine prefix the end-to-end suite and the demo use.
+pub fn wine_prefix() -> PathBuf {
+    target().join("wine").join("prefix")
+}
+
+/// Creates the Wine prefix once (`wineboot -i`, about 5 s).
+pub fn ensure_wine_prefix() -> Result<(), String> {
+    let prefix = wine_prefix();
+    let marker = prefix.join(".serial-loader-ready");
+    if marker.exists() {
+        return Ok(());
+    }
+    step(&format!("preparing Wine prefix {}", prefix.display()));
+    std::fs::create_dir_all(&prefix).map_err(|e| format!("cannot create {}: {e}", prefix.display()))?;
+    let (ok, out) = capture(
+        Command::new("wine")
+            .args(["wineboot", "-i"])
+            .env("WINEPREFIX", &prefix)
+            .env("WINEDLLOVERRIDES", "mscoree,mshtml=")
+            .env("WINEDEBUG", "-all"),
+    )?;
+    if !ok {
+        return Err(format!("wineboot failed:\n{out}"));
+    }
+    // Wait for the session to end so the registry is flushed to disk.
+    let _ = capture(Command::new("wineserver").arg("-w").env("WINEPREFIX", &prefix));
+    std::fs::write(&marker, b"ok\n").map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// Installs `cargo-fuzz` once (from crates.io) for the rustup nightly toolchain.
+pub fn ensure_cargo_fuzz() -> Result<(), String> {
+    let have = Command::new("cargo").args(["fuzz", "--version"]).output().map(|o| o.status.success()).unwrap_or(false);
+    if have {
+        return Ok(());
+    }
+    step("installing cargo-fuzz");
+    run(Command::new("cargo").args(["install", "--locked", "cargo-fuzz"]))
+}
+
+/// The fuzz targets, from `fuzz/fuzz_targets/*.rs`.
+pub fn fuzz_targets() -> Vec<String> {
+    let dir = crate::util::root().join("fuzz").join("fuzz_targets");
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".rs")).map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}

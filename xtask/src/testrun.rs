@@ -1,0 +1,206 @@
+//! `test`, `model`, `e2e`, `bench` and `fuzz`: run suites and tally them.
+//!
+//! libtest's `test result:` lines are summed; a suite that is a plain
+//! program (the stress simulator, a fuzz target) counts as one test. `test`
+//! ends with exactly one line `N passed, N failed` and fails if N failed > 0.
+use crate::util::{describe, root, step, target};
+use crate::{build, setup};
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+#[derive(Default)]
+struct Tally {
+    passed: u64,
+    failed: u64,
+    failures: Vec<String>,
+}
+
+impl Tally {
+    /// Runs a libtest-style command, echoing its output and summing its
+    /// `test result:` lines. A command that fails without reporting a failed
+    /// test counts as one failure, so nothing can fail silently.
+    fn libtest(&mut self, label: &str, cmd: &mut Command) {
+        step(label);
+        let shown = describe(cmd);
+        let child = cmd.stdout(Stdio::piped()).spawn();
+        let mut child = match child {
+            Ok(c) => c,
+            Err(e) => return self.fail(label, &format!("cannot start `{shown}`: {e}")),
+        };
+        let (mut passed, mut failed) = (0u64, 0u64);
+        if let Some(out) = child.stdout.take() {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                println!("{line}");
+                if let Some(rest) = line.trim_start().strip_prefix("test result: ") {
+                    passed += count_before(rest, " passed");
+                    failed += count_before(rest, " failed");
+                }
+            }
+        }
+        let ok = child.wait().map(|s| s.success()).unwrap_or(false);
+        self.passed += passed;
+        self.failed += failed;
+        if failed > 0 {
+            self.failures.push(format!("{label}: {failed} failed"));
+        } else if !ok {
+            self.fail(label, &format!("`{shown}` failed"));
+        } else if passed == 0 {
+            self.fail(label, "ran no test");
+        }
+    }
+
+    /// Runs a plain program as one test.
+    fn program(&mut self, label: &str, cmd: &mut Command) {
+        step(label);
+        let shown = describe(cmd);
+        match cmd.status() {
+            Ok(s) if s.success() => self.passed += 1,
+            Ok(s) => self.fail(label, &format!("`{shown}` exited with {s}")),
+            Err(e) => self.fail(label, &format!("cannot start `{shown}`: {e}")),
+        }
+    }
+
+    fn fail(&mut self, label: &str, why: &str) {
+        self.failed += 1;
+        self.failures.push(format!("{label}: {why}"));
+    }
+
+    fn finish(self) -> Result<(), String> {
+        if !self.failures.is_empty() {
+            println!("failures:");
+            for f in &self.failures {
+                println!("  {f}");
+            }
+        }
+        println!("{} passed, {} failed", self.passed, self.failed);
+        if self.failed == 0 {
+            Ok(())
+        } else {
+            Err(format!("{} test(s) failed", self.failed))
+        }
+    }
+}
+
+/// `"12 passed; 0 failed; ..."` → the number before `suffix`.
+fn count_before(text: &str, suffix: &str) -> u64 {
+    text.split(';')
+        .find_map(|part| part.trim().strip_suffix(suffix.trim_start()).map(str::trim))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The host toolchain's cargo (rustup's), with the outer cargo's overrides removed.
+fn host_cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root()).env_remove("RUSTFLAGS").env_remove("CARGO_TARGET_DIR");
+    c
+}
+
+fn host_unit_tests(t: &mut Tally) {
+    let mut c = host_cargo();
+    c.args(["test", "-p", "shared-abi", "-p", "loader-protocol", "-p", "kernel-sys", "-p", "loaderctl", "-p", "xtask"]);
+    t.libtest("host unit tests", &mut c);
+}
+
+fn loader_test(t: &mut Tally, label: &str, test: &str, extra: &[&str]) {
+    let mut c = host_cargo();
+    c.args(["test", "-p", "loader-tests", "--test", test]);
+    if !extra.is_empty() {
+        c.arg("--").args(extra);
+    }
+    t.libtest(label, &mut c);
+}
+
+/// The model suites: loom over every interleaving, then the stress simulator.
+fn model_suites(t: &mut Tally) {
+    let mut loom = host_cargo();
+    loom.env("RUSTFLAGS", "--cfg loom")
+        .env("CARGO_TARGET_DIR", target().join("loom"))
+        .args(["test", "--release", "-p", "loader-tests", "--tests", "--", "--nocapture", "--test-threads=1"]);
+    t.libtest("model: loom suite (all interleavings, bounded preemption)", &mut loom);
+    let mut stress = host_cargo();
+    stress.args(["run", "--release", "-p", "loader-tests", "--bin", "stress"]);
+    t.program("model: randomized stress simulator", &mut stress);
+}
+
+fn e2e_suite(t: &mut Tally) {
+    loader_test(t, "end-to-end suite under Wine", "e2e", &["--test-threads=1", "--nocapture"]);
+}
+
+fn fuzz_targets(t: &mut Tally, seconds: u64) {
+    let fuzz_dir = root().join("fuzz");
+    if !fuzz_dir.join("Cargo.toml").exists() {
+        t.fail("fuzz", "fuzz/Cargo.toml is missing");
+        return;
+    }
+    if let Err(e) = crate::setup::ensure_cargo_fuzz() {
+        t.fail("fuzz", &e);
+        return;
+    }
+    for target_name in crate::setup::fuzz_targets() {
+        let mut c = Command::new("cargo");
+        c.current_dir(&fuzz_dir)
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_TARGET_DIR")
+            .env_remove("RUSTUP_TOOLCHAIN")
+            .args(["+nightly", "fuzz", "run", &target_name, "--"])
+            .arg(format!("-max_total_time={seconds}"))
+            .arg("-print_final_stats=1");
+        t.program(&format!("fuzz {target_name} for {seconds} s"), &mut c);
+    }
+}
+
+pub fn test_all() -> Result<(), String> {
+    build::run()?;
+    setup::ensure_wine_prefix()?;
+    let mut t = Tally::default();
+    host_unit_tests(&mut t);
+    loader_test(&mut t, "image checks on the built .sys files", "images", &[]);
+    loader_test(&mut t, "INF checks", "inf", &[]);
+    model_suites(&mut t);
+    e2e_suite(&mut t);
+    let fuzz_seconds = if std::env::var_os("CI").is_some() { 15 } else { 10 };
+    fuzz_targets(&mut t, fuzz_seconds);
+    t.finish()
+}
+
+pub fn model_only() -> Result<(), String> {
+    let mut t = Tally::default();
+    model_suites(&mut t);
+    t.finish()
+}
+
+pub fn e2e_only() -> Result<(), String> {
+    build::run()?;
+    setup::ensure_wine_prefix()?;
+    let mut t = Tally::default();
+    e2e_suite(&mut t);
+    t.finish()
+}
+
+pub fn bench() -> Result<(), String> {
+    build::run()?;
+    setup::ensure_wine_prefix()?;
+    let mut c = host_cargo();
+    c.args(["test", "--release", "-p", "loader-tests", "--test", "bench", "--", "--nocapture", "--test-threads=1"]);
+    crate::util::run(&mut c)
+}
+
+pub fn fuzz(seconds: u64) -> Result<(), String> {
+    let mut t = Tally::default();
+    fuzz_targets(&mut t, seconds);
+    t.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count_before;
+
+    #[test]
+    fn reads_libtest_summaries() {
+        let line = "ok. 12 passed; 3 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.01s";
+        assert_eq!(count_before(line, " passed"), 12);
+        assert_eq!(count_before(line, " failed"), 3);
+        assert_eq!(count_before("FAILED. 0 passed; 1 failed;", " failed"), 1);
+    }
+}
