@@ -27,6 +27,9 @@ pub type PFLT_PRE_OPERATION_CALLBACK = Option<
 pub type PFLT_POST_OPERATION_CALLBACK = Option<
     unsafe extern "system" fn(data: *mut c_void, objects: *const c_void, completion_context: *mut c_void, flags: u32) -> i32,
 >;
+pub type PFLT_INSTANCE_SETUP_CALLBACK =
+    Option<unsafe extern "system" fn(objects: *const c_void, flags: u32, device_type: u32, fs_type: u32) -> NTSTATUS>;
+pub type PFLT_INSTANCE_TEARDOWN_CALLBACK = Option<unsafe extern "system" fn(objects: *const c_void, reason: u32)>;
 /// `FLT_PREOP_SUCCESS_NO_CALLBACK`.
 pub const FLT_PREOP_SUCCESS_NO_CALLBACK: i32 = 1;
 /// `FLT_POSTOP_FINISHED_PROCESSING`.
@@ -67,10 +70,10 @@ pub struct FLT_REGISTRATION {
     pub ContextRegistration: *const FLT_CONTEXT_REGISTRATION,
     pub OperationRegistration: *const FLT_OPERATION_REGISTRATION,
     pub FilterUnloadCallback: PFLT_FILTER_UNLOAD_CALLBACK,
-    pub InstanceSetupCallback: *mut c_void,
+    pub InstanceSetupCallback: PFLT_INSTANCE_SETUP_CALLBACK,
     pub InstanceQueryTeardownCallback: *mut c_void,
     pub InstanceTeardownStartCallback: *mut c_void,
-    pub InstanceTeardownCompleteCallback: *mut c_void,
+    pub InstanceTeardownCompleteCallback: PFLT_INSTANCE_TEARDOWN_CALLBACK,
     pub GenerateFileNameCallback: *mut c_void,
     pub NormalizeNameComponentCallback: *mut c_void,
     pub NormalizeContextCleanupCallback: *mut c_void,

@@ -96,6 +96,8 @@ extern "system" {
     pub fn ExAllocatePoolWithTag(pool: u32, bytes: usize, tag: u32) -> *mut c_void;
     pub fn ExFreePoolWithTag(block: *mut c_void, tag: u32);
 
+    pub fn RtlGetVersion(info: *mut RTL_OSVERSIONINFOW) -> NTSTATUS;
+
     /// Stack probe the compiler emits calls to for large frames.
     pub fn __chkstk();
 }
@@ -105,8 +107,6 @@ extern "C" {
     pub fn DbgPrint(format: *const u8, ...) -> u32;
     /// `POBJECT_TYPE *IoDriverObjectType`.
     pub static IoDriverObjectType: *mut *mut c_void;
-    /// `POBJECT_TYPE *IoDeviceObjectType`.
-    pub static IoDeviceObjectType: *mut *mut c_void;
 }
 
 #[link(name = "fltmgr.sys", kind = "raw-dylib", modifiers = "+verbatim")]

@@ -180,6 +180,17 @@ pub struct SYSTEM_TIMEOFDAY_INFORMATION {
 }
 pub const SystemTimeOfDayInformation: u32 = 3;
 
+/// `RTL_OSVERSIONINFOW`.
+#[repr(C)]
+pub struct RTL_OSVERSIONINFOW {
+    pub dwOSVersionInfoSize: u32,
+    pub dwMajorVersion: u32,
+    pub dwMinorVersion: u32,
+    pub dwBuildNumber: u32,
+    pub dwPlatformId: u32,
+    pub szCSDVersion: [u16; 128],
+}
+
 pub const POOL_NON_PAGED: u32 = 0; // NonPagedPool
 pub const THREAD_ALL_ACCESS: u32 = 0x1F_03FF;
 pub const WRITE_DAC: u32 = 0x0004_0000;
@@ -187,6 +198,7 @@ pub const DACL_SECURITY_INFORMATION: u32 = 0x4;
 pub const IO_NO_INCREMENT: i8 = 0;
 
 const_assert_eq!(size_of::<UNICODE_STRING>(), 16);
+const_assert_eq!(size_of::<RTL_OSVERSIONINFOW>(), 276);
 const_assert_eq!(size_of::<OBJECT_ATTRIBUTES>(), 48);
 const_assert_eq!(offset_of!(OBJECT_ATTRIBUTES, ObjectName), 16);
 const_assert_eq!(offset_of!(OBJECT_ATTRIBUTES, Attributes), 24);

@@ -11,3 +11,4 @@ pub mod registry;
 pub mod thread;
 pub mod time;
 pub mod ustr;
+pub mod version;

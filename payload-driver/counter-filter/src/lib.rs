@@ -1,1 +1,126 @@
+//! CounterFilter: an example legacy minifilter plugged into the payload
+//! wrapper. It counts creates, reads and writes per volume.
+//!
+//! What changed from a plain minifilter is only this: its DriverEntry work
+//! (allocating the per-volume table) moved into `setup`, and its
+//! FilterUnloadCallback work (freeing it) into `cleanup`. Its operation
+//! callbacks and instance callbacks are as they were.
+//!
+//! Cargo features build the upgrade target (`v2`) and the fault-injection
+//! images the end-to-end suite loads; `docs/architecture.md` lists them.
 #![no_std]
+
+mod counters;
+
+use kernel_sys::flt::{FLT_OPERATION_REGISTRATION, FLT_REGISTRATION, IRP_MJ_OPERATION_END};
+use kernel_sys::{IRP_MJ_READ, IRP_MJ_WRITE};
+use payload_driver::shared_abi::payload::PayloadDescriptor;
+use payload_driver::Minifilter;
+
+/// The filter's version as `loaderctl status` shows it.
+const VERSION: u32 = if cfg!(feature = "v2") { 2 } else { 1 };
+const NAME: &str = if cfg!(feature = "v2") { "CounterFilter v2" } else { "CounterFilter v1" };
+
+core::arch::global_asm!(".section .rdata,\"dr\"", ".globl _fltused", "_fltused:", ".long 0");
+
+/// Reaching this is a bug: kernel code is written not to panic.
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
+const IRP_MJ_CREATE: u8 = 0;
+
+static OPERATIONS: [FLT_OPERATION_REGISTRATION; 4] = [
+    FLT_OPERATION_REGISTRATION {
+        MajorFunction: IRP_MJ_CREATE,
+        Flags: 0,
+        PreOperation: Some(counters::pre_create),
+        PostOperation: None,
+        Reserved1: core::ptr::null_mut(),
+    },
+    FLT_OPERATION_REGISTRATION {
+        MajorFunction: IRP_MJ_READ,
+        Flags: 0,
+        PreOperation: Some(counters::pre_read),
+        PostOperation: None,
+        Reserved1: core::ptr::null_mut(),
+    },
+    FLT_OPERATION_REGISTRATION {
+        MajorFunction: IRP_MJ_WRITE,
+        Flags: 0,
+        PreOperation: Some(counters::pre_write),
+        PostOperation: None,
+        Reserved1: core::ptr::null_mut(),
+    },
+    FLT_OPERATION_REGISTRATION {
+        MajorFunction: IRP_MJ_OPERATION_END,
+        Flags: 0,
+        PreOperation: None,
+        PostOperation: None,
+        Reserved1: core::ptr::null_mut(),
+    },
+];
+
+/// The filter as the wrapper sees it.
+pub static COUNTER_FILTER: Minifilter = Minifilter {
+    registration: payload_driver::wrap_registration(FLT_REGISTRATION {
+        Size: 0,
+        Version: 0,
+        Flags: 0,
+        ContextRegistration: core::ptr::null(),
+        OperationRegistration: OPERATIONS.as_ptr(),
+        FilterUnloadCallback: None,
+        InstanceSetupCallback: Some(counters::instance_setup),
+        InstanceQueryTeardownCallback: core::ptr::null_mut(),
+        InstanceTeardownStartCallback: core::ptr::null_mut(),
+        InstanceTeardownCompleteCallback: Some(counters::instance_teardown_complete),
+        GenerateFileNameCallback: core::ptr::null_mut(),
+        NormalizeNameComponentCallback: core::ptr::null_mut(),
+        NormalizeContextCleanupCallback: core::ptr::null_mut(),
+        TransactionNotificationCallback: core::ptr::null_mut(),
+        NormalizeNameComponentExCallback: core::ptr::null_mut(),
+    }),
+    setup: counters::setup,
+    cleanup: counters::cleanup,
+    report: counters::report,
+    shutdown: counters::shutdown,
+};
+
+const fn make_descriptor() -> PayloadDescriptor {
+    #[allow(unused_mut)]
+    let mut d = payload_driver::descriptor(NAME, VERSION);
+    #[cfg(feature = "fault-bad-magic")]
+    {
+        d.magic = u32::from_le_bytes(*b"NOPE");
+    }
+    #[cfg(feature = "fault-bad-abi")]
+    {
+        d.abi_major = payload_driver::shared_abi::ABI_MAJOR + 98;
+    }
+    d
+}
+
+payload_driver::export_descriptor!(make_descriptor());
+
+#[cfg(not(feature = "fault-no-export"))]
+payload_driver::export_register_entry!();
+
+#[cfg(not(feature = "fault-entry-fails"))]
+payload_driver::export_driver_entry!(COUNTER_FILTER);
+
+/// Fault build: the filter's early initialisation fails in DriverEntry.
+///
+/// # Safety
+/// Called by the I/O manager.
+#[cfg(feature = "fault-entry-fails")]
+#[no_mangle]
+pub unsafe extern "system" fn DriverEntry(
+    _driver: *mut kernel_sys::DRIVER_OBJECT,
+    _registry: *const kernel_sys::UNICODE_STRING,
+) -> i32 {
+    kernel_sys::wrap::log::print("payload: ", format_args!("DriverEntry fails on purpose (fault build)"));
+    payload_driver::shared_abi::NtStatus::INSUFFICIENT_RESOURCES.0
+}

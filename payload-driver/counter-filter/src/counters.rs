@@ -1,0 +1,137 @@
+//! The filter's own work: per-volume counters in a pool block allocated by
+//! `setup` and freed by `cleanup`, operation callbacks that count, and
+//! instance callbacks that track attached volumes.
+//!
+//! Operation callbacks run at `<= APC_LEVEL`; the table's spin lock is
+//! closure-scoped and never held across a call out of this module.
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use kernel_sys::flt::FLT_PREOP_SUCCESS_NO_CALLBACK;
+use kernel_sys::wrap::lock::SpinLock;
+use kernel_sys::wrap::pool::PoolBlock;
+use payload_driver::shared_abi::payload::PayloadReport;
+use payload_driver::shared_abi::NtStatus;
+use payload_driver::PAYLOAD_POOL;
+
+/// Volumes tracked individually; further volumes share the last entry.
+const VOLUMES: usize = 16;
+/// One entry: volume pointer, creates, reads, writes.
+const ENTRY_BYTES: usize = 32;
+
+static TABLE: SpinLock<Option<PoolBlock<'static>>> = SpinLock::new(None);
+static INSTANCES: AtomicU32 = AtomicU32::new(0);
+static OPEN_CONTEXTS: AtomicU32 = AtomicU32::new(0);
+static CREATES: AtomicU64 = AtomicU64::new(0);
+static READS: AtomicU64 = AtomicU64::new(0);
+static WRITES: AtomicU64 = AtomicU64::new(0);
+
+/// Formerly in DriverEntry: allocate the per-volume table.
+pub fn setup() -> Result<(), NtStatus> {
+    if cfg!(feature = "fault-register-fails") {
+        // Fault build: as if another filter held our altitude.
+        return Err(NtStatus::FLT_INSTANCE_ALTITUDE_COLLISION);
+    }
+    let mut block = PAYLOAD_POOL.alloc(VOLUMES * ENTRY_BYTES).ok_or(NtStatus::INSUFFICIENT_RESOURCES)?;
+    block.as_mut_bytes().fill(0);
+    TABLE.with(|t| *t = Some(block));
+    if cfg!(feature = "fault-hang-teardown") {
+        // Fault build: a file stays open (seed 002's \TSCLIENT\SCARD\2).
+        OPEN_CONTEXTS.store(1, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
+/// Formerly in FilterUnloadCallback: free the table.
+pub fn cleanup() {
+    if cfg!(feature = "fault-hang-teardown") {
+        // The open file keeps the instance draining for a while.
+        hang_while_file_open();
+    }
+    let block = TABLE.with(Option::take);
+    drop(block);
+}
+
+fn hang_while_file_open() {
+    static NEVER: kernel_sys::wrap::event::Event = kernel_sys::wrap::event::Event::new();
+    NEVER.init(true, false);
+    // 8 s: longer than the loader's bound in the tests, short enough to end.
+    let _ = NEVER.wait_ms(8_000);
+    OPEN_CONTEXTS.store(0, Ordering::Relaxed);
+}
+
+pub fn report(r: &mut PayloadReport) {
+    r.instances = INSTANCES.load(Ordering::Relaxed);
+    r.open_contexts = OPEN_CONTEXTS.load(Ordering::Relaxed);
+    r.creates = CREATES.load(Ordering::Relaxed);
+    r.reads = READS.load(Ordering::Relaxed);
+    r.writes = WRITES.load(Ordering::Relaxed);
+}
+
+pub fn shutdown() {
+    // Nothing to persist: the counters are informational.
+}
+
+/// Adds one to column `col` (1 create, 2 read, 3 write) of `volume`'s entry.
+fn count(volume: usize, col: usize) {
+    TABLE.with(|t| {
+        let Some(block) = t.as_mut() else { return };
+        let bytes = block.as_mut_bytes();
+        let mut chosen = VOLUMES - 1;
+        for i in 0..VOLUMES {
+            let key = read_u64(bytes, i * ENTRY_BYTES);
+            if key == volume as u64 || key == 0 {
+                if key == 0 {
+                    write_u64(bytes, i * ENTRY_BYTES, volume as u64);
+                }
+                chosen = i;
+                break;
+            }
+        }
+        let at = chosen * ENTRY_BYTES + col * 8;
+        write_u64(bytes, at, read_u64(bytes, at).wrapping_add(1));
+    });
+}
+
+fn read_u64(bytes: &[u8], at: usize) -> u64 {
+    bytes.get(at..at + 8).and_then(|s| s.try_into().ok()).map_or(0, u64::from_le_bytes)
+}
+
+fn write_u64(bytes: &mut [u8], at: usize, v: u64) {
+    if let Some(s) = bytes.get_mut(at..at + 8) {
+        s.copy_from_slice(&v.to_le_bytes());
+    }
+}
+
+/// `FLT_RELATED_OBJECTS::Volume` (offset 0x10 on x64).
+fn volume_of(objects: *const c_void) -> usize {
+    if objects.is_null() {
+        return 0;
+    }
+    // SAFETY: FltMgr passes a valid FLT_RELATED_OBJECTS; Volume is at 0x10.
+    unsafe { objects.cast::<u8>().add(0x10).cast::<usize>().read_unaligned() }
+}
+
+macro_rules! pre_op {
+    ($name:ident, $total:ident, $col:expr) => {
+        /// Pre-operation callback: counts and lets the operation pass.
+        pub unsafe extern "system" fn $name(_data: *mut c_void, objects: *const c_void, _ctx: *mut *mut c_void) -> i32 {
+            $total.fetch_add(1, Ordering::Relaxed);
+            count(volume_of(objects), $col);
+            FLT_PREOP_SUCCESS_NO_CALLBACK
+        }
+    };
+}
+pre_op!(pre_create, CREATES, 1);
+pre_op!(pre_read, READS, 2);
+pre_op!(pre_write, WRITES, 3);
+
+/// InstanceSetupCallback: attach to every volume.
+pub unsafe extern "system" fn instance_setup(_objects: *const c_void, _flags: u32, _device_type: u32, _fs_type: u32) -> i32 {
+    INSTANCES.fetch_add(1, Ordering::Relaxed);
+    NtStatus::SUCCESS.0
+}
+
+/// InstanceTeardownCompleteCallback.
+pub unsafe extern "system" fn instance_teardown_complete(_objects: *const c_void, _reason: u32) {
+    INSTANCES.fetch_sub(1, Ordering::Relaxed);
+}
