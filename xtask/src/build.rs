@@ -18,6 +18,7 @@ const KERNEL_LINK_ARGS: &[&str] = &[
     "/NODEFAULTLIB",
     "/INCREMENTAL:NO",
     "/RELEASE",
+    "/MAP",
 ];
 
 /// One payload image: the package file name, the counter-filter features,
@@ -85,6 +86,32 @@ fn kernel_output(crate_name: &str) -> PathBuf {
     target().join("kernel/x86_64-pc-windows-msvc/kernel").join(format!("{crate_name}.dll"))
 }
 
+/// Where the linker map of a kernel image goes (the image checks read the
+/// entry point's symbol from it).
+pub fn map_dir() -> PathBuf {
+    target().join("package").join("maps")
+}
+
+/// Copies the image and its linker map.
+fn take_kernel_output(crate_name: &str, dest: &Path) -> Result<(), String> {
+    copy(&kernel_output(crate_name), dest)?;
+    let deps = target().join("kernel/x86_64-pc-windows-msvc/kernel/deps");
+    let map = std::fs::read_dir(&deps)
+        .map_err(|e| format!("cannot list {}: {e}", deps.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "map")
+                && p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(crate_name))
+        })
+        .max_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+    let file = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    match map {
+        Some(m) => copy(&m, &map_dir().join(format!("{file}.map"))),
+        None => Err(format!("no linker map for {crate_name}")),
+    }
+}
+
 fn copy(from: &Path, to: &Path) -> Result<(), String> {
     if let Some(dir) = to.parent() {
         std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
@@ -100,13 +127,13 @@ pub fn run() -> Result<PathBuf, String> {
 
     step("building loader.sys (x86_64-pc-windows-msvc, native WDM driver)");
     util::run(&mut kernel_cargo("loader-driver", ""))?;
-    copy(&kernel_output("loader_driver"), &pkg.join("loader.sys"))?;
+    take_kernel_output("loader_driver", &pkg.join("loader.sys"))?;
 
     for v in PAYLOAD_VARIANTS {
         step(&format!("building {} ({})", v.file, v.purpose));
         util::run(&mut kernel_cargo("counter-filter", v.features))?;
         let dest = if v.file == "payload.sys" { pkg.join(v.file) } else { tests.join(v.file) };
-        copy(&kernel_output("counter_filter"), &dest)?;
+        take_kernel_output("counter_filter", &dest)?;
     }
 
     step("building loaderctl.exe (x86_64-win7-windows-gnu)");

@@ -116,7 +116,7 @@ fn model_suites(t: &mut Tally) {
     let mut loom = host_cargo();
     loom.env("RUSTFLAGS", "--cfg loom")
         .env("CARGO_TARGET_DIR", target().join("loom"))
-        .args(["test", "--release", "-p", "loader-tests", "--tests", "--", "--nocapture", "--test-threads=1"]);
+        .args(["test", "--release", "-p", "loader-tests", "--test", "model_*", "--", "--nocapture", "--test-threads=1"]);
     t.libtest("model: loom suite (all interleavings, bounded preemption)", &mut loom);
     let mut stress = host_cargo();
     stress.args(["run", "--release", "-p", "loader-tests", "--bin", "stress"]);

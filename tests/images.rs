@@ -1,0 +1,204 @@
+//! Image checks on the built kernel images and the control tool
+//! (`target/package/`, made by `cargo xtask build`).
+//!
+//! An independent PE reader (`object`) shows each `.sys` as a native-
+//! subsystem AMD64 WDM driver whose entry point is `DriverEntry`, importing
+//! only Windows 7-available names from ntoskrnl.exe, hal.dll and fltmgr.sys
+//! (the allowlist `win7-imports.txt`). The payload's exports are checked
+//! with `object` and with the loader's own parser, which must agree.
+use object::pe;
+use object::read::pe::{ImageNtHeaders, PeFile64};
+use object::LittleEndian as LE;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+fn package() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    root.join("target/package")
+}
+
+fn read(rel: &str) -> Vec<u8> {
+    let p = package().join(rel);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{} is missing ({e}); run `cargo xtask build`", p.display()))
+}
+
+struct Allowed {
+    dll: String,
+    version: (u32, u32),
+}
+
+fn allowlist() -> BTreeMap<String, Allowed> {
+    let text = include_str!("win7-imports.txt");
+    let mut map = BTreeMap::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+        let mut parts = line.split_whitespace();
+        let (Some(dll), Some(name), Some(ver)) = (parts.next(), parts.next(), parts.next()) else {
+            panic!("malformed allowlist line: {line}");
+        };
+        let (maj, min) = ver.split_once('.').expect("version like 5.2");
+        let version = (maj.parse().expect("major"), min.parse().expect("minor"));
+        map.insert(name.to_owned(), Allowed { dll: dll.to_ascii_lowercase(), version });
+    }
+    map
+}
+
+fn kernel_images() -> Vec<String> {
+    let mut v = vec!["x64/loader.sys".to_owned(), "x64/payload.sys".to_owned()];
+    if let Ok(rd) = std::fs::read_dir(package().join("test-payloads")) {
+        let mut more: Vec<String> = rd
+            .filter_map(Result::ok)
+            .map(|e| format!("test-payloads/{}", e.file_name().to_string_lossy()))
+            .collect();
+        more.sort();
+        v.extend(more);
+    }
+    v
+}
+
+/// The DriverEntry address (RVA) according to the linker map.
+fn driver_entry_rva_from_map(image: &str) -> u32 {
+    let file = image.rsplit('/').next().unwrap_or(image);
+    let path = package().join("maps").join(format!("{file}.map"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{} missing: {e}", path.display()));
+    // lld-link map lines: " Address  Size  Align Out In Symbol"; the VA comes first (hex).
+    let base = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Preferred load address is "))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0x1_8000_0000);
+    for line in text.lines() {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        if cols.last() == Some(&"DriverEntry") || cols.iter().any(|c| *c == "DriverEntry") {
+            if let Some(va) = cols.first().and_then(|v| u64::from_str_radix(v, 16).ok()) {
+                if va >= base {
+                    return u32::try_from(va - base).expect("rva fits");
+                }
+            }
+        }
+    }
+    panic!("DriverEntry not found in {}", path.display());
+}
+
+#[test]
+fn kernel_images_are_native_amd64_wdm_drivers_entered_at_driver_entry() {
+    for image in kernel_images() {
+        let bytes = read(&image);
+        let file = PeFile64::parse(&*bytes).unwrap_or_else(|e| panic!("{image}: not PE32+: {e}"));
+        let nt = file.nt_headers();
+        let fh = nt.file_header();
+        let oh = nt.optional_header();
+        assert_eq!(fh.machine.get(LE), pe::IMAGE_FILE_MACHINE_AMD64, "{image}: machine");
+        assert_eq!(oh.magic.get(LE), pe::IMAGE_NT_OPTIONAL_HDR64_MAGIC, "{image}: PE32+ magic");
+        assert_eq!(oh.subsystem.get(LE), pe::IMAGE_SUBSYSTEM_NATIVE, "{image}: subsystem");
+        let dllc = oh.dll_characteristics.get(LE);
+        assert_ne!(dllc & pe::IMAGE_DLLCHARACTERISTICS_WDM_DRIVER, 0, "{image}: WDM driver flag");
+        assert!(oh.major_subsystem_version.get(LE) <= 6, "{image}: subsystem version newer than Windows 7");
+        let entry = oh.address_of_entry_point.get(LE);
+        assert_eq!(entry, driver_entry_rva_from_map(&image), "{image}: entry point is not DriverEntry");
+        println!("{image}: {} bytes, entry 0x{entry:x}, DllCharacteristics 0x{dllc:04x}", bytes.len());
+    }
+}
+
+#[test]
+fn kernel_images_import_only_windows7_names() {
+    let allowed = allowlist();
+    let mut newer_than_xp64 = Vec::new();
+    for image in kernel_images() {
+        let bytes = read(&image);
+        let file = PeFile64::parse(&*bytes).expect("PE32+");
+        let table = file.import_table().expect("import table").expect("has imports");
+        let mut descriptors = table.descriptors().expect("descriptors");
+        let mut count = 0;
+        while let Some(d) = descriptors.next().expect("descriptor") {
+            let dll = String::from_utf8_lossy(table.name(d.name.get(LE)).expect("dll name")).to_ascii_lowercase();
+            assert!(
+                ["ntoskrnl.exe", "hal.dll", "fltmgr.sys"].contains(&dll.as_str()),
+                "{image}: imports from {dll}"
+            );
+            let mut thunks = table.thunks(d.original_first_thunk.get(LE)).expect("thunks");
+            while let Some(t) = thunks.next::<object::pe::ImageNtHeaders64>().expect("thunk") {
+                let (_, name) = table.hint_name(t.address()).expect("imports by name");
+                let name = String::from_utf8_lossy(name).into_owned();
+                let entry = allowed.get(&name).unwrap_or_else(|| panic!("{image}: {name} is not in win7-imports.txt"));
+                assert_eq!(entry.dll, dll, "{image}: {name} imported from {dll}");
+                assert!(entry.version <= (6, 1), "{image}: {name} needs Windows {:?}", entry.version);
+                if entry.version > (5, 2) {
+                    newer_than_xp64.push(format!("{image}: {name} ({}.{})", entry.version.0, entry.version.1));
+                }
+                count += 1;
+            }
+        }
+        assert!(count > 0, "{image}: no imports at all?");
+        println!("{image}: {count} imports, all in the Windows 7 allowlist");
+    }
+    for n in &newer_than_xp64 {
+        println!("newer than XP x64 / Server 2003: {n}");
+    }
+}
+
+fn exports(bytes: &[u8]) -> Vec<(String, u32)> {
+    let file = PeFile64::parse(bytes).expect("PE32+");
+    let mut out = Vec::new();
+    if let Some(table) = file.export_table().expect("export table") {
+        for e in table.exports().expect("exports") {
+            if let (Some(name), object::read::pe::ExportTarget::Address(rva)) = (e.name, e.target) {
+                out.push((String::from_utf8_lossy(name).into_owned(), rva));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn payload_exports_its_registration_entry_and_descriptor() {
+    let bytes = read("x64/payload.sys");
+    let ex = exports(&bytes);
+    for name in [shared_abi::payload::REGISTER_EXPORT, shared_abi::payload::DESCRIPTOR_EXPORT] {
+        let (_, rva) = ex.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("payload.sys lacks {name}"));
+        // The loader's own bounds-checked parser must find the same RVA.
+        let ours = loader_protocol::pe::export_rva(&bytes, loader_protocol::pe::Layout::File, name)
+            .unwrap_or_else(|e| panic!("loader's parser: {name}: {e}"));
+        assert_eq!(ours, *rva, "{name}: loader's parser disagrees with `object`");
+    }
+    // The descriptor the loader would read is the one the payload declares.
+    let rva = loader_protocol::pe::export_rva(&bytes, loader_protocol::pe::Layout::File, shared_abi::payload::DESCRIPTOR_EXPORT)
+        .expect("descriptor export");
+    let raw = loader_protocol::pe::slice_at_rva(&bytes, loader_protocol::pe::Layout::File, rva, 104).expect("descriptor bytes");
+    let d = loader_protocol::pe::parse_descriptor(raw).expect("descriptor parses");
+    assert_eq!(d.magic, shared_abi::payload::PAYLOAD_MAGIC);
+    assert_eq!(d.abi_major, shared_abi::ABI_MAJOR);
+    assert_eq!(d.payload_version, 1);
+    assert_ne!(d.teardown_va, 0, "teardown entry missing");
+}
+
+#[test]
+fn fault_builds_differ_exactly_where_they_should() {
+    let dir = "test-payloads";
+    let noexport = read(&format!("{dir}/payload_noexport.sys"));
+    assert_eq!(
+        loader_protocol::pe::export_rva(&noexport, loader_protocol::pe::Layout::File, shared_abi::payload::REGISTER_EXPORT),
+        Err(shared_abi::NtStatus::PROCEDURE_NOT_FOUND)
+    );
+    let v2 = read(&format!("{dir}/payload_v2.sys"));
+    let rva = loader_protocol::pe::export_rva(&v2, loader_protocol::pe::Layout::File, shared_abi::payload::DESCRIPTOR_EXPORT)
+        .expect("v2 descriptor");
+    let raw = loader_protocol::pe::slice_at_rva(&v2, loader_protocol::pe::Layout::File, rva, 104).expect("bytes");
+    assert_eq!(loader_protocol::pe::parse_descriptor(raw).expect("parses").payload_version, 2);
+}
+
+#[test]
+fn loaderctl_is_a_windows7_console_program() {
+    let bytes = read("x64/loaderctl.exe");
+    let file = PeFile64::parse(&*bytes).expect("loaderctl.exe is PE32+");
+    let oh = file.nt_headers().optional_header();
+    assert_eq!(oh.subsystem.get(LE), pe::IMAGE_SUBSYSTEM_WINDOWS_CUI);
+    let table = file.import_table().expect("imports").expect("has imports");
+    let mut descriptors = table.descriptors().expect("descriptors");
+    let mut dlls = Vec::new();
+    while let Some(d) = descriptors.next().expect("descriptor") {
+        dlls.push(String::from_utf8_lossy(table.name(d.name.get(LE)).expect("name")).to_ascii_lowercase());
+    }
+    assert!(!dlls.iter().any(|d| d.contains("bcryptprimitives")), "imports bcryptprimitives.dll, absent on Windows 7: {dlls:?}");
+    assert!(!dlls.iter().any(|d| d.starts_with("api-ms-win")), "imports API sets Windows 7 lacks: {dlls:?}");
+    println!("loaderctl.exe: {} bytes, imports {dlls:?}", bytes.len());
+}
