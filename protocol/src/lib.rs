@@ -11,3 +11,15 @@ pub mod config;
 pub mod control;
 pub mod pe;
 pub mod security;
+
+// The protocol (issue 3): the code the drivers ship and the model checks.
+pub mod descriptor;
+pub mod loader;
+mod loader_status;
+pub mod payload;
+pub mod platform;
+
+pub use loader::{Loader, LoaderState, OpOutcome};
+pub use loader_status::SlotRecord;
+pub use payload::PayloadState;
+pub use platform::{LoaderPlatform, Mutation, PayloadPlatform, Slot};

@@ -1,0 +1,239 @@
+//! The payload's side of the protocol: what `DriverEntry`, the registration
+//! entry, the teardown entry, `FilterUnloadCallback` and `DriverUnload` do.
+//!
+//! Owns [`PayloadState`] (the payload's globals) and the rules over it:
+//! - `DriverEntry` builds nothing, so an unload racing it has nothing to tear.
+//! - Registration runs only when the loader calls it, once, and is refused
+//!   once teardown began; a failed registration undoes itself inline.
+//! - Teardown of a registration in progress waits for the loader to settle
+//!   it, with no lock held; the filter is unregistered and the set-up cleaned
+//!   exactly once, by whichever teardown takes them out of the state.
+//!
+//! Must never wait on "registration settled" from inside [`register`] (the
+//! loader sets it only after `register` returns), and never wait inside
+//! `with_state`.
+use crate::platform::{Mutation, PayloadPlatform};
+use shared_abi::payload::PayloadPhase;
+use shared_abi::NtStatus;
+
+/// Where the payload is in its life. Only moves forward.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Stage {
+    /// The image is mapped; `DriverEntry` has not recorded anything yet.
+    Mapped,
+    /// `DriverEntry` ran; waiting for the loader's registration call.
+    Loaded,
+    /// The registration call is running (set-up, `FltRegisterFilter`, start).
+    Registering,
+    /// Registered and filtering.
+    Filtering,
+    /// The registration call failed and undid itself.
+    RegistrationFailed,
+    /// A teardown is running.
+    TearingDown,
+    /// Torn down: nothing of the registration is left.
+    TornDown,
+}
+
+/// The payload's globals, behind the platform's lock.
+#[derive(Debug)]
+pub struct PayloadState<S, F> {
+    stage: Stage,
+    /// The loader's settle service, from the registration call on.
+    settle: Option<S>,
+    /// The registered filter; taken out (once) by whoever unregisters it.
+    filter: Option<F>,
+    /// The set-up finished; taken out (once) by whoever cleans it up.
+    setup_built: bool,
+    /// A teardown has begun (refuses registration from then on).
+    teardown_begun: bool,
+}
+
+impl<S: Copy, F: Copy> Default for PayloadState<S, F> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<S: Copy, F: Copy> PayloadState<S, F> {
+    /// The state of a freshly mapped image (fits a `static`).
+    #[must_use]
+    pub const fn new() -> Self {
+        PayloadState { stage: Stage::Mapped, settle: None, filter: None, setup_built: false, teardown_begun: false }
+    }
+    /// The loader's settle service, once registration was called.
+    #[must_use]
+    pub fn settle(&self) -> Option<S> {
+        self.settle
+    }
+    /// The stage, for tests and diagnostics.
+    #[must_use]
+    pub fn stage(&self) -> Stage {
+        self.stage
+    }
+    /// The phase as reported to the loader.
+    #[must_use]
+    pub fn phase(&self) -> PayloadPhase {
+        match self.stage {
+            Stage::Mapped | Stage::Loaded | Stage::RegistrationFailed => PayloadPhase::LOADED,
+            Stage::Registering => PayloadPhase::REGISTERING,
+            Stage::Filtering => PayloadPhase::FILTERING,
+            Stage::TearingDown => PayloadPhase::TEARING_DOWN,
+            Stage::TornDown => PayloadPhase::TORN_DOWN,
+        }
+    }
+    /// A registration is live (filter registered).
+    #[must_use]
+    pub fn is_registered(&self) -> bool {
+        self.filter.is_some()
+    }
+}
+
+/// `DriverEntry`'s part: record that the image is loaded. Builds nothing.
+/// Called by the I/O manager on its load thread.
+pub fn driver_entry<P: PayloadPlatform>(p: &P) {
+    p.with_state(|s| {
+        if s.stage == Stage::Mapped {
+            s.stage = Stage::Loaded;
+        }
+    });
+}
+
+/// The registration entry. Called by the loader once `ZwLoadDriver` returned,
+/// on the loader's thread, with the loader holding a reference on the image.
+///
+/// Refuses with `DELETE_PENDING` once teardown began and with
+/// `INVALID_DEVICE_REQUEST` on a second call. On failure everything built is
+/// undone here, inline; it never waits on `settle` (the loader signals it
+/// only after this returns).
+pub fn register<P: PayloadPlatform>(p: &P, settle: P::Settle) -> NtStatus {
+    let admitted = p.with_state(|s| {
+        if s.teardown_begun {
+            return Err(NtStatus::DELETE_PENDING);
+        }
+        if s.stage != Stage::Loaded && s.stage != Stage::Mapped {
+            return Err(NtStatus::INVALID_DEVICE_REQUEST);
+        }
+        s.stage = Stage::Registering;
+        s.settle = Some(settle);
+        Ok(())
+    });
+    if let Err(status) = admitted {
+        return status;
+    }
+    p.report_phase(settle, PayloadPhase::REGISTERING);
+    let status = match build_registration(p) {
+        Ok(()) => NtStatus::SUCCESS,
+        Err(status) => status,
+    };
+    let failed = !status.is_success();
+    if failed && p.mutation() == Mutation::RegisterWaitsOnSettle {
+        p.wait_settled(settle);
+    }
+    let phase = p.with_state(|s| {
+        // A teardown that began meanwhile owns the stage from then on.
+        if s.stage == Stage::Registering {
+            s.stage = if failed { Stage::RegistrationFailed } else { Stage::Filtering };
+        }
+        s.phase()
+    });
+    p.report_phase(settle, phase);
+    status
+}
+
+/// Set-up, `FltRegisterFilter`, `FltStartFiltering`; each failure undoes what
+/// came before. A teardown that began meanwhile is waiting for us to settle:
+/// we stop at the next step and undo, so it finds nothing half-built.
+fn build_registration<P: PayloadPlatform>(p: &P) -> Result<(), NtStatus> {
+    p.setup()?;
+    if teardown_begun(p) {
+        p.cleanup();
+        return Err(NtStatus::DELETE_PENDING);
+    }
+    let filter = match p.register_filter() {
+        Ok(filter) => filter,
+        Err(status) => {
+            p.cleanup();
+            return Err(status);
+        }
+    };
+    let started = if teardown_begun(p) { Err(NtStatus::DELETE_PENDING) } else { p.start_filtering(filter) };
+    if let Err(status) = started {
+        p.unregister_filter(filter);
+        p.cleanup();
+        return Err(status);
+    }
+    // Published under the lock: from here a teardown owns them. If one began
+    // after the last check it is waiting for us to settle and will undo them;
+    // the loader must not take this payload as active.
+    let teardown_began = p.with_state(|s| {
+        s.filter = Some(filter);
+        s.setup_built = true;
+        s.teardown_begun
+    });
+    if teardown_began {
+        return Err(NtStatus::DELETE_PENDING);
+    }
+    Ok(())
+}
+
+fn teardown_begun<P: PayloadPlatform>(p: &P) -> bool {
+    p.with_state(|s| s.teardown_begun)
+}
+
+/// Tears the payload down. Idempotent. Called from the loader's teardown
+/// entry (loader's retire worker), from `FilterUnloadCallback` (`FltMgr`'s unload
+/// worker) and from `DriverUnload` (the I/O manager's unload thread).
+///
+/// If a registration call is running it waits, with no lock held, until the
+/// loader settled it. Then it unregisters and cleans up what exists, once.
+/// A second, concurrent teardown returns at once: the first one owns the work.
+pub fn teardown<P: PayloadPlatform>(p: &P) -> NtStatus {
+    let must_wait = p.with_state(|s| {
+        if s.teardown_begun {
+            return None;
+        }
+        s.teardown_begun = true;
+        let registering = s.stage == Stage::Registering;
+        s.stage = Stage::TearingDown;
+        Some(if registering { s.settle } else { None })
+    });
+    let Some(must_wait) = must_wait else {
+        return NtStatus::SUCCESS;
+    };
+    if let Some(settle) = must_wait {
+        match p.mutation() {
+            Mutation::TeardownSkipsSettleWait => {}
+            Mutation::WaitUnderLock => p.with_state(|_| p.wait_settled(settle)),
+            _ => p.wait_settled(settle),
+        }
+    }
+    let (filter, setup_built, settle) = p.with_state(|s| (s.filter.take(), core::mem::take(&mut s.setup_built), s.settle));
+    if let Some(settle) = settle {
+        p.report_phase(settle, PayloadPhase::TEARING_DOWN);
+    }
+    if let Some(filter) = filter {
+        p.unregister_filter(filter);
+    }
+    if setup_built {
+        p.cleanup();
+    }
+    p.with_state(|s| s.stage = Stage::TornDown);
+    if let Some(settle) = settle {
+        p.report_phase(settle, PayloadPhase::TORN_DOWN);
+    }
+    NtStatus::SUCCESS
+}
+
+/// `FilterUnloadCallback`. `FltMgr` calls it on its unload worker for
+/// `fltmc unload` (`mandatory == false`) and for `sc stop` / `ZwUnloadDriver`
+/// (`mandatory == true`). The loader manages the payload, so a non-mandatory
+/// unload is refused with `FLT_DO_NOT_DETACH`; a mandatory one tears down.
+pub fn filter_unload<P: PayloadPlatform>(p: &P, mandatory: bool) -> NtStatus {
+    if mandatory {
+        teardown(p)
+    } else {
+        NtStatus::FLT_DO_NOT_DETACH
+    }
+}
+
