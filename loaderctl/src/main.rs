@@ -1,1 +1,262 @@
-fn main() {}
+//! `loaderctl`: the administrator's tool for the serialized loader.
+//!
+//! It keeps no state of its own (seed 001): every verb asks the loader
+//! driver through `\\.\SerialLoader`. This file owns the command line and
+//! dispatch only; `device.rs` is the one module allowed `unsafe`.
+#![deny(unsafe_code)]
+
+#[cfg(windows)]
+#[allow(unsafe_code)]
+mod device;
+mod diagnose;
+mod exitcode;
+#[cfg(test)]
+mod fixtures;
+mod ops;
+mod render;
+mod timefmt;
+mod transport;
+mod wire;
+
+use clap::{Args, Parser, Subcommand};
+use exitcode::{Exit, Failure, EXIT_CODES_HELP};
+use ops::{Change, Console, RawRequest};
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use transport::{Input, Output};
+
+/// Largest buffer `raw` will pass.
+const RAW_MAX_LEN: u32 = 16 * 1024 * 1024;
+
+/// Control tool for the serialized minifilter loader (service `SerialLoader`).
+#[derive(Parser, Debug)]
+#[command(name = "loaderctl", version, after_help = EXIT_CODES_HELP)]
+struct Cli {
+    /// Control device to open instead of `\\.\SerialLoader`.
+    #[arg(long, global = true, hide = true, value_name = "PATH")]
+    device: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug, PartialEq, Eq)]
+enum Command {
+    /// Show both slots, the active payload, and the loader's last error (like fltmc).
+    Status {
+        /// Print JSON for scripts instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Load the inactive slot's payload, switch to it, then retire the old one.
+    Upgrade {
+        /// Slot to load (A or B); default: the inactive slot.
+        #[arg(long, value_parser = parse_slot, value_name = "A|B")]
+        slot: Option<u32>,
+    },
+    /// Switch back to the previously active slot.
+    Rollback,
+    /// Load the persisted slot's payload when none is active.
+    Load {
+        /// Slot to load (A or B); default: the persisted slot.
+        #[arg(long, value_parser = parse_slot, value_name = "A|B")]
+        slot: Option<u32>,
+    },
+    /// Retire the active payload; the loader keeps running.
+    Unload,
+    /// Explain why a payload is not unloading, or confirm that all is well.
+    Diagnose,
+    /// Send an arbitrary control request (for tests); prints `status=NAME bytes=N`.
+    #[command(hide = true)]
+    Raw(RawArgs),
+}
+
+/// Bytes given in hex on the command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct HexBytes(Vec<u8>);
+
+#[derive(Args, Debug, PartialEq, Eq)]
+struct RawArgs {
+    /// The control code, hex (0x...) or decimal.
+    #[arg(long, value_parser = parse_u32)]
+    code: u32,
+    /// Input bytes in hex (spaces, ':' and '-' are ignored).
+    #[arg(long, value_parser = parse_hex, conflicts_with_all = ["input_len", "null_input"])]
+    input_hex: Option<HexBytes>,
+    /// Input of N bytes of garbage; with --null-input, the length a null pointer claims.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(..=i64::from(RAW_MAX_LEN)))]
+    input_len: Option<u32>,
+    /// Pass a null input pointer.
+    #[arg(long)]
+    null_input: bool,
+    /// Output buffer length (default 512); with --null-output, the length a null pointer claims.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(..=i64::from(RAW_MAX_LEN)))]
+    output_len: Option<u32>,
+    /// Pass a null output pointer.
+    #[arg(long)]
+    null_output: bool,
+    /// Also print the returned bytes as `output=HEX`.
+    #[arg(long)]
+    show_output: bool,
+}
+
+impl RawArgs {
+    fn request(&self) -> RawRequest {
+        let input = match (&self.input_hex, self.null_input, self.input_len) {
+            (Some(HexBytes(b)), _, _) => Input::Bytes(b.clone()),
+            (None, true, len) => Input::Null { len: len.unwrap_or(0) },
+            (None, false, Some(len)) => Input::Bytes(ops::garbage(len)),
+            (None, false, None) => Input::Bytes(Vec::new()),
+        };
+        let output = if self.null_output {
+            Output::Null { len: self.output_len.unwrap_or(0) }
+        } else {
+            Output::Len(self.output_len.unwrap_or(512))
+        };
+        RawRequest { code: self.code, input, output, show_output: self.show_output }
+    }
+}
+
+fn parse_slot(s: &str) -> Result<u32, String> {
+    match s {
+        "A" | "a" | "0" => Ok(0),
+        "B" | "b" | "1" => Ok(1),
+        _ => Err("a slot is A or B".to_owned()),
+    }
+}
+
+fn parse_u32(s: &str) -> Result<u32, String> {
+    let parsed = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u32::from_str_radix(hex, 16),
+        None => s.parse(),
+    };
+    parsed.map_err(|_| format!("`{s}` is not a 32-bit number (decimal, or hex with 0x)"))
+}
+
+fn parse_hex(s: &str) -> Result<HexBytes, String> {
+    let digits: Vec<u8> = s.bytes().filter(|b| !matches!(b, b' ' | b':' | b'-')).collect();
+    let pairs = digits.chunks_exact(2);
+    if !pairs.remainder().is_empty() {
+        return Err("hex input needs an even number of digits".to_owned());
+    }
+    let nibble = |d: u8| char::from(d).to_digit(16).and_then(|v| u8::try_from(v).ok());
+    pairs
+        .map(|p| match (nibble(p[0]), nibble(p[1])) {
+            (Some(h), Some(l)) => Ok(h << 4 | l),
+            _ => Err(format!("`{s}` is not hex")),
+        })
+        .collect::<Result<Vec<u8>, String>>()
+        .map(HexBytes)
+}
+
+fn run(cli: &Cli) -> Result<Exit, Failure> {
+    let ctl = transport::open(cli.device.as_deref())?;
+    let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr());
+    let ticker = std::io::stderr().is_terminal();
+    let con = &mut Console { out: &mut out, err: &mut err, ticker };
+    let ctl = ctl.as_ref();
+    match &cli.command {
+        Command::Status { json } => ops::cmd_status(ctl, *json, con),
+        Command::Diagnose => ops::cmd_diagnose(ctl, con),
+        Command::Upgrade { slot } => ops::cmd_change(ctl, Change::Upgrade, *slot, con),
+        Command::Load { slot } => ops::cmd_change(ctl, Change::Load, *slot, con),
+        Command::Rollback => ops::cmd_change(ctl, Change::Rollback, None, con),
+        Command::Unload => ops::cmd_change(ctl, Change::Unload, None, con),
+        Command::Raw(args) => ops::cmd_raw(ctl, &args.request(), con),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { Exit::Usage.code() } else { 0 });
+        }
+    };
+    let exit = run(&cli).unwrap_or_else(|f| {
+        eprintln!("error: {}", f.message);
+        f.exit
+    });
+    ExitCode::from(exit.code())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("loaderctl").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn verbs_parse() {
+        assert_eq!(parse(&["status"]).expect("ok").command, Command::Status { json: false });
+        assert_eq!(parse(&["status", "--json"]).expect("ok").command, Command::Status { json: true });
+        assert_eq!(parse(&["upgrade"]).expect("ok").command, Command::Upgrade { slot: None });
+        assert_eq!(parse(&["upgrade", "--slot", "B"]).expect("ok").command, Command::Upgrade { slot: Some(1) });
+        assert_eq!(parse(&["upgrade", "--slot", "a"]).expect("ok").command, Command::Upgrade { slot: Some(0) });
+        assert_eq!(parse(&["load", "--slot", "A"]).expect("ok").command, Command::Load { slot: Some(0) });
+        assert_eq!(parse(&["rollback"]).expect("ok").command, Command::Rollback);
+        assert_eq!(parse(&["unload"]).expect("ok").command, Command::Unload);
+        assert_eq!(parse(&["diagnose"]).expect("ok").command, Command::Diagnose);
+        assert_eq!(parse(&["status", "--device", "\\\\.\\Nope"]).expect("ok").device.as_deref(), Some("\\\\.\\Nope"));
+    }
+
+    #[test]
+    fn usage_errors_exit_2() {
+        for bad in [&["upgrade", "--slot", "C"][..], &["frobnicate"], &[], &["status", "--jsn"], &["rollback", "--slot", "A"]] {
+            let e = parse(bad).expect_err("usage error");
+            assert!(e.use_stderr(), "{bad:?}");
+            assert_eq!(e.exit_code(), 2, "{bad:?}");
+        }
+        let help = parse(&["--help"]).expect_err("help");
+        assert!(!help.use_stderr());
+        let text = help.to_string();
+        assert!(text.contains("Exit codes:"), "{text}");
+        assert!(text.contains("  8  teardown stuck"));
+        assert!(!text.contains("raw"), "raw is hidden: {text}");
+    }
+
+    #[test]
+    fn raw_arguments() {
+        let raw = |args: &[&str]| -> RawRequest {
+            let mut all = vec!["raw"];
+            all.extend_from_slice(args);
+            match parse(&all).expect("ok").command {
+                Command::Raw(r) => r.request(),
+                other => panic!("{other:?}"),
+            }
+        };
+        let r = raw(&["--code", "0x226000"]);
+        assert_eq!(r.code, 0x0022_6000);
+        assert_eq!(r.input, Input::Bytes(Vec::new()));
+        assert_eq!(r.output, Output::Len(512));
+        let r = raw(&["--code", "2252804", "--input-hex", "10 00 00 00:01-00", "--output-len", "3"]);
+        assert_eq!(r.code, 2_252_804);
+        assert_eq!(r.input, Input::Bytes(vec![0x10, 0, 0, 0, 1, 0]));
+        assert_eq!(r.output, Output::Len(3));
+        let r = raw(&["--code", "1", "--input-len", "7"]);
+        assert_eq!(r.input, Input::Bytes(ops::garbage(7)));
+        let r = raw(&["--code", "1", "--null-input", "--input-len", "16", "--null-output"]);
+        assert_eq!(r.input, Input::Null { len: 16 });
+        assert_eq!(r.output, Output::Null { len: 0 });
+        let r = raw(&["--code", "1", "--null-output", "--output-len", "512", "--show-output"]);
+        assert_eq!(r.output, Output::Null { len: 512 });
+        assert!(r.show_output);
+        for bad in [
+            &["raw", "--code", "0xZZ"][..],
+            &["raw", "--code", "1", "--input-hex", "123"],
+            &["raw", "--code", "1", "--input-hex", "00", "--input-len", "4"],
+            &["raw", "--code", "1", "--output-len", "99999999"],
+            &["raw"],
+        ] {
+            assert_eq!(parse(bad).expect_err("usage").exit_code(), 2, "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! The verbs: each asks the loader (never a file of its own; seed 001) and
+//! prints progress and outcome. Written against [`Control`], so the tests
+//! drive them with a fake loader. Safe code only.
+
+use crate::diagnose::diagnose;
+use crate::exitcode::{status_label, status_token, Exit, Failure, RequestKind};
+use crate::render::{describe_slot, slot_label, status_json_text, status_table};
+use crate::transport::{Control, Input, Output};
+use crate::wire;
+use shared_abi::control::{
+    IoctlCode, LoaderStatus, IOCTL_LOADER_LOAD, IOCTL_LOADER_QUERY_STATUS, IOCTL_LOADER_ROLLBACK,
+    IOCTL_LOADER_UNLOAD, IOCTL_LOADER_UPGRADE, REPLY_OLD_SLOT_STUCK, SLOT_COUNT,
+};
+use shared_abi::NtStatus;
+use std::fmt::Write as _;
+use std::io::Write;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+/// Size of the status snapshot the loader writes.
+const STATUS_BYTES: u32 = 512;
+/// Size of a mutating request's reply.
+const REPLY_BYTES: u32 = 16;
+
+/// Where the verbs write: standard output and standard error.
+pub struct Console<'a> {
+    pub out: &'a mut dyn Write,
+    pub err: &'a mut dyn Write,
+    /// Print "still waiting" lines while a request takes long.
+    pub ticker: bool,
+}
+
+/// A state-changing verb.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    Load,
+    Upgrade,
+    Rollback,
+    Unload,
+}
+
+impl Change {
+    fn verb(self) -> &'static str {
+        match self {
+            Change::Load => "load",
+            Change::Upgrade => "upgrade",
+            Change::Rollback => "rollback",
+            Change::Unload => "unload",
+        }
+    }
+    fn code(self) -> IoctlCode {
+        match self {
+            Change::Load => IOCTL_LOADER_LOAD,
+            Change::Upgrade => IOCTL_LOADER_UPGRADE,
+            Change::Rollback => IOCTL_LOADER_ROLLBACK,
+            Change::Unload => IOCTL_LOADER_UNLOAD,
+        }
+    }
+    fn kind(self) -> RequestKind {
+        match self {
+            Change::Unload => RequestKind::Query,
+            _ => RequestKind::LoadsPayload,
+        }
+    }
+}
+
+/// Reads and decodes the loader's status snapshot.
+pub fn query_status(ctl: &dyn Control, verb: &str) -> Result<LoaderStatus, Failure> {
+    let input = Input::Bytes(wire::encode_request(&wire::request(None)).to_vec());
+    let outcome = ctl.control(IOCTL_LOADER_QUERY_STATUS, &input, Output::Len(STATUS_BYTES));
+    if !outcome.status.is_success() {
+        return Err(Failure::from_status(verb, RequestKind::Query, outcome.status));
+    }
+    wire::decode_status(&outcome.output).map_err(|s| Failure::malformed_reply(verb, s))
+}
+
+/// `status` and `status --json`.
+pub fn cmd_status(ctl: &dyn Control, json: bool, con: &mut Console<'_>) -> Result<Exit, Failure> {
+    let st = query_status(ctl, "status")?;
+    let text = if json { status_json_text(&st) + "\n" } else { status_table(&st) };
+    write_all(con.out, &text)?;
+    Ok(Exit::Success)
+}
+
+/// `diagnose`.
+pub fn cmd_diagnose(ctl: &dyn Control, con: &mut Console<'_>) -> Result<Exit, Failure> {
+    let st = query_status(ctl, "diagnose")?;
+    let (text, exit) = diagnose(&st);
+    write_all(con.out, &text)?;
+    Ok(exit)
+}
+
+fn slot_index(slot: u32) -> Option<usize> {
+    usize::try_from(slot).ok().filter(|&i| i < SLOT_COUNT)
+}
+
+fn other(slot: usize) -> usize {
+    (slot + 1) % SLOT_COUNT
+}
+
+/// `slot B (CounterFilterB: ...)` for an index, `slot #n` or `none` otherwise.
+fn describe(st: &LoaderStatus, slot: u32) -> String {
+    match slot_index(slot) {
+        Some(i) => describe_slot(i, &st.slots[i]),
+        None => format!("slot {}", slot_label(slot)),
+    }
+}
+
+/// The line saying what is about to be asked.
+fn intro(change: Change, st: &LoaderStatus, slot: Option<u32>) -> String {
+    let active = slot_index(st.active_slot);
+    let verb = change.verb();
+    match change {
+        Change::Upgrade => {
+            let target = slot.and_then(slot_index).or(active.map(other));
+            match (target, active) {
+                (Some(t), Some(_)) => format!(
+                    "{verb}: asking the loader to load {}, register it, then retire slot {} ...",
+                    describe_slot(t, &st.slots[t]),
+                    slot_label(st.active_slot)
+                ),
+                (Some(t), None) => format!("{verb}: asking the loader to load {} ...", describe_slot(t, &st.slots[t])),
+                _ => format!("{verb}: asking the loader to load the inactive slot ..."),
+            }
+        }
+        Change::Load => match slot.and_then(slot_index).or(slot_index(st.persisted_slot)) {
+            Some(t) => format!("{verb}: asking the loader to load {} ...", describe_slot(t, &st.slots[t])),
+            None => format!("{verb}: asking the loader to load the persisted slot ..."),
+        },
+        Change::Rollback => match active {
+            Some(a) => format!(
+                "{verb}: asking the loader to switch back from slot {} to {} ...",
+                slot_label(st.active_slot),
+                describe_slot(other(a), &st.slots[other(a)])
+            ),
+            None => format!("{verb}: asking the loader to switch back to the previous slot ..."),
+        },
+        Change::Unload => match active {
+            Some(a) => format!("{verb}: asking the loader to retire {} ...", describe_slot(a, &st.slots[a])),
+            None => format!("{verb}: asking the loader to retire the active payload ..."),
+        },
+    }
+}
+
+/// Runs `f` while printing a "still waiting" line every two seconds.
+fn with_ticker<T>(verb: &str, enabled: bool, f: impl FnOnce() -> T) -> T {
+    if !enabled {
+        return f();
+    }
+    let (done, wait) = mpsc::channel::<()>();
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let start = Instant::now();
+            while let Err(RecvTimeoutError::Timeout) = wait.recv_timeout(Duration::from_secs(2)) {
+                eprintln!("{verb}: still waiting for the loader ({} s) ...", start.elapsed().as_secs());
+            }
+        });
+        let result = f();
+        drop(done);
+        result
+    })
+}
+
+/// `load`, `upgrade`, `rollback`, `unload`.
+pub fn cmd_change(
+    ctl: &dyn Control,
+    change: Change,
+    slot: Option<u32>,
+    con: &mut Console<'_>,
+) -> Result<Exit, Failure> {
+    let verb = change.verb();
+    let before = query_status(ctl, verb)?;
+    let active_before = match slot_index(before.active_slot) {
+        Some(_) => describe(&before, before.active_slot),
+        None => "none".to_owned(),
+    };
+    say(con, &format!("{verb}: currently active: {active_before}"))?;
+    say(con, &intro(change, &before, slot))?;
+
+    let input = Input::Bytes(wire::encode_request(&wire::request(slot)).to_vec());
+    let outcome = with_ticker(verb, con.ticker, || ctl.control(change.code(), &input, Output::Len(REPLY_BYTES)));
+
+    let result = if outcome.status.is_success() {
+        match wire::decode_reply(&outcome.output) {
+            Err(s) => Err(Failure::malformed_reply(verb, s)),
+            Ok(reply) if !NtStatus(reply.status).is_success() => {
+                Err(Failure::from_status(verb, change.kind(), NtStatus(reply.status)))
+            }
+            Ok(reply) => {
+                say(con, &format!("{verb}: the loader answered {}", status_label(NtStatus(reply.status))))?;
+                if reply.flags & REPLY_OLD_SLOT_STUCK != 0 {
+                    Ok(Exit::TeardownStuck)
+                } else {
+                    Ok(Exit::Success)
+                }
+            }
+        }
+    } else {
+        Err(Failure::from_status(verb, change.kind(), outcome.status))
+    };
+
+    // Whatever happened, show where the loader stands now.
+    match query_status(ctl, verb) {
+        Ok(after) => {
+            let now = match slot_index(after.active_slot) {
+                Some(_) => describe(&after, after.active_slot),
+                None => "none".to_owned(),
+            };
+            let line = if result.is_ok() {
+                format!("{verb}: now active: {now}")
+            } else {
+                format!("{verb}: still active: {now}")
+            };
+            say(con, &line)?;
+            if result == Ok(Exit::TeardownStuck) {
+                let old = slot_index(before.active_slot)
+                    .filter(|&b| Some(b) != slot_index(after.active_slot))
+                    .map_or_else(|| "the old payload".to_owned(), |b| describe_slot(b, &after.slots[b]));
+                let _ = writeln!(
+                    con.err,
+                    "warning: the new payload is active, but {old} has not finished unloading; run `loaderctl diagnose` to see why"
+                );
+            }
+        }
+        Err(f) => {
+            let _ = writeln!(con.err, "warning: could not re-read the status afterwards: {}", f.message);
+        }
+    }
+    result
+}
+
+/// A request for the hidden `raw` verb.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawRequest {
+    pub code: u32,
+    pub input: Input,
+    pub output: Output,
+    pub show_output: bool,
+}
+
+/// `raw`: sends any request and prints `status=STATUS_NAME bytes=N`.
+pub fn cmd_raw(ctl: &dyn Control, req: &RawRequest, con: &mut Console<'_>) -> Result<Exit, Failure> {
+    let outcome = ctl.control(IoctlCode(req.code), &req.input, req.output);
+    let mut text = format!("status={} bytes={}\n", status_token(outcome.status), outcome.bytes);
+    if req.show_output {
+        text.push_str("output=");
+        for b in &outcome.output {
+            let _ = write!(text, "{b:02x}");
+        }
+        text.push('\n');
+    }
+    write_all(con.out, &text)?;
+    Ok(Exit::Success)
+}
+
+/// `len` bytes of deterministic garbage (xorshift), for `raw --input-len`.
+#[must_use]
+pub fn garbage(len: u32) -> Vec<u8> {
+    let mut x: u32 = 0x9E37_79B9 ^ len;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x.to_le_bytes()[0]
+        })
+        .collect()
+}
+
+fn say(con: &mut Console<'_>, line: &str) -> Result<(), Failure> {
+    write_all(con.out, &format!("{line}\n"))
+}
+
+fn write_all(w: &mut dyn Write, text: &str) -> Result<(), Failure> {
+    w.write_all(text.as_bytes()).and_then(|()| w.flush()).map_err(|e| Failure {
+        exit: Exit::Internal,
+        message: format!("cannot write the output: {e}"),
+    })
+}
+
+#[cfg(test)]
+#[path = "ops_tests.rs"]
+mod tests;

@@ -1,0 +1,343 @@
+//! `loaderctl status` output: a table in the style of `fltmc`, and JSON for
+//! scripts. Pure formatting of a [`LoaderStatus`]; never talks to the device.
+
+use crate::exitcode::{status_label, status_name, status_text};
+use crate::timefmt::{elapsed_ticks, format_duration, format_system_time, iso_system_time};
+use serde_json::{json, Value};
+use shared_abi::control::{LoaderStatus, OpKind, SlotState, SlotStatus, SLOT_NONE};
+use shared_abi::payload::PayloadPhase;
+use shared_abi::NtStatus;
+use std::fmt::Write as _;
+
+/// `A`, `B`, `none`, or `#7` for an index the tool does not know.
+#[must_use]
+pub fn slot_label(slot: u32) -> String {
+    match slot {
+        0 => "A".to_owned(),
+        1 => "B".to_owned(),
+        SLOT_NONE => "none".to_owned(),
+        n => format!("#{n}"),
+    }
+}
+
+/// A NUL-padded UTF-16 name as text.
+#[must_use]
+pub fn utf16_text(name: &[u16]) -> String {
+    let end = name.iter().position(|&c| c == 0).unwrap_or(name.len());
+    String::from_utf16_lossy(&name[..end])
+}
+
+/// `CounterFilter v2 (service CounterFilterB)`-style description of a slot.
+#[must_use]
+pub fn describe_slot(index: usize, slot: &SlotStatus) -> String {
+    let label = slot_label(u32::try_from(index).unwrap_or(SLOT_NONE));
+    let service = utf16_text(&slot.service);
+    let name = utf16_text(&slot.name);
+    let mut out = format!("slot {label}");
+    match (service.is_empty(), name.is_empty() || slot.payload_version == 0) {
+        (true, true) => {}
+        (false, true) => write!(out, " ({service})").unwrap_or(()),
+        (true, false) => write!(out, " ({name} v{})", slot.payload_version).unwrap_or(()),
+        (false, false) => write!(out, " ({service}: {name} v{})", slot.payload_version).unwrap_or(()),
+    }
+    out
+}
+
+fn or_dash(s: String) -> String {
+    if s.is_empty() {
+        "-".to_owned()
+    } else {
+        s
+    }
+}
+
+/// Lays out rows in columns separated by two spaces, with a dashed rule under the header.
+fn columns(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let line = |out: &mut String, cells: &mut dyn Iterator<Item = String>| {
+        let mut text = String::new();
+        for (cell, w) in cells.zip(&widths) {
+            let _ = write!(text, "{cell:<w$}  ");
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(&mut out, &mut header.iter().map(|h| (*h).to_owned()));
+    line(&mut out, &mut widths.iter().map(|w| "-".repeat(*w)));
+    for row in rows {
+        line(&mut out, &mut row.iter().cloned());
+    }
+    out
+}
+
+/// The `status` table.
+#[must_use]
+pub fn status_table(st: &LoaderStatus) -> String {
+    let rows: Vec<Vec<String>> = st
+        .slots
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            vec![
+                slot_label(u32::try_from(i).unwrap_or(SLOT_NONE)),
+                or_dash(utf16_text(&s.service)),
+                or_dash(utf16_text(&s.name)),
+                if s.payload_version == 0 { "-".to_owned() } else { s.payload_version.to_string() },
+                SlotState(s.state).name().to_owned(),
+                format_system_time(s.registered_since),
+            ]
+        })
+        .collect();
+    let mut out = columns(&["Slot", "Service", "Name", "Version", "State", "Registered since (UTC)"], &rows);
+    out.push('\n');
+    let field = |out: &mut String, label: &str, value: &str| {
+        let _ = writeln!(out, "{:<16}{value}", format!("{label}:"));
+    };
+    let active = slot_label(st.active_slot);
+    field(&mut out, "Active slot", &active);
+    field(&mut out, "Persisted slot", &slot_label(st.persisted_slot));
+    field(&mut out, "Busy", if st.busy != 0 { "yes (a control operation is running)" } else { "no" });
+    let err = &st.last_error;
+    if err.status == 0 {
+        field(&mut out, "Last error", "none");
+    } else {
+        let status = NtStatus(err.status);
+        field(&mut out, "Last error", &format!("{}: {}", status_label(status), status_text(status)));
+        let _ = writeln!(
+            out,
+            "{:<16}during {} of slot {} at {} UTC",
+            "",
+            OpKind(err.op).name(),
+            slot_label(err.slot),
+            format_system_time(err.time)
+        );
+    }
+    let pool = &st.loader_pool;
+    field(
+        &mut out,
+        "Loader pool",
+        &format!(
+            "{} allocs, {} frees ({} outstanding)",
+            pool.allocs,
+            pool.frees,
+            i128::from(pool.allocs) - i128::from(pool.frees)
+        ),
+    );
+    field(&mut out, "Unload bound", &format!("{} ms", st.unload_timeout_ms));
+    field(&mut out, "Loader time", &format!("{} UTC", format_system_time(st.now)));
+    for (i, s) in st.slots.iter().enumerate() {
+        out.push('\n');
+        out.push_str(&slot_details(st, i, s));
+    }
+    out
+}
+
+fn slot_details(st: &LoaderStatus, index: usize, s: &SlotStatus) -> String {
+    let mut out = String::new();
+    let label = slot_label(u32::try_from(index).unwrap_or(SLOT_NONE));
+    let state = SlotState(s.state);
+    let _ = writeln!(
+        out,
+        "Slot {label}: {} for {} (since {} UTC)",
+        state.name(),
+        format_duration(elapsed_ticks(s.state_since, st.now)),
+        format_system_time(s.state_since)
+    );
+    if s.last_op != 0 {
+        let status = NtStatus(s.last_status);
+        let _ = writeln!(out, "  last operation: {} -> {}", OpKind(s.last_op).name(), status_label(status));
+    }
+    if s.report_time == 0 {
+        let _ = writeln!(out, "  last report:    none");
+    } else {
+        let r = &s.report;
+        let _ = writeln!(
+            out,
+            "  last report:    {} ago, phase {}",
+            format_duration(elapsed_ticks(s.report_time, st.now)),
+            PayloadPhase(r.phase).name()
+        );
+        let _ = writeln!(
+            out,
+            "  instances {}, open contexts {}, creates {}, reads {}, writes {}, pool outstanding {}",
+            r.instances, r.open_contexts, r.creates, r.reads, r.writes, r.pool_outstanding
+        );
+    }
+    out
+}
+
+fn time_json(ticks: u64) -> Value {
+    json!({ "raw": ticks, "utc": iso_system_time(ticks) })
+}
+
+fn status_json(status: i32) -> Value {
+    let s = NtStatus(status);
+    json!({
+        "raw": status,
+        "hex": format!("0x{:08X}", s.bits()),
+        "name": status_name(s),
+        "text": if status == 0 { None } else { Some(status_text(s)) },
+    })
+}
+
+fn slot_json(slot: u32) -> Value {
+    json!({ "raw": slot, "name": if slot == SLOT_NONE { None } else { Some(slot_label(slot)) } })
+}
+
+/// The `status --json` document: raw numbers next to their names.
+#[must_use]
+pub fn status_json_value(st: &LoaderStatus) -> Value {
+    let slots: Vec<Value> = st
+        .slots
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let r = &s.report;
+            json!({
+                "slot": slot_json(u32::try_from(i).unwrap_or(SLOT_NONE)),
+                "service": utf16_text(&s.service),
+                "name": utf16_text(&s.name),
+                "payload_version": s.payload_version,
+                "state": { "raw": s.state, "name": SlotState(s.state).name() },
+                "registered_since": time_json(s.registered_since),
+                "state_since": time_json(s.state_since),
+                "last_status": status_json(s.last_status),
+                "last_op": { "raw": s.last_op, "name": OpKind(s.last_op).name() },
+                "report_time": time_json(s.report_time),
+                "report": {
+                    "size": r.size,
+                    "phase": { "raw": r.phase, "name": PayloadPhase(r.phase).name() },
+                    "instances": r.instances,
+                    "open_contexts": r.open_contexts,
+                    "creates": r.creates,
+                    "reads": r.reads,
+                    "writes": r.writes,
+                    "pool_outstanding": r.pool_outstanding,
+                },
+            })
+        })
+        .collect();
+    let e = &st.last_error;
+    let p = &st.loader_pool;
+    json!({
+        "size": st.size,
+        "abi": { "major": st.abi_major, "minor": st.abi_minor },
+        "now": time_json(st.now),
+        "active_slot": slot_json(st.active_slot),
+        "persisted_slot": slot_json(st.persisted_slot),
+        "busy": st.busy != 0,
+        "unload_timeout_ms": st.unload_timeout_ms,
+        "last_error": {
+            "status": status_json(e.status),
+            "op": { "raw": e.op, "name": OpKind(e.op).name() },
+            "slot": slot_json(e.slot),
+            "time": time_json(e.time),
+        },
+        "loader_pool": {
+            "tag": { "raw": p.tag, "name": String::from_utf8_lossy(&p.tag.to_le_bytes()) },
+            "allocs": p.allocs,
+            "frees": p.frees,
+            "outstanding": i128::from(p.allocs) - i128::from(p.frees),
+        },
+        "slots": slots,
+    })
+}
+
+/// `status --json` as pretty-printed text.
+#[must_use]
+pub fn status_json_text(st: &LoaderStatus) -> String {
+    serde_json::to_string_pretty(&status_json_value(st)).unwrap_or_else(|_| "{}".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures;
+
+    #[test]
+    fn table_shows_slots_active_slot_and_last_error() {
+        let text = status_table(&fixtures::after_failed_upgrade());
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "Slot  Service         Name           Version  State   Registered since (UTC)"
+        );
+        assert!(lines[1].starts_with("----  --------------  "));
+        assert_eq!(
+            lines[2],
+            "A     CounterFilterA  CounterFilter  1        active  2026-11-21 05:00:00"
+        );
+        assert_eq!(lines[3], "B     CounterFilterB  -              -        failed  -");
+        assert!(text.contains("\nActive slot:    A\n"), "{text}");
+        assert!(text.contains("\nPersisted slot: A\n"));
+        assert!(text.contains("\nBusy:           no\n"));
+        assert!(text.contains(
+            "Last error:     STATUS_PROCEDURE_NOT_FOUND (0xC000007A): the payload image lacks the required export\n"
+        ));
+        assert!(text.contains("during upgrade of slot B at 2026-11-21 05:10:00 UTC\n"));
+        assert!(text.contains("Loader pool:    10 allocs, 9 frees (1 outstanding)\n"));
+        assert!(text.contains("Slot A: active for 20 min 00 s (since 2026-11-21 05:00:00 UTC)\n"));
+        assert!(text.contains("  last report:    5 s ago, phase filtering\n"));
+        assert!(text.contains("  instances 3, open contexts 2, creates 120, reads 40, writes 7, pool outstanding 5\n"));
+        assert!(text.contains("  last operation: upgrade -> STATUS_PROCEDURE_NOT_FOUND (0xC000007A)\n"));
+    }
+
+    #[test]
+    fn table_of_an_idle_loader_has_no_error() {
+        let text = status_table(&fixtures::empty_loader());
+        assert!(text.contains("\nActive slot:    none\n"), "{text}");
+        assert!(text.contains("\nLast error:     none\n"));
+        assert!(text.contains("A     -        -     -        empty  -\n"), "{text}");
+    }
+
+    #[test]
+    fn json_parses_back_with_raw_numbers_and_names() {
+        let st = fixtures::after_failed_upgrade();
+        let v: Value = serde_json::from_str(&status_json_text(&st)).expect("valid JSON");
+        assert_eq!(v["active_slot"]["raw"], 0);
+        assert_eq!(v["active_slot"]["name"], "A");
+        assert_eq!(v["busy"], false);
+        assert_eq!(v["last_error"]["status"]["name"], "STATUS_PROCEDURE_NOT_FOUND");
+        assert_eq!(v["last_error"]["status"]["hex"], "0xC000007A");
+        assert_eq!(v["last_error"]["status"]["raw"], i64::from(NtStatus::PROCEDURE_NOT_FOUND.0));
+        assert_eq!(v["last_error"]["op"]["name"], "upgrade");
+        assert_eq!(v["last_error"]["slot"]["name"], "B");
+        assert_eq!(v["last_error"]["time"]["utc"], "2026-11-21T05:10:00Z");
+        assert_eq!(v["loader_pool"]["tag"]["name"], "SLdr");
+        assert_eq!(v["loader_pool"]["outstanding"], 1);
+        let a = &v["slots"][0];
+        assert_eq!(a["slot"]["name"], "A");
+        assert_eq!(a["service"], "CounterFilterA");
+        assert_eq!(a["payload_version"], 1);
+        assert_eq!(a["state"]["name"], "active");
+        assert_eq!(a["state"]["raw"], 3);
+        assert_eq!(a["registered_since"]["raw"], st.slots[0].registered_since);
+        assert_eq!(a["report"]["phase"]["name"], "filtering");
+        assert_eq!(a["report"]["open_contexts"], 2);
+        assert_eq!(v["slots"][1]["registered_since"]["utc"], Value::Null);
+        assert_eq!(v["slots"][1]["state"]["name"], "failed");
+    }
+
+    #[test]
+    fn json_of_no_active_slot_uses_null_name() {
+        let v: Value = serde_json::from_str(&status_json_text(&fixtures::empty_loader())).expect("valid JSON");
+        assert_eq!(v["active_slot"]["raw"], u64::from(SLOT_NONE));
+        assert_eq!(v["active_slot"]["name"], Value::Null);
+        assert_eq!(v["last_error"]["status"]["text"], Value::Null);
+        assert_eq!(v["last_error"]["status"]["name"], "STATUS_SUCCESS");
+    }
+
+    #[test]
+    fn slot_descriptions() {
+        let st = fixtures::after_failed_upgrade();
+        assert_eq!(describe_slot(0, &st.slots[0]), "slot A (CounterFilterA: CounterFilter v1)");
+        assert_eq!(describe_slot(1, &st.slots[1]), "slot B (CounterFilterB)");
+        assert_eq!(slot_label(7), "#7");
+    }
+}
