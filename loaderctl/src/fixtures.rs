@@ -1,7 +1,7 @@
 //! Sample [`LoaderStatus`] values for the unit tests.
 
 use crate::timefmt::tests::ticks_from_unix;
-use shared_abi::control::{ErrorRecord, LoaderStatus, OpKind, PoolCount, SlotState, SlotStatus, SLOT_NONE};
+use shared_abi::control::{ControlReply, ErrorRecord, LoaderStatus, OpKind, PoolCount, SlotState, SlotStatus, SLOT_NONE};
 use shared_abi::payload::{utf16_name, PayloadPhase, PayloadReport};
 use shared_abi::{NtStatus, POOL_TAG_LOADER};
 
@@ -121,64 +121,19 @@ pub fn healthy_b() -> LoaderStatus {
     st
 }
 
-/// The bytes the loader would write for `st` (layout of `shared_abi::control`).
+/// The bytes the loader writes for `st` (the loader's own encoder).
 pub fn encode_status(st: &LoaderStatus) -> Vec<u8> {
-    fn name(out: &mut Vec<u8>, n: &[u16]) {
-        for c in n {
-            out.extend_from_slice(&c.to_le_bytes());
-        }
-    }
-    let mut out = Vec::with_capacity(512);
-    out.extend_from_slice(&st.size.to_le_bytes());
-    out.extend_from_slice(&st.abi_major.to_le_bytes());
-    out.extend_from_slice(&st.abi_minor.to_le_bytes());
-    for v in [st.active_slot, st.persisted_slot, st.busy, st.unload_timeout_ms] {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    out.extend_from_slice(&st.now.to_le_bytes());
-    let e = &st.last_error;
-    out.extend_from_slice(&e.status.to_le_bytes());
-    for v in [e.op, e.slot, e.reserved] {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    out.extend_from_slice(&e.time.to_le_bytes());
-    let p = &st.loader_pool;
-    for v in [p.tag, p.reserved] {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    for v in [p.allocs, p.frees] {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    assert_eq!(out.len(), 80);
-    for s in &st.slots {
-        out.extend_from_slice(&s.state.to_le_bytes());
-        out.extend_from_slice(&s.payload_version.to_le_bytes());
-        name(&mut out, &s.service);
-        name(&mut out, &s.name);
-        out.extend_from_slice(&s.registered_since.to_le_bytes());
-        out.extend_from_slice(&s.state_since.to_le_bytes());
-        out.extend_from_slice(&s.last_status.to_le_bytes());
-        out.extend_from_slice(&s.last_op.to_le_bytes());
-        out.extend_from_slice(&s.report_time.to_le_bytes());
-        let r = &s.report;
-        for v in [r.size, r.phase, r.instances, r.open_contexts] {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-        for v in [r.creates, r.reads, r.writes] {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-        out.extend_from_slice(&r.pool_outstanding.to_le_bytes());
-    }
-    assert_eq!(out.len(), 512);
+    let mut out = vec![0u8; loader_protocol::control::STATUS_LEN];
+    let n = loader_protocol::control::encode_status(st, &mut out).expect("fits");
+    out.truncate(n);
     out
 }
 
-/// The bytes of a `ControlReply`.
+/// The bytes of a `ControlReply` (the loader's own encoder).
 pub fn encode_reply(status: NtStatus, active_slot: u32, flags: u32) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16);
-    out.extend_from_slice(&16u32.to_le_bytes());
-    out.extend_from_slice(&status.0.to_le_bytes());
-    out.extend_from_slice(&active_slot.to_le_bytes());
-    out.extend_from_slice(&flags.to_le_bytes());
+    let reply = ControlReply { size: 16, status: status.0, active_slot, flags };
+    let mut out = vec![0u8; loader_protocol::control::REPLY_LEN];
+    let n = loader_protocol::control::encode_reply(&reply, &mut out).expect("fits");
+    out.truncate(n);
     out
 }

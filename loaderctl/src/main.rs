@@ -28,9 +28,15 @@ use transport::{Input, Output};
 /// Largest buffer `raw` will pass.
 const RAW_MAX_LEN: u32 = 16 * 1024 * 1024;
 
-/// Control tool for the serialized minifilter loader (service `SerialLoader`).
+/// The command line.
 #[derive(Parser, Debug)]
-#[command(name = "loaderctl", version, after_help = EXIT_CODES_HELP)]
+#[command(
+    name = "loaderctl",
+    version,
+    about = "Control tool for the serialized minifilter loader (service SerialLoader).\n\
+             It keeps no state: every command asks the loader driver.",
+    after_help = EXIT_CODES_HELP
+)]
 struct Cli {
     /// Control device to open instead of `\\.\SerialLoader`.
     #[arg(long, global = true, hide = true, value_name = "PATH")]

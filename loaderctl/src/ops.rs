@@ -17,10 +17,12 @@ use std::io::Write;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-/// Size of the status snapshot the loader writes.
-const STATUS_BYTES: u32 = 512;
-/// Size of a mutating request's reply.
-const REPLY_BYTES: u32 = 16;
+/// Size of the status snapshot the loader writes (512, asserted in `shared_abi`).
+#[allow(clippy::cast_possible_truncation)]
+const STATUS_BYTES: u32 = wire::STATUS_LEN as u32;
+/// Size of a mutating request's reply (16).
+#[allow(clippy::cast_possible_truncation)]
+const REPLY_BYTES: u32 = wire::REPLY_LEN as u32;
 
 /// Where the verbs write: standard output and standard error.
 pub struct Console<'a> {
@@ -68,10 +70,25 @@ impl Change {
 pub fn query_status(ctl: &dyn Control, verb: &str) -> Result<LoaderStatus, Failure> {
     let input = Input::Bytes(wire::encode_request(&wire::request(None)).to_vec());
     let outcome = ctl.control(IOCTL_LOADER_QUERY_STATUS, &input, Output::Len(STATUS_BYTES));
-    if !outcome.status.is_success() {
+    // A newer loader (same major, later minor) may have more to say than
+    // fits; what it wrote is still a complete snapshot of this version.
+    let truncated = outcome.status == NtStatus::BUFFER_OVERFLOW && outcome.output.len() == STATUS_BYTES as usize;
+    if !outcome.status.is_success() && !truncated {
         return Err(Failure::from_status(verb, RequestKind::Query, outcome.status));
     }
-    wire::decode_status(&outcome.output).map_err(|s| Failure::malformed_reply(verb, s))
+    wire::decode_status(&outcome.output).map_err(|s| {
+        if s == NtStatus::REVISION_MISMATCH {
+            Failure {
+                exit: Exit::Internal,
+                message: format!(
+                    "{verb} failed: {}: the loader speaks another ABI version than this loaderctl; use the loaderctl shipped with the loader",
+                    status_label(s)
+                ),
+            }
+        } else {
+            Failure::malformed_reply(verb, s)
+        }
+    })
 }
 
 /// `status` and `status --json`.

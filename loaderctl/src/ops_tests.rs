@@ -209,3 +209,37 @@ fn garbage_is_deterministic_and_not_constant() {
     assert_eq!(g, garbage(64));
     assert!(g.iter().any(|&b| b != g[0]));
 }
+
+/// Answers every request with one fixed outcome.
+struct Fixed(Outcome);
+
+impl Control for Fixed {
+    fn control(&self, _: IoctlCode, _: &Input, _: Output) -> Outcome {
+        self.0.clone()
+    }
+}
+
+#[test]
+fn status_from_a_newer_minor_loader_is_accepted_when_truncated() {
+    let bytes = fixtures::encode_status(&fixtures::healthy_b());
+    let ctl = Fixed(Outcome { status: NtStatus::BUFFER_OVERFLOW, bytes: 512, output: bytes });
+    assert_eq!(query_status(&ctl, "status"), Ok(fixtures::healthy_b()));
+    let ctl = Fixed(Outcome { status: NtStatus::BUFFER_OVERFLOW, bytes: 100, output: vec![0; 100] });
+    assert_eq!(query_status(&ctl, "status").expect_err("short").exit, Exit::Internal);
+}
+
+#[test]
+fn status_reply_problems_are_class_9_and_named() {
+    let mut other_major = fixtures::healthy_b();
+    other_major.abi_major = 2;
+    let ctl = Fixed(Outcome { status: NtStatus::SUCCESS, bytes: 512, output: fixtures::encode_status(&other_major) });
+    let f = query_status(&ctl, "status").expect_err("other ABI");
+    assert_eq!(f.exit.code(), 9);
+    assert!(f.message.starts_with("status failed: STATUS_REVISION_MISMATCH (0xC0000059): the loader speaks another ABI version"), "{}", f.message);
+    let ctl = Fixed(Outcome { status: NtStatus::SUCCESS, bytes: 8, output: vec![0; 8] });
+    let f = query_status(&ctl, "status").expect_err("short");
+    assert_eq!(f.exit.code(), 9);
+    assert!(f.message.starts_with("status failed: the loader's reply is malformed: STATUS_INFO_LENGTH_MISMATCH"), "{}", f.message);
+    let ctl = Fixed(Outcome { status: NtStatus::ACCESS_DENIED, bytes: 0, output: vec![] });
+    assert_eq!(query_status(&ctl, "status").expect_err("denied").exit.code(), 4);
+}
