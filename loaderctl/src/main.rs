@@ -5,6 +5,7 @@
 //! dispatch only; `device.rs` is the one module allowed `unsafe`.
 #![deny(unsafe_code)]
 
+mod cycle;
 #[cfg(windows)]
 #[allow(unsafe_code)]
 mod device;
@@ -71,6 +72,13 @@ enum Command {
     Unload,
     /// Explain why a payload is not unloading, or confirm that all is well.
     Diagnose,
+    /// Run N upgrades back to back and print their latency (soak test and benchmark).
+    #[command(hide = true)]
+    Cycle {
+        /// Number of upgrades.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+        count: u32,
+    },
     /// Send an arbitrary control request (for tests); prints `status=NAME bytes=N`.
     #[command(hide = true)]
     Raw(RawArgs),
@@ -167,6 +175,7 @@ fn run(cli: &Cli) -> Result<Exit, Failure> {
         Command::Load { slot } => ops::cmd_change(ctl, Change::Load, *slot, con),
         Command::Rollback => ops::cmd_change(ctl, Change::Rollback, None, con),
         Command::Unload => ops::cmd_change(ctl, Change::Unload, None, con),
+        Command::Cycle { count } => cycle::cmd_cycle(ctl, *count, con),
         Command::Raw(args) => ops::cmd_raw(ctl, &args.request(), con),
     }
 }
@@ -211,6 +220,9 @@ mod tests {
         assert_eq!(parse(&["rollback"]).expect("ok").command, Command::Rollback);
         assert_eq!(parse(&["unload"]).expect("ok").command, Command::Unload);
         assert_eq!(parse(&["diagnose"]).expect("ok").command, Command::Diagnose);
+        assert_eq!(parse(&["cycle", "--count", "1000"]).expect("ok").command, Command::Cycle { count: 1000 });
+        assert_eq!(parse(&["cycle"]).expect("ok").command, Command::Cycle { count: 100 });
+        assert_eq!(parse(&["cycle", "--count", "0"]).expect_err("zero").exit_code(), 2);
         assert_eq!(parse(&["status", "--device", "\\\\.\\Nope"]).expect("ok").device.as_deref(), Some("\\\\.\\Nope"));
     }
 
@@ -227,6 +239,7 @@ mod tests {
         assert!(text.contains("Exit codes:"), "{text}");
         assert!(text.contains("  8  teardown stuck"));
         assert!(!text.contains("raw"), "raw is hidden: {text}");
+        assert!(!text.contains("cycle"), "cycle is hidden: {text}");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use crate::diagnose::diagnose;
 use crate::exitcode::{status_label, status_token, Exit, Failure, RequestKind};
 use crate::render::{describe_slot, slot_label, status_json_text, status_table};
-use crate::transport::{Control, Input, Output};
+use crate::transport::{Control, Input, Outcome, Output};
 use crate::wire;
 use shared_abi::control::{
     IoctlCode, LoaderStatus, IOCTL_LOADER_LOAD, IOCTL_LOADER_QUERY_STATUS, IOCTL_LOADER_ROLLBACK,
@@ -19,10 +19,10 @@ use std::time::{Duration, Instant};
 
 /// Size of the status snapshot the loader writes (512, asserted in `shared_abi`).
 #[allow(clippy::cast_possible_truncation)]
-const STATUS_BYTES: u32 = wire::STATUS_LEN as u32;
+pub(crate) const STATUS_BYTES: u32 = wire::STATUS_LEN as u32;
 /// Size of a mutating request's reply (16).
 #[allow(clippy::cast_possible_truncation)]
-const REPLY_BYTES: u32 = wire::REPLY_LEN as u32;
+pub(crate) const REPLY_BYTES: u32 = wire::REPLY_LEN as u32;
 
 /// Where the verbs write: standard output and standard error.
 pub struct Console<'a> {
@@ -50,7 +50,7 @@ impl Change {
             Change::Unload => "unload",
         }
     }
-    fn code(self) -> IoctlCode {
+    pub(crate) fn code(self) -> IoctlCode {
         match self {
             Change::Load => IOCTL_LOADER_LOAD,
             Change::Upgrade => IOCTL_LOADER_UPGRADE,
@@ -58,7 +58,7 @@ impl Change {
             Change::Unload => IOCTL_LOADER_UNLOAD,
         }
     }
-    fn kind(self) -> RequestKind {
+    pub(crate) fn kind(self) -> RequestKind {
         match self {
             Change::Unload => RequestKind::Query,
             _ => RequestKind::LoadsPayload,
@@ -107,7 +107,7 @@ pub fn cmd_diagnose(ctl: &dyn Control, con: &mut Console<'_>) -> Result<Exit, Fa
     Ok(exit)
 }
 
-fn slot_index(slot: u32) -> Option<usize> {
+pub(crate) fn slot_index(slot: u32) -> Option<usize> {
     usize::try_from(slot).ok().filter(|&i| i < SLOT_COUNT)
 }
 
@@ -116,7 +116,7 @@ fn other(slot: usize) -> usize {
 }
 
 /// `slot B (CounterFilterB: ...)` for an index, `slot #n` or `none` otherwise.
-fn describe(st: &LoaderStatus, slot: u32) -> String {
+pub(crate) fn describe(st: &LoaderStatus, slot: u32) -> String {
     match slot_index(slot) {
         Some(i) => describe_slot(i, &st.slots[i]),
         None => format!("slot {}", slot_label(slot)),
@@ -178,6 +178,22 @@ fn with_ticker<T>(verb: &str, enabled: bool, f: impl FnOnce() -> T) -> T {
     })
 }
 
+/// The outcome of a mutating request: `Success` or `TeardownStuck` (the
+/// new payload is active but the old one is not gone) with the loader's
+/// status, or the failure to report.
+pub(crate) fn judge_reply(verb: &str, kind: RequestKind, outcome: &Outcome) -> Result<(Exit, NtStatus), Failure> {
+    if !outcome.status.is_success() {
+        return Err(Failure::from_status(verb, kind, outcome.status));
+    }
+    let reply = wire::decode_reply(&outcome.output).map_err(|s| Failure::malformed_reply(verb, s))?;
+    let status = NtStatus(reply.status);
+    if !status.is_success() {
+        return Err(Failure::from_status(verb, kind, status));
+    }
+    let exit = if reply.flags & REPLY_OLD_SLOT_STUCK != 0 { Exit::TeardownStuck } else { Exit::Success };
+    Ok((exit, status))
+}
+
 /// `load`, `upgrade`, `rollback`, `unload`.
 pub fn cmd_change(
     ctl: &dyn Control,
@@ -197,24 +213,11 @@ pub fn cmd_change(
     let input = Input::Bytes(wire::encode_request(&wire::request(slot)).to_vec());
     let outcome = with_ticker(verb, con.ticker, || ctl.control(change.code(), &input, Output::Len(REPLY_BYTES)));
 
-    let result = if outcome.status.is_success() {
-        match wire::decode_reply(&outcome.output) {
-            Err(s) => Err(Failure::malformed_reply(verb, s)),
-            Ok(reply) if !NtStatus(reply.status).is_success() => {
-                Err(Failure::from_status(verb, change.kind(), NtStatus(reply.status)))
-            }
-            Ok(reply) => {
-                say(con, &format!("{verb}: the loader answered {}", status_label(NtStatus(reply.status))))?;
-                if reply.flags & REPLY_OLD_SLOT_STUCK != 0 {
-                    Ok(Exit::TeardownStuck)
-                } else {
-                    Ok(Exit::Success)
-                }
-            }
-        }
-    } else {
-        Err(Failure::from_status(verb, change.kind(), outcome.status))
-    };
+    let result = judge_reply(verb, change.kind(), &outcome);
+    if let Ok((_, status)) = &result {
+        say(con, &format!("{verb}: the loader answered {}", status_label(*status)))?;
+    }
+    let result = result.map(|(exit, _)| exit);
 
     // Whatever happened, show where the loader stands now.
     match query_status(ctl, verb) {
@@ -284,11 +287,11 @@ pub fn garbage(len: u32) -> Vec<u8> {
         .collect()
 }
 
-fn say(con: &mut Console<'_>, line: &str) -> Result<(), Failure> {
+pub(crate) fn say(con: &mut Console<'_>, line: &str) -> Result<(), Failure> {
     write_all(con.out, &format!("{line}\n"))
 }
 
-fn write_all(w: &mut dyn Write, text: &str) -> Result<(), Failure> {
+pub(crate) fn write_all(w: &mut dyn Write, text: &str) -> Result<(), Failure> {
     w.write_all(text.as_bytes()).and_then(|()| w.flush()).map_err(|e| Failure {
         exit: Exit::Internal,
         message: format!("cannot write the output: {e}"),

@@ -2,7 +2,6 @@
 
 use super::*;
 use crate::fixtures;
-use crate::transport::Outcome;
 use shared_abi::control::{IOCTL_LOADER_QUERY_STATUS, SLOT_NONE};
 use std::cell::RefCell;
 use std::collections::VecDeque;

@@ -33,12 +33,21 @@ pub fn describe_slot(index: usize, slot: &SlotStatus) -> String {
     let label = slot_label(u32::try_from(index).unwrap_or(SLOT_NONE));
     let service = utf16_text(&slot.service);
     let name = utf16_text(&slot.name);
+    // Payload names may already carry their version ("CounterFilter v2").
+    let version = format!("v{}", slot.payload_version);
+    let payload = if name.is_empty() || slot.payload_version == 0 {
+        String::new()
+    } else if name.split_whitespace().last() == Some(version.as_str()) {
+        name
+    } else {
+        format!("{name} {version}")
+    };
     let mut out = format!("slot {label}");
-    match (service.is_empty(), name.is_empty() || slot.payload_version == 0) {
+    match (service.is_empty(), payload.is_empty()) {
         (true, true) => {}
         (false, true) => write!(out, " ({service})").unwrap_or(()),
-        (true, false) => write!(out, " ({name} v{})", slot.payload_version).unwrap_or(()),
-        (false, false) => write!(out, " ({service}: {name} v{})", slot.payload_version).unwrap_or(()),
+        (true, false) => write!(out, " ({payload})").unwrap_or(()),
+        (false, false) => write!(out, " ({service}: {payload})").unwrap_or(()),
     }
     out
 }
@@ -339,5 +348,10 @@ mod tests {
         assert_eq!(describe_slot(0, &st.slots[0]), "slot A (CounterFilterA: CounterFilter v1)");
         assert_eq!(describe_slot(1, &st.slots[1]), "slot B (CounterFilterB)");
         assert_eq!(slot_label(7), "#7");
+        let mut named = st.slots[0];
+        named.name = shared_abi::payload::utf16_name("CounterFilter v1");
+        assert_eq!(describe_slot(0, &named), "slot A (CounterFilterA: CounterFilter v1)");
+        named.service = [0; 32];
+        assert_eq!(describe_slot(0, &named), "slot A (CounterFilter v1)");
     }
 }
