@@ -61,13 +61,21 @@ Exit codes:
   9  malformed request or reply, or an internal error";
 
 /// Statuses outside the ABI's list that the I/O manager (or Wine) can return
-/// for malformed requests before the loader ever sees them.
+/// for malformed requests before the loader ever sees them (values from
+/// `ntstatus.h`).
 const EXTRA_NAMES: &[(u32, &str, &str)] = &[
+    (0x8000_0002, "STATUS_DATATYPE_MISALIGNMENT", "a buffer is misaligned"),
     (0xC000_0005, "STATUS_ACCESS_VIOLATION", "a buffer address is invalid"),
     (0xC000_0008, "STATUS_INVALID_HANDLE", "the handle is invalid"),
     (0xC000_000E, "STATUS_NO_SUCH_DEVICE", "the device does not exist"),
+    (0xC000_0017, "STATUS_NO_MEMORY", "not enough memory"),
     (0xC000_003A, "STATUS_OBJECT_PATH_NOT_FOUND", "the object path was not found"),
+    (0xC000_00AF, "STATUS_ILLEGAL_FUNCTION", "the device does not support this function"),
+    (0xC000_00BB, "STATUS_NOT_SUPPORTED", "the request is not supported"),
     (0xC000_00E8, "STATUS_INVALID_USER_BUFFER", "a buffer is invalid"),
+    (0xC000_0123, "STATUS_FILE_DELETED", "the device object is being deleted"),
+    (0xC000_0128, "STATUS_FILE_CLOSED", "the handle was closed"),
+    (0xC000_0184, "STATUS_INVALID_DEVICE_STATE", "the device is not in a state to accept this request"),
 ];
 
 /// The status with these bits (as printed in hex).
@@ -141,6 +149,8 @@ pub fn classify(kind: RequestKind, status: NtStatus) -> Exit {
         | NtStatus::INVALID_BUFFER_SIZE
         | NtStatus::NOT_IMPLEMENTED
         | NtStatus::INTERNAL_ERROR => Exit::Internal,
+        // The device is gone or going: the loader stopped under us.
+        s if matches!(s.bits(), 0xC000_000E | 0xC000_003A | 0xC000_0123) => Exit::LoaderNotRunning,
         _ if EXTRA_NAMES.iter().any(|e| e.0 == status.bits()) => Exit::Internal,
         _ => match kind {
             RequestKind::LoadsPayload => Exit::PayloadFailed,
@@ -275,5 +285,11 @@ mod tests {
         assert!(f.message.starts_with("load failed: NTSTATUS 0xC0ABCDEF: "));
         assert_eq!(status_token(status_from_bits(0xC000_0005)), "STATUS_ACCESS_VIOLATION");
         assert_eq!(status_token(NtStatus(0x1234)), "0x00001234");
+        for e in EXTRA_NAMES {
+            assert_eq!(NtStatus::from_name(e.1), None, "{} is in the ABI list now; drop it here", e.1);
+            let gone = matches!(e.0, 0xC000_000E | 0xC000_003A | 0xC000_0123);
+            let want = if gone { Exit::LoaderNotRunning } else { Exit::Internal };
+            assert_eq!(classify(LoadsPayload, status_from_bits(e.0)), want, "{}", e.1);
+        }
     }
 }
