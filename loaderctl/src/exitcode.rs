@@ -134,10 +134,15 @@ pub fn classify(kind: RequestKind, status: NtStatus) -> Exit {
     match status {
         NtStatus::ACCESS_DENIED => Exit::AccessDenied,
         NtStatus::OBJECT_NAME_NOT_FOUND | NtStatus::DEVICE_NOT_READY => Exit::LoaderNotRunning,
+        // Only a request that loads an image can have its image rejected;
+        // for the others these statuses mean the request itself was bad.
         NtStatus::PROCEDURE_NOT_FOUND
         | NtStatus::INVALID_IMAGE_FORMAT
         | NtStatus::REVISION_MISMATCH
-        | NtStatus::INFO_LENGTH_MISMATCH => Exit::ImageRejected,
+        | NtStatus::INFO_LENGTH_MISMATCH => match kind {
+            RequestKind::LoadsPayload => Exit::ImageRejected,
+            RequestKind::Query => Exit::Internal,
+        },
         NtStatus::DEVICE_BUSY | NtStatus::IMAGE_ALREADY_LOADED | NtStatus::OBJECT_NAME_COLLISION => {
             Exit::Busy
         }
@@ -232,6 +237,16 @@ mod tests {
         for &s in NtStatus::ALL {
             assert_eq!(classify(LoadsPayload, s), expect(s), "{s}");
         }
+    }
+
+    #[test]
+    fn image_rejections_are_class_5_only_for_loading_requests() {
+        for s in [NtStatus::PROCEDURE_NOT_FOUND, NtStatus::INVALID_IMAGE_FORMAT, NtStatus::REVISION_MISMATCH, NtStatus::INFO_LENGTH_MISMATCH] {
+            assert_eq!(classify(LoadsPayload, s), Exit::ImageRejected);
+            assert_eq!(classify(Query, s), Exit::Internal);
+        }
+        assert_eq!(classify(Query, NtStatus::IO_TIMEOUT), Exit::TeardownStuck);
+        assert_eq!(classify(Query, NtStatus::DEVICE_BUSY), Exit::Busy);
     }
 
     #[test]

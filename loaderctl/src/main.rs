@@ -63,11 +63,7 @@ enum Command {
     /// Switch back to the previously active slot.
     Rollback,
     /// Load the persisted slot's payload when none is active.
-    Load {
-        /// Slot to load (A or B); default: the persisted slot.
-        #[arg(long, value_parser = parse_slot, value_name = "A|B")]
-        slot: Option<u32>,
-    },
+    Load,
     /// Retire the active payload; the loader keeps running.
     Unload,
     /// Explain why a payload is not unloading, or confirm that all is well.
@@ -172,7 +168,7 @@ fn run(cli: &Cli) -> Result<Exit, Failure> {
         Command::Status { json } => ops::cmd_status(ctl, *json, con),
         Command::Diagnose => ops::cmd_diagnose(ctl, con),
         Command::Upgrade { slot } => ops::cmd_change(ctl, Change::Upgrade, *slot, con),
-        Command::Load { slot } => ops::cmd_change(ctl, Change::Load, *slot, con),
+        Command::Load => ops::cmd_change(ctl, Change::Load, None, con),
         Command::Rollback => ops::cmd_change(ctl, Change::Rollback, None, con),
         Command::Unload => ops::cmd_change(ctl, Change::Unload, None, con),
         Command::Cycle { count } => cycle::cmd_cycle(ctl, *count, con),
@@ -216,7 +212,7 @@ mod tests {
         assert_eq!(parse(&["upgrade"]).expect("ok").command, Command::Upgrade { slot: None });
         assert_eq!(parse(&["upgrade", "--slot", "B"]).expect("ok").command, Command::Upgrade { slot: Some(1) });
         assert_eq!(parse(&["upgrade", "--slot", "a"]).expect("ok").command, Command::Upgrade { slot: Some(0) });
-        assert_eq!(parse(&["load", "--slot", "A"]).expect("ok").command, Command::Load { slot: Some(0) });
+        assert_eq!(parse(&["load"]).expect("ok").command, Command::Load);
         assert_eq!(parse(&["rollback"]).expect("ok").command, Command::Rollback);
         assert_eq!(parse(&["unload"]).expect("ok").command, Command::Unload);
         assert_eq!(parse(&["diagnose"]).expect("ok").command, Command::Diagnose);
@@ -228,7 +224,7 @@ mod tests {
 
     #[test]
     fn usage_errors_exit_2() {
-        for bad in [&["upgrade", "--slot", "C"][..], &["frobnicate"], &[], &["status", "--jsn"], &["rollback", "--slot", "A"]] {
+        for bad in [&["upgrade", "--slot", "C"][..], &["frobnicate"], &[], &["status", "--jsn"], &["rollback", "--slot", "A"], &["load", "--slot", "A"]] {
             let e = parse(bad).expect_err("usage error");
             assert!(e.use_stderr(), "{bad:?}");
             assert_eq!(e.exit_code(), 2, "{bad:?}");

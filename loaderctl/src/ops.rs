@@ -73,18 +73,22 @@ pub fn query_status(ctl: &dyn Control, verb: &str) -> Result<LoaderStatus, Failu
     // A newer loader (same major, later minor) may have more to say than
     // fits; what it wrote is still a complete snapshot of this version.
     let truncated = outcome.status == NtStatus::BUFFER_OVERFLOW && outcome.output.len() == STATUS_BYTES as usize;
+    let abi_mismatch = |s: NtStatus| Failure {
+        exit: Exit::Internal,
+        message: format!(
+            "{verb} failed: {}: the loader speaks another ABI version than this loaderctl; use the loaderctl shipped with the loader",
+            status_label(s)
+        ),
+    };
+    if outcome.status == NtStatus::REVISION_MISMATCH {
+        return Err(abi_mismatch(outcome.status));
+    }
     if !outcome.status.is_success() && !truncated {
         return Err(Failure::from_status(verb, RequestKind::Query, outcome.status));
     }
     wire::decode_status(&outcome.output).map_err(|s| {
         if s == NtStatus::REVISION_MISMATCH {
-            Failure {
-                exit: Exit::Internal,
-                message: format!(
-                    "{verb} failed: {}: the loader speaks another ABI version than this loaderctl; use the loaderctl shipped with the loader",
-                    status_label(s)
-                ),
-            }
+            abi_mismatch(s)
         } else {
             Failure::malformed_reply(verb, s)
         }

@@ -239,6 +239,36 @@ fn status_reply_problems_are_class_9_and_named() {
     let f = query_status(&ctl, "status").expect_err("short");
     assert_eq!(f.exit.code(), 9);
     assert!(f.message.starts_with("status failed: the loader's reply is malformed: STATUS_INFO_LENGTH_MISMATCH"), "{}", f.message);
+    let ctl = Fixed(Outcome { status: NtStatus::REVISION_MISMATCH, bytes: 0, output: vec![] });
+    let f = query_status(&ctl, "status").expect_err("loader refused our ABI");
+    assert_eq!(f.exit.code(), 9);
+    assert!(f.message.contains("the loader speaks another ABI version"), "{}", f.message);
+    let ctl = Fixed(Outcome { status: NtStatus::INFO_LENGTH_MISMATCH, bytes: 0, output: vec![] });
+    assert_eq!(query_status(&ctl, "status").expect_err("bad request").exit.code(), 9);
     let ctl = Fixed(Outcome { status: NtStatus::ACCESS_DENIED, bytes: 0, output: vec![] });
     assert_eq!(query_status(&ctl, "status").expect_err("denied").exit.code(), 4);
+}
+
+#[test]
+fn every_request_the_verbs_send_passes_the_loaders_own_checks() {
+    let cases: [(Change, Option<u32>); 6] = [
+        (Change::Upgrade, None),
+        (Change::Upgrade, Some(0)),
+        (Change::Upgrade, Some(1)),
+        (Change::Rollback, None),
+        (Change::Load, None),
+        (Change::Unload, None),
+    ];
+    for (change, slot) in cases {
+        let fake = FakeLoader::new(vec![fixtures::healthy_b()], vec![ok_reply(1, 0)]);
+        let (r, _, _) = run(&fake, |c, con| cmd_change(c, change, slot, con));
+        assert_eq!(r, Ok(Exit::Success));
+        let seen = fake.seen.borrow();
+        assert_eq!(seen.len(), 3, "status, {change:?}, status");
+        for (code, input, output) in seen.iter() {
+            let (Input::Bytes(bytes), Output::Len(len)) = (input, output) else { panic!("plain buffers") };
+            let decoded = loader_protocol::control::decode_request(*code, bytes, *len as usize);
+            assert!(decoded.is_ok(), "{change:?} {slot:?}: 0x{code:08X} refused: {decoded:?}");
+        }
+    }
 }
