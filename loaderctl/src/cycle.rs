@@ -4,7 +4,7 @@
 //! measured latency is one upgrade request alone. Safe code only.
 
 use crate::exitcode::{status_label, Exit, Failure};
-use crate::ops::{describe, judge_reply, query_status, say, slot_index, Change, Console, REPLY_BYTES};
+use crate::ops::{describe_active, judge_reply, query_status, say, Change, Console, REPLY_BYTES};
 use crate::transport::{Control, Input, Output};
 use crate::wire;
 use shared_abi::control::{LoaderStatus, SlotState};
@@ -76,11 +76,7 @@ fn ms(d: Duration) -> String {
 /// `cycle --count N`.
 pub fn cmd_cycle(ctl: &dyn Control, count: u32, con: &mut Console<'_>) -> Result<Exit, Failure> {
     let first = wait_settled(ctl, 0)?;
-    let active = match slot_index(first.active_slot) {
-        Some(_) => describe(&first, first.active_slot),
-        None => "none".to_owned(),
-    };
-    say(con, &format!("cycle: {count} upgrades back to back, starting from {active}"))?;
+    say(con, &format!("cycle: {count} upgrades back to back, starting from {}", describe_active(&first)))?;
     let input = Input::Bytes(wire::encode_request(&wire::request(None)).to_vec());
     let mut latencies = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
     let run_start = Instant::now();
@@ -128,11 +124,7 @@ pub fn cmd_cycle(ctl: &dyn Control, count: u32, con: &mut Console<'_>) -> Result
             total.as_millis()
         ),
     )?;
-    let now = match slot_index(last.active_slot) {
-        Some(_) => describe(&last, last.active_slot),
-        None => "none".to_owned(),
-    };
-    say(con, &format!("cycle: now active: {now}"))?;
+    say(con, &format!("cycle: now active: {}", describe_active(&last)))?;
     Ok(Exit::Success)
 }
 

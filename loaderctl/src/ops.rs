@@ -119,11 +119,11 @@ fn other(slot: usize) -> usize {
     (slot + 1) % SLOT_COUNT
 }
 
-/// `slot B (CounterFilterB: ...)` for an index, `slot #n` or `none` otherwise.
-pub(crate) fn describe(st: &LoaderStatus, slot: u32) -> String {
-    match slot_index(slot) {
+/// The active slot described, or `none`.
+pub(crate) fn describe_active(st: &LoaderStatus) -> String {
+    match slot_index(st.active_slot) {
         Some(i) => describe_slot(i, &st.slots[i]),
-        None => format!("slot {}", slot_label(slot)),
+        None => "none".to_owned(),
     }
 }
 
@@ -207,11 +207,7 @@ pub fn cmd_change(
 ) -> Result<Exit, Failure> {
     let verb = change.verb();
     let before = query_status(ctl, verb)?;
-    let active_before = match slot_index(before.active_slot) {
-        Some(_) => describe(&before, before.active_slot),
-        None => "none".to_owned(),
-    };
-    say(con, &format!("{verb}: currently active: {active_before}"))?;
+    say(con, &format!("{verb}: currently active: {}", describe_active(&before)))?;
     say(con, &intro(change, &before, slot))?;
 
     let input = Input::Bytes(wire::encode_request(&wire::request(slot)).to_vec());
@@ -226,10 +222,7 @@ pub fn cmd_change(
     // Whatever happened, show where the loader stands now.
     match query_status(ctl, verb) {
         Ok(after) => {
-            let now = match slot_index(after.active_slot) {
-                Some(_) => describe(&after, after.active_slot),
-                None => "none".to_owned(),
-            };
+            let now = describe_active(&after);
             let line = if result.is_ok() {
                 format!("{verb}: now active: {now}")
             } else {
