@@ -51,7 +51,10 @@ pub fn diagnose(st: &LoaderStatus) -> (String, Exit) {
     }
 
     if findings == 0 {
-        match usize::try_from(st.active_slot).ok().filter(|&i| i < SLOT_COUNT) {
+        match usize::try_from(st.active_slot)
+            .ok()
+            .filter(|&i| i < SLOT_COUNT)
+        {
             Some(i) => {
                 let _ = writeln!(
                     out,
@@ -86,7 +89,8 @@ pub fn diagnose(st: &LoaderStatus) -> (String, Exit) {
 
 fn capitalise(s: &str) -> String {
     let mut c = s.chars();
-    c.next().map_or_else(String::new, |f| f.to_uppercase().chain(c).collect())
+    c.next()
+        .map_or_else(String::new, |f| f.to_uppercase().chain(c).collect())
 }
 
 fn explain_unloading(out: &mut String, st: &LoaderStatus, index: usize, s: &SlotStatus) {
@@ -112,7 +116,10 @@ fn explain_unloading(out: &mut String, st: &LoaderStatus, index: usize, s: &Slot
 
     let r = &s.report;
     if s.report_time == 0 {
-        let _ = writeln!(out, "  It has never reported its state, so the loader cannot tell what it still holds.");
+        let _ = writeln!(
+            out,
+            "  It has never reported its state, so the loader cannot tell what it still holds."
+        );
     } else {
         let _ = writeln!(
             out,
@@ -130,7 +137,10 @@ fn explain_unloading(out: &mut String, st: &LoaderStatus, index: usize, s: &Slot
         "  Why: an open file is keeping a filter instance draining. Close the programs that hold files open on the filtered volumes (Resource Monitor or handle.exe shows which), then run `loaderctl status` again."
     } else if s.report_time != 0 && r.instances > 0 {
         "  Why: filter instances are still attached while their volumes drain outstanding I/O; this usually clears once that I/O completes."
-    } else if s.report_time != 0 && phase != PayloadPhase::TEARING_DOWN && phase != PayloadPhase::TORN_DOWN {
+    } else if s.report_time != 0
+        && phase != PayloadPhase::TEARING_DOWN
+        && phase != PayloadPhase::TORN_DOWN
+    {
         "  Why: the payload has not started its teardown; it may be waiting for its registration to settle."
     } else {
         "  Why: the payload reports nothing left open; its unload routine itself is slow or blocked."
@@ -174,7 +184,10 @@ mod tests {
         st.slots[0].report.open_contexts = 0;
         let (text, exit) = diagnose(&st);
         assert_eq!(exit, Exit::Success);
-        assert!(text.contains("is retiring: its teardown began 5 min 00 s ago"), "{text}");
+        assert!(
+            text.contains("is retiring: its teardown began 5 min 00 s ago"),
+            "{text}"
+        );
         assert!(text.contains("filter instances are still attached"));
     }
 
@@ -200,7 +213,12 @@ mod tests {
     fn failed_slot_is_mentioned_but_healthy() {
         let (text, exit) = diagnose(&fixtures::after_failed_upgrade());
         assert_eq!(exit, Exit::Success);
-        assert!(text.contains("Slot B (CounterFilterB) failed its last upgrade: STATUS_PROCEDURE_NOT_FOUND"), "{text}");
+        assert!(
+            text.contains(
+                "Slot B (CounterFilterB) failed its last upgrade: STATUS_PROCEDURE_NOT_FOUND"
+            ),
+            "{text}"
+        );
         assert!(text.contains("Healthy: slot A"));
     }
 }
