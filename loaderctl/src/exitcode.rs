@@ -236,7 +236,7 @@ impl Failure {
         );
         match exit {
             Exit::AccessDenied => {
-                message.push_str(" (run loaderctl from an elevated Administrator prompt)")
+                message.push_str(" (run loaderctl from an elevated Administrator prompt)");
             }
             Exit::TeardownStuck => message.push_str(" (run `loaderctl diagnose` to see why)"),
             _ => {}
