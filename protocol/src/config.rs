@@ -240,6 +240,24 @@ pub struct Config {
 }
 
 impl Config {
+    /// Builds the configuration from parsed values: `active` must be 0 or 1
+    /// (else `STATUS_INVALID_PARAMETER`), the timeout is clamped to
+    /// 100..=600000, and the result is [`Config::validate`]d.
+    pub fn new(
+        slot_a: ServiceName,
+        slot_b: ServiceName,
+        active: u32,
+        unload_timeout_ms: u32,
+    ) -> Result<Config, NtStatus> {
+        let config = Config {
+            slots: [slot_a, slot_b],
+            active: usize::try_from(active).map_err(|_| NtStatus::INVALID_PARAMETER)?,
+            unload_timeout_ms: clamp_unload_timeout(Some(unload_timeout_ms)),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
     /// Builds the configuration from the four values (`None` = absent):
     /// a missing slot gives `STATUS_OBJECT_NAME_NOT_FOUND`; `ActiveSlot`
     /// defaults to 0 and `UnloadTimeoutMs` to 5000; the result is
@@ -542,6 +560,18 @@ mod tests {
             Err(NtStatus::INVALID_PARAMETER)
         );
 
+        let na = ServiceName::new("CounterFilterA").unwrap();
+        let nb = ServiceName::new("CounterFilterB").unwrap();
+        let made = Config::new(na, nb, 1, 1).map(|c| (c.active, c.unload_timeout_ms));
+        assert_eq!(made, Ok((1, MIN_UNLOAD_TIMEOUT_MS)));
+        assert_eq!(
+            Config::new(na, nb, 2, 5000),
+            Err(NtStatus::INVALID_PARAMETER)
+        );
+        assert_eq!(
+            Config::new(na, na, 0, 5000),
+            Err(NtStatus::OBJECT_NAME_COLLISION)
+        );
         let mut c =
             Config::from_values([value(REG_SZ, &a), value(REG_SZ, &b)], None, None).unwrap();
         c.unload_timeout_ms = 99;
