@@ -41,6 +41,10 @@ const PE32_PLUS_MAGIC: u16 = 0x20B;
 const COFF_HEADER_LEN: usize = 20;
 const SECTION_HEADER_LEN: usize = 40;
 const EXPORT_DIRECTORY_LEN: usize = 40;
+/// `IMAGE_SCN_MEM_EXECUTE`.
+pub const IMAGE_SCN_MEM_EXECUTE: u32 = 0x2000_0000;
+/// `IMAGE_SCN_MEM_DISCARDABLE`: freed after `DriverEntry` (e.g. `INIT`).
+pub const IMAGE_SCN_MEM_DISCARDABLE: u32 = 0x0200_0000;
 
 fn read<const N: usize>(bytes: &[u8], offset: usize) -> Result<[u8; N], NtStatus> {
     let end = offset.checked_add(N).ok_or(BAD)?;
@@ -76,6 +80,18 @@ struct Section {
     virtual_size: u32,
     raw_offset: u32,
     raw_size: u32,
+    characteristics: u32,
+}
+
+impl Section {
+    /// Bytes the section spans in memory.
+    fn span(&self) -> u32 {
+        if self.virtual_size == 0 {
+            self.raw_size
+        } else {
+            self.virtual_size
+        }
+    }
 }
 
 /// The checked headers of a PE image.
@@ -161,6 +177,7 @@ impl<'a> Headers<'a> {
                     virtual_address: u32_at(h, 12).ok()?,
                     raw_size: u32_at(h, 16).ok()?,
                     raw_offset: u32_at(h, 20).ok()?,
+                    characteristics: u32_at(h, 36).ok()?,
                 })
             })
     }
@@ -187,43 +204,50 @@ impl<'a> Headers<'a> {
         Ok(start)
     }
 
+    /// The section holding `rva` (in memory), with `rva`'s offset into it.
+    fn section_of(&self, rva: u32) -> Option<(Section, u32)> {
+        self.sections().find_map(|s| {
+            let delta = rva.checked_sub(s.virtual_address)?;
+            (delta < s.span()).then_some((s, delta))
+        })
+    }
+
     /// File offset of `rva` and how many bytes of the same region follow it.
+    ///
+    /// A region is one section (its raw data, on disk) or the headers. A
+    /// discardable section (`INIT`) is refused in both layouts: the kernel
+    /// frees it once `DriverEntry` has returned, so the loader must never
+    /// read it.
     fn region_of(&self, rva: u32) -> Result<(usize, usize), NtStatus> {
         if rva >= self.size_of_image {
             return Err(BAD);
         }
         let rva_offset = to_usize(rva)?;
-        match self.layout {
-            Layout::Mapped => {
-                let end = to_usize(self.size_of_image)?.min(self.image.len());
-                Ok((rva_offset, end.checked_sub(rva_offset).ok_or(BAD)?))
+        if let Some((s, delta)) = self.section_of(rva) {
+            if s.characteristics & IMAGE_SCN_MEM_DISCARDABLE != 0 {
+                return Err(BAD);
             }
-            Layout::File => {
-                for s in self.sections() {
-                    let Some(delta) = rva.checked_sub(s.virtual_address) else {
-                        continue;
-                    };
-                    let span = if s.virtual_size == 0 {
-                        s.raw_size
-                    } else {
-                        s.virtual_size
-                    };
-                    if delta >= span {
-                        continue;
-                    }
-                    // Inside the section; only its raw data exists on disk.
-                    let in_file = s.raw_size.min(span).checked_sub(delta).ok_or(BAD)?;
+            return match self.layout {
+                Layout::Mapped => {
+                    let in_section = to_usize(s.span().checked_sub(delta).ok_or(BAD)?)?;
+                    let end = to_usize(self.size_of_image)?.min(self.image.len());
+                    let in_image = end.checked_sub(rva_offset).ok_or(BAD)?;
+                    Ok((rva_offset, in_section.min(in_image)))
+                }
+                Layout::File => {
+                    // Only the section's raw data exists on disk.
+                    let in_file = s.raw_size.min(s.span()).checked_sub(delta).ok_or(BAD)?;
                     let start = add(to_usize(s.raw_offset)?, to_usize(delta)?)?;
                     let file_left = self.image.len().checked_sub(start).ok_or(BAD)?;
-                    return Ok((start, to_usize(in_file)?.min(file_left)));
+                    Ok((start, to_usize(in_file)?.min(file_left)))
                 }
-                if rva < self.header_bytes {
-                    let end = to_usize(self.header_bytes)?.min(self.image.len());
-                    return Ok((rva_offset, end.checked_sub(rva_offset).ok_or(BAD)?));
-                }
-                Err(BAD)
-            }
+            };
         }
+        if rva < self.header_bytes {
+            let end = to_usize(self.header_bytes)?.min(self.image.len());
+            return Ok((rva_offset, end.checked_sub(rva_offset).ok_or(BAD)?));
+        }
+        Err(BAD)
     }
 
     fn export_directory(&self) -> Result<ExportDirectory<'a>, NtStatus> {
@@ -308,6 +332,26 @@ pub fn export_rva(image: &[u8], layout: Layout, name: &str) -> Result<u32, NtSta
 /// any of them lies outside it (on disk: outside one section's raw data).
 pub fn slice_at_rva(image: &[u8], layout: Layout, rva: u32, len: usize) -> Result<&[u8], NtStatus> {
     Headers::parse(image, layout)?.slice(rva, len)
+}
+
+/// Checks that `rva` may be called once `DriverEntry` has returned: it lies
+/// in an executable section that the kernel does not discard, else
+/// `STATUS_INVALID_IMAGE_FORMAT`. The loader runs this on the registration
+/// entry and on the descriptor's teardown and shutdown entries.
+pub fn check_code_rva(image: &[u8], layout: Layout, rva: u32) -> Result<(), NtStatus> {
+    let headers = Headers::parse(image, layout)?;
+    if rva >= headers.size_of_image {
+        return Err(BAD);
+    }
+    match headers.section_of(rva) {
+        Some((s, _))
+            if s.characteristics & IMAGE_SCN_MEM_EXECUTE != 0
+                && s.characteristics & IMAGE_SCN_MEM_DISCARDABLE == 0 =>
+        {
+            Ok(())
+        }
+        _ => Err(BAD),
+    }
 }
 
 /// The image's `SizeOfImage`, after the header checks [`export_rva`] makes.
@@ -982,6 +1026,11 @@ mod tests {
                     "{image}!{name} at {rva:#x} is not in code"
                 );
                 assert_eq!(
+                    check_code_rva(&file, Layout::File, rva),
+                    Ok(()),
+                    "{image}!{name}"
+                );
+                assert_eq!(
                     export_rva(&mapped, Layout::Mapped, name),
                     Ok(rva),
                     "{image}!{name}"
@@ -1000,6 +1049,51 @@ mod tests {
                     "{image}!{name}"
                 );
             }
+        }
+    }
+
+    /// File offset of section `index`'s Characteristics in the fixture.
+    const fn characteristics_at(index: usize) -> usize {
+        0x58 + OPTIONAL_LEN + 40 * index + 36
+    }
+
+    #[test]
+    fn discardable_sections_are_never_read_and_code_must_be_resident() {
+        let f = payload();
+        for layout in BOTH {
+            let image = image_for(&f, layout);
+            let register = export_rva(&image, layout, REGISTER_EXPORT).unwrap();
+            assert_eq!(check_code_rva(&image, layout, register), Ok(()));
+            // Data, headers, past the image: not callable.
+            assert_eq!(check_code_rva(&image, layout, f.descriptor_rva), Err(BAD));
+            assert_eq!(check_code_rva(&image, layout, 0x40), Err(BAD));
+            assert_eq!(check_code_rva(&image, layout, IMAGE_SIZE), Err(BAD));
+            assert_eq!(check_code_rva(&image, layout, u32::MAX), Err(BAD));
+        }
+        // .text marked discardable (like INIT): the entry would be freed.
+        let mut init = f.file.clone();
+        let at = characteristics_at(0);
+        put32(&mut init, at, 0x6000_0020 | IMAGE_SCN_MEM_DISCARDABLE);
+        for layout in BOTH {
+            let image = image_for_file(&init, layout);
+            let register = export_rva(&image, layout, REGISTER_EXPORT).unwrap();
+            assert_eq!(check_code_rva(&image, layout, register), Err(BAD));
+        }
+        // .text not executable.
+        let mut data = f.file.clone();
+        put32(&mut data, at, 0x4000_0040);
+        assert_eq!(check_code_rva(&data, Layout::File, TEXT_RVA), Err(BAD));
+        // Export tables in a discardable section: refused before any read.
+        let mut edata = f.file.clone();
+        put32(
+            &mut edata,
+            characteristics_at(1),
+            0x4000_0040 | IMAGE_SCN_MEM_DISCARDABLE,
+        );
+        for layout in BOTH {
+            let image = image_for_file(&edata, layout);
+            assert_eq!(export_rva(&image, layout, REGISTER_EXPORT), Err(BAD));
+            assert_eq!(slice_at_rva(&image, layout, f.descriptor_rva, 8), Err(BAD));
         }
     }
 
