@@ -448,7 +448,8 @@ impl<'a> Writer<'a> {
 #[allow(
     clippy::indexing_slicing,
     clippy::unwrap_used,
-    clippy::arithmetic_side_effects
+    clippy::arithmetic_side_effects,
+    clippy::panic
 )]
 mod tests {
     use super::*;
@@ -470,6 +471,43 @@ mod tests {
 
     fn bytes(r: &ControlRequest) -> [u8; 16] {
         encode_request(r)
+    }
+
+    /// The lint gate of issue 6: every parser of outside bytes denies the
+    /// constructs that can panic, so `cargo clippy` fails if one comes back.
+    /// This test fails if a module drops the gate.
+    #[test]
+    fn every_parser_of_outside_bytes_denies_panicking_constructs() {
+        let modules = [
+            ("control.rs", include_str!("control.rs")),
+            ("pe.rs", include_str!("pe.rs")),
+            ("config.rs", include_str!("config.rs")),
+            ("security.rs", include_str!("security.rs")),
+        ];
+        for (file, text) in modules {
+            let gate = text
+                .find("#![deny(")
+                .unwrap_or_else(|| panic!("{file}: no #![deny(...)]"));
+            let first_item = ["\nuse ", "\npub ", "\nfn ", "\nconst "]
+                .iter()
+                .filter_map(|item| text.find(item))
+                .min()
+                .unwrap();
+            assert!(
+                gate < first_item,
+                "{file}: the deny must be the module's inner attribute"
+            );
+            let block = &text[gate..gate + text[gate..].find(")]").unwrap()];
+            for lint in [
+                "clippy::indexing_slicing",
+                "clippy::unwrap_used",
+                "clippy::expect_used",
+                "clippy::arithmetic_side_effects",
+                "clippy::panic",
+            ] {
+                assert!(block.contains(lint), "{file}: {lint} not denied");
+            }
+        }
     }
 
     #[test]
