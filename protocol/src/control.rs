@@ -452,6 +452,7 @@ impl<'a> Writer<'a> {
     clippy::panic
 )]
 mod tests {
+    extern crate std;
     use super::*;
     use core::mem::offset_of;
     use shared_abi::control::{
@@ -685,6 +686,43 @@ mod tests {
                 decode_request(c.0, &bytes(&req(0)), 512),
                 Err(NtStatus::INVALID_PARAMETER)
             );
+        }
+    }
+
+    /// Issue 6: a control request selects a slot and can carry nothing else,
+    /// so it cannot smuggle a service name or an image path to the loader.
+    #[test]
+    fn a_request_cannot_name_a_service_or_a_path() {
+        let header = bytes(&req(SLOT_NONE));
+        let paths: [&str; 4] = [
+            "\\??\\C:\\evil.sys",
+            "\\Registry\\Machine\\System\\CurrentControlSet\\Services\\Beep",
+            "Beep",
+            "..\\..\\Windows\\Temp\\x.sys",
+        ];
+        for code in ALL_IOCTLS {
+            for path in paths {
+                let mut input = header.to_vec();
+                input.extend(path.encode_utf16().flat_map(u16::to_le_bytes));
+                let r = decode_request(code.0, &input, 4096);
+                assert_eq!(
+                    r,
+                    Err(NtStatus::INFO_LENGTH_MISMATCH),
+                    "{code:?} with {path:?}"
+                );
+                // The name alone, without a header, is no request either.
+                let name: std::vec::Vec<u8> =
+                    path.encode_utf16().flat_map(u16::to_le_bytes).collect();
+                assert!(
+                    decode_request(code.0, &name, 4096).is_err(),
+                    "{code:?} with bare {path:?}"
+                );
+            }
+        }
+        // The slot is an index into the admin's configuration, nothing more.
+        for slot in (2..64).chain([0x4000_0000, u32::MAX - 1]) {
+            let r = decode_request(IOCTL_LOADER_UPGRADE.0, &bytes(&req(slot)), 16);
+            assert_eq!(r, Err(NtStatus::INVALID_PARAMETER), "slot {slot}");
         }
     }
 
