@@ -1,0 +1,27 @@
+//! Property: no call into an unmapped image. The loader calls a payload's
+//! entries only while it holds a reference on its driver object, taken right
+//! after `ZwLoadDriver`, so a racing `sc stop` cannot unmap it under them.
+//! Twin: the loader drops that reference before the registration call (the
+//! seed's two-driver proposal without a reference).
+use loader_protocol::Mutation;
+use loader_tests::explore::{check, Expect};
+use loader_tests::scenario::{Adversary, Race};
+use loader_tests::world::{Config, Violation};
+
+const PROPERTY: Violation = Violation::UnmappedCall;
+
+#[test]
+fn protocol_load_against_sc_stop() {
+    check("unmapped-call/protocol/load-vs-stop", PROPERTY, Race::Load(Adversary::Stop(0)), Config::protocol(), Expect::Clean);
+}
+
+#[test]
+fn protocol_upgrade_against_sc_stop_of_the_new_payload() {
+    check("unmapped-call/protocol/upgrade-vs-stop", PROPERTY, Race::Upgrade(Adversary::Stop(1)), Config::protocol(), Expect::Clean);
+}
+
+#[test]
+fn twin_reference_released_early_is_caught() {
+    let config = Config::mutant(Mutation::ReleaseImageEarly);
+    check("unmapped-call/mutant-release-image-early", PROPERTY, Race::Load(Adversary::Stop(0)), config, Expect::Caught);
+}

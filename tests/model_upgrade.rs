@@ -1,0 +1,43 @@
+//! Property: an upgrade ends with exactly one active payload (the new one,
+//! which registered), or with a reported failure and the old payload still
+//! active and registered; a retirement that does not finish in time leaves
+//! the old slot STUCK and the new one active.
+//! Twin: a loader that switches to the new slot even though its
+//! registration failed.
+use loader_protocol::Mutation;
+use loader_tests::explore::{check, Expect};
+use loader_tests::scenario::{Adversary, Race};
+use loader_tests::world::{Config, Violation};
+
+const PROPERTY: Violation = Violation::UpgradeOutcome;
+
+#[test]
+fn protocol_upgrade_against_sc_stop_of_the_new_payload() {
+    check("upgrade/protocol/vs-stop-new", PROPERTY, Race::Upgrade(Adversary::Stop(1)), Config::protocol(), Expect::Clean);
+}
+
+#[test]
+fn protocol_upgrade_whose_registration_fails_rolls_back() {
+    let mut config = Config::protocol();
+    config.register_fails[1] = true;
+    check("upgrade/protocol/register-fails", PROPERTY, Race::Upgrade(Adversary::Stop(1)), config, Expect::Clean);
+}
+
+#[test]
+fn protocol_upgrade_to_a_bad_descriptor_rolls_back() {
+    let mut config = Config::protocol();
+    config.bad_descriptor[1] = true;
+    check("upgrade/protocol/bad-descriptor", PROPERTY, Race::Upgrade(Adversary::Stop(1)), config, Expect::Clean);
+}
+
+#[test]
+fn protocol_upgrade_with_the_old_payload_draining() {
+    check("upgrade/protocol/old-draining", PROPERTY, Race::UpgradeOldDraining, Config::protocol(), Expect::Clean);
+}
+
+#[test]
+fn twin_activating_a_failed_upgrade_is_caught() {
+    let mut config = Config::mutant(Mutation::ActivateFailedUpgrade);
+    config.register_fails[1] = true;
+    check("upgrade/mutant-activate-failed-upgrade", PROPERTY, Race::Upgrade(Adversary::Stop(1)), config, Expect::Caught);
+}

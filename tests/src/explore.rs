@@ -1,0 +1,195 @@
+//! Runs a race in every interleaving (loom, bounded preemptions) or many
+//! times with random delays (std), counts interleavings and violations, and
+//! prints the `interleavings=N violations=N` lines the suite is judged on.
+//!
+//! Owns the verdicts: the protocol must show zero violations of any kind;
+//! a twin (naive design or mutant) must show at least one of its property.
+//! Must never hide a failure: a panic in a protocol run fails the test.
+use crate::scenario::{self, Race};
+use crate::world::{Config, Violation};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex as StdMutex;
+
+/// What a run must show.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// No violation of any kind, in any interleaving.
+    Clean,
+    /// At least one violation of the property (the checker can fail).
+    Caught,
+}
+
+/// One run's figures.
+#[derive(Debug, Default, Clone)]
+pub struct Summary {
+    /// Executions explored.
+    pub interleavings: usize,
+    /// Executions that had at least one violation.
+    pub bad_executions: usize,
+    /// Violations per [`Violation::ALL`] index.
+    pub by_kind: [usize; Violation::ALL.len()],
+}
+
+impl Summary {
+    /// Violations of one property.
+    #[must_use]
+    pub fn of(&self, v: Violation) -> usize {
+        let i = Violation::ALL.iter().position(|&x| x == v).unwrap_or(0);
+        self.by_kind[i]
+    }
+    /// Violations of every property.
+    #[must_use]
+    pub fn total(&self) -> usize {
+        self.by_kind.iter().sum()
+    }
+}
+
+static RUN_LOCK: StdMutex<()> = StdMutex::new(());
+static EXECUTIONS: AtomicUsize = AtomicUsize::new(0);
+static BAD: AtomicUsize = AtomicUsize::new(0);
+static COUNTS: [AtomicUsize; Violation::ALL.len()] = [const { AtomicUsize::new(0) }; Violation::ALL.len()];
+
+fn record(found: &[(Violation, &'static str)]) {
+    EXECUTIONS.fetch_add(1, Ordering::Relaxed);
+    if !found.is_empty() {
+        BAD.fetch_add(1, Ordering::Relaxed);
+    }
+    for (v, _) in found {
+        if let Some(i) = Violation::ALL.iter().position(|x| x == v) {
+            COUNTS[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn reset() {
+    EXECUTIONS.store(0, Ordering::Relaxed);
+    BAD.store(0, Ordering::Relaxed);
+    for c in &COUNTS {
+        c.store(0, Ordering::Relaxed);
+    }
+}
+
+fn collect() -> Summary {
+    let mut s = Summary {
+        interleavings: EXECUTIONS.load(Ordering::Relaxed),
+        bad_executions: BAD.load(Ordering::Relaxed),
+        ..Summary::default()
+    };
+    for (out, c) in s.by_kind.iter_mut().zip(COUNTS.iter()) {
+        *out = c.load(Ordering::Relaxed);
+    }
+    s
+}
+
+/// Explores `race` under `config`, prints the figures, and asserts the
+/// verdict: `Clean` → zero violations; `Caught` → `property` found.
+pub fn check(name: &str, property: Violation, race: Race, config: Config, expect: Expect) -> Summary {
+    let _serial = RUN_LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    reset();
+    let started = std::time::Instant::now();
+    let stopped_early = explore(race, config, expect, property);
+    let summary = collect();
+    let kinds: Vec<String> = Violation::ALL
+        .iter()
+        .zip(summary.by_kind.iter())
+        .filter(|(_, &n)| n > 0)
+        .map(|(v, n)| format!("{}={n}", v.name()))
+        .collect();
+    println!(
+        "model {name}: mode={} interleavings={} violations={} property={} {}={} [{}]{} in {:.1}s",
+        mode(),
+        summary.interleavings,
+        summary.total(),
+        property.name(),
+        property.name(),
+        summary.of(property),
+        kinds.join(" "),
+        if stopped_early { " (stopped at the first failing interleaving)" } else { "" },
+        started.elapsed().as_secs_f64(),
+    );
+    match expect {
+        Expect::Clean => assert_eq!(summary.total(), 0, "{name}: the protocol violated {kinds:?}"),
+        Expect::Caught => assert!(summary.of(property) > 0, "{name}: the checker no longer catches {}", property.name()),
+    }
+    summary
+}
+
+fn mode() -> &'static str {
+    if cfg!(loom) {
+        "loom"
+    } else {
+        "std-random"
+    }
+}
+
+/// The preemption bound for the loom runs (`MODEL_PREEMPTIONS`, default 2).
+#[must_use]
+pub fn preemption_bound() -> usize {
+    std::env::var("MODEL_PREEMPTIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(2)
+}
+
+#[cfg(loom)]
+fn explore(race: Race, config: Config, expect: Expect, property: Violation) -> bool {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(preemption_bound());
+    builder.max_branches = 100_000;
+    let body = move || {
+        let found = scenario::run(race, config);
+        record(&found);
+        if !found.is_empty() {
+            assert!(expect != Expect::Clean, "violations: {found:?}");
+        }
+        if found.iter().any(|(v, _)| *v == property) {
+            panic!("{TWIN_CAUGHT}");
+        }
+    };
+    if expect == Expect::Clean {
+        builder.check(body);
+        return false;
+    }
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| builder.check(body)));
+    std::panic::set_hook(hook);
+    match result {
+        Ok(()) => false,
+        Err(payload) => {
+            let text = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(ToString::to_string))
+                .unwrap_or_default();
+            if !text.contains(TWIN_CAUGHT) {
+                // loom found every thread blocked (or another failure).
+                EXECUTIONS.fetch_add(1, Ordering::Relaxed);
+                BAD.fetch_add(1, Ordering::Relaxed);
+                COUNTS[4].fetch_add(1, Ordering::Relaxed); // Violation::Deadlock
+            }
+            true
+        }
+    }
+}
+
+#[cfg(loom)]
+const TWIN_CAUGHT: &str = "twin: violation caught";
+
+/// Iterations of the std build (`MODEL_ITERATIONS`, default 300).
+/// A twin stops at its first failing execution (its waits give up after
+/// 100 ms instead of 3 s).
+#[cfg(not(loom))]
+fn explore(race: Race, config: Config, expect: Expect, property: Violation) -> bool {
+    use crate::world::STD_WAIT_LIMIT_MS;
+    let n = std::env::var("MODEL_ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(300);
+    let limit = STD_WAIT_LIMIT_MS.swap(if expect == Expect::Caught { 100 } else { 3_000 }, Ordering::Relaxed);
+    let mut stopped_early = false;
+    for _ in 0..n {
+        let found = scenario::run(race, config);
+        record(&found);
+        if expect == Expect::Caught && found.iter().any(|(v, _)| *v == property) {
+            stopped_early = true;
+            break;
+        }
+    }
+    STD_WAIT_LIMIT_MS.store(limit, Ordering::Relaxed);
+    stopped_early
+}

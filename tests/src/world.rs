@@ -1,0 +1,335 @@
+//! The model's kernel bookkeeping: driver objects and their images, the
+//! loader's events, the payload's globals, the scenario's configuration and
+//! the violation record.
+//!
+//! Owns every invariant check that is about memory or object lifetime (a
+//! call into an unmapped image, a reference dropped twice, an image unmapped
+//! with a filter still registered). Must never block while holding the
+//! kernel lock except in `Condvar::wait`.
+use crate::sync::{holds_critical_section, lock, Arc, Condvar, Mutex, MutexGuard};
+use loader_protocol::{LoaderState, Mutation, PayloadState, Slot};
+use shared_abi::control::SLOT_COUNT;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Index of a driver object (one per `ZwLoadDriver` that created one).
+pub type ImageId = usize;
+
+/// The loader's settle service handed to a payload: which slot it serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SettleRef(pub Slot);
+
+/// A registered filter: the image that registered it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FilterRef(pub ImageId);
+
+/// Which payload design runs in the images.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Design {
+    /// The protocol (`loader_protocol::payload`), loaded by the loader.
+    Protocol,
+    /// The seed's minifilter: FltRegisterFilter, then set-up, in DriverEntry;
+    /// teardown in FilterUnloadCallback.
+    NaiveSeed,
+    /// The seed's mitigation: set-up first, FltRegisterFilter last.
+    NaiveRegisterLast,
+}
+
+/// What a scenario configures before it starts.
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    /// The payload design.
+    pub design: Design,
+    /// A negative-control mutation of the protocol.
+    pub mutation: Mutation,
+    /// Slots whose filter has an instance with an open file: unregistering
+    /// it blocks until the scenario's closer thread closes the file.
+    pub open_file: [bool; SLOT_COUNT],
+    /// Slots whose payload fails FltRegisterFilter.
+    pub register_fails: [bool; SLOT_COUNT],
+    /// Slots whose image has a descriptor with a bad magic.
+    pub bad_descriptor: [bool; SLOT_COUNT],
+}
+
+impl Config {
+    /// The protocol with no fault injected.
+    #[must_use]
+    pub fn protocol() -> Self {
+        Config {
+            design: Design::Protocol,
+            mutation: Mutation::None,
+            open_file: [false; SLOT_COUNT],
+            register_fails: [false; SLOT_COUNT],
+            bad_descriptor: [false; SLOT_COUNT],
+        }
+    }
+    /// The protocol with `mutation` switched on.
+    #[must_use]
+    pub fn mutant(mutation: Mutation) -> Self {
+        Config { mutation, ..Config::protocol() }
+    }
+    /// A naive design.
+    #[must_use]
+    pub fn naive(design: Design) -> Self {
+        Config { design, ..Config::protocol() }
+    }
+}
+
+/// The properties the model checks; each violation is counted under one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Violation {
+    /// Code ran in, or was called in, an image that was not mapped.
+    UnmappedCall,
+    /// The set-up was cleaned up before it was fully built, or twice.
+    HalfBuiltTeardown,
+    /// A registration was not unregistered exactly once (or a freed filter
+    /// was used).
+    RegistrationNotOnce,
+    /// A thread waited while inside a critical section.
+    LockAcrossWait,
+    /// Every thread blocked (loom's deadlock detection), or a wait that can
+    /// never end.
+    Deadlock,
+    /// An upgrade did not end with exactly one active payload, or with a
+    /// reported failure and the old one still active.
+    UpgradeOutcome,
+    /// An image reference was dropped twice, or leaked.
+    ReferenceMisuse,
+}
+
+impl Violation {
+    /// Every property, in report order.
+    pub const ALL: [Violation; 7] = [
+        Violation::UnmappedCall,
+        Violation::HalfBuiltTeardown,
+        Violation::RegistrationNotOnce,
+        Violation::LockAcrossWait,
+        Violation::Deadlock,
+        Violation::UpgradeOutcome,
+        Violation::ReferenceMisuse,
+    ];
+    /// Short name for reports.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Violation::UnmappedCall => "unmapped-call",
+            Violation::HalfBuiltTeardown => "half-built-teardown",
+            Violation::RegistrationNotOnce => "registration-not-once",
+            Violation::LockAcrossWait => "lock-across-wait",
+            Violation::Deadlock => "deadlock",
+            Violation::UpgradeOutcome => "upgrade-outcome",
+            Violation::ReferenceMisuse => "reference-misuse",
+        }
+    }
+}
+
+/// Which routine `DRIVER_OBJECT::DriverUnload` points at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnloadRoutine {
+    /// NULL: `NtUnloadDriver` fails.
+    None,
+    /// The payload's own DriverUnload.
+    Payload,
+    /// FltMgr's, installed by FltRegisterFilter.
+    FltMgr,
+}
+
+/// One driver object and its image.
+#[derive(Debug)]
+pub struct DriverObject {
+    /// The service (slot) it was loaded for.
+    pub slot: Slot,
+    /// Its name is in the object namespace (`\FileSystem\<svc>`).
+    pub named: bool,
+    /// Object references; the image is unmapped when they reach zero.
+    pub refs: u32,
+    /// The image is mapped.
+    pub mapped: bool,
+    /// `DriverUnload`.
+    pub unload: UnloadRoutine,
+    /// The DriverUnload FltRegisterFilter saved.
+    pub saved_unload: UnloadRoutine,
+    /// `NtUnloadDriver` already began for it.
+    pub unload_invoked: bool,
+    /// Threads executing code of this image right now.
+    pub running: u32,
+    /// Set-up steps done, set-up complete, cleaned up.
+    pub setup_steps: u8,
+    /// The set-up finished.
+    pub setup_complete: bool,
+    /// The set-up was cleaned up.
+    pub cleaned: bool,
+    /// FltMgr holds a filter of this image.
+    pub filter_registered: bool,
+    /// Successful FltRegisterFilter calls.
+    pub registrations: u32,
+    /// FltUnregisterFilter calls on a registered filter.
+    pub unregistrations: u32,
+    /// Naive designs: the filter handle global.
+    pub naive_filter: Option<FilterRef>,
+}
+
+/// Everything the model's kernel tracks, behind one lock.
+#[derive(Debug)]
+pub struct Kernel {
+    /// Every driver object ever created.
+    pub objects: Vec<DriverObject>,
+    /// Per-slot "registration settled" (initially signalled: nothing runs).
+    pub settled: [bool; SLOT_COUNT],
+    /// Per-slot "retirement finished".
+    pub retired: [bool; SLOT_COUNT],
+    /// A filter unregistration of this slot is blocked on an open file.
+    pub draining: [bool; SLOT_COUNT],
+    /// The file keeping the slot's instance draining is still open.
+    pub file_open: [bool; SLOT_COUNT],
+    /// `Parameters\ActiveSlot`.
+    pub persisted: Option<Slot>,
+    /// Violations found in this execution.
+    pub violations: Vec<(Violation, &'static str)>,
+}
+
+/// One execution's world: the kernel, the loader's and the payloads' state.
+pub struct World {
+    /// The scenario's configuration.
+    pub config: Config,
+    /// Kernel bookkeeping.
+    pub kernel: Mutex<Kernel>,
+    /// Signalled on every change a waiter may be waiting for.
+    pub changed: Condvar,
+    /// The loader's protocol state.
+    pub loader_state: Mutex<LoaderState<ImageId>>,
+    /// Each image's payload globals, by [`ImageId`].
+    pub payload_states: Mutex<Vec<PayloadState<SettleRef, FilterRef>>>,
+    /// Retire workers the loader started.
+    pub workers: Mutex<Vec<crate::sync::thread::JoinHandle<()>>>,
+    clock: AtomicU64,
+}
+
+/// How long, in milliseconds, a std-build wait may last before it counts
+/// as a deadlock (3 s; the negative controls shorten it).
+pub static STD_WAIT_LIMIT_MS: AtomicU64 = AtomicU64::new(3_000);
+
+/// The bound the model's loader is configured with (never real time).
+pub const UNLOAD_TIMEOUT_MS: u32 = 5_000;
+
+impl World {
+    /// A fresh world for one execution.
+    #[must_use]
+    pub fn new(config: Config) -> Arc<World> {
+        Arc::new(World {
+            config,
+            kernel: Mutex::new(Kernel {
+                objects: Vec::new(),
+                settled: [true; SLOT_COUNT],
+                retired: [true; SLOT_COUNT],
+                draining: [false; SLOT_COUNT],
+                file_open: config.open_file,
+                persisted: None,
+                violations: Vec::new(),
+            }),
+            changed: Condvar::new(),
+            loader_state: Mutex::new(LoaderState::new(UNLOAD_TIMEOUT_MS)),
+            payload_states: Mutex::new(Vec::new()),
+            workers: Mutex::new(Vec::new()),
+            clock: AtomicU64::new(1),
+        })
+    }
+
+    /// A model clock (not a scheduling point).
+    pub fn now(&self) -> u64 {
+        self.clock.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Locks the kernel.
+    pub fn kernel(&self) -> MutexGuard<'_, Kernel> {
+        lock(&self.kernel)
+    }
+
+    /// Records a violation.
+    pub fn violation(&self, k: &mut Kernel, v: Violation, what: &'static str) {
+        k.violations.push((v, what));
+    }
+
+    /// Changes kernel state and wakes every waiter.
+    pub fn update<R>(&self, f: impl FnOnce(&mut Kernel) -> R) -> R {
+        let mut k = self.kernel();
+        let r = f(&mut k);
+        drop(k);
+        self.changed.notify_all();
+        r
+    }
+
+    /// Blocks until `ready` holds. A wait from inside a critical section is
+    /// a violation (it is recorded before the thread blocks).
+    pub fn wait_until(&self, what: &'static str, ready: impl Fn(&Kernel) -> bool) {
+        let mut k = self.kernel();
+        if holds_critical_section() {
+            self.violation(&mut k, Violation::LockAcrossWait, what);
+        }
+        #[cfg(loom)]
+        while !ready(&k) {
+            k = self.changed.wait(k).expect("model lock poisoned");
+        }
+        // Real time on std: a wait that lasts this long never ends.
+        #[cfg(not(loom))]
+        {
+            let limit = std::time::Duration::from_millis(STD_WAIT_LIMIT_MS.load(Ordering::Relaxed));
+            let deadline = std::time::Instant::now() + limit;
+            while !ready(&k) {
+                let now = std::time::Instant::now();
+                if now >= deadline {
+                    self.violation(&mut k, Violation::Deadlock, what);
+                    return;
+                }
+                k = self.changed.wait_timeout(k, deadline - now).expect("model lock poisoned").0;
+            }
+        }
+    }
+
+    /// A thread starts running code of image `id` (a call into it).
+    pub fn enter(&self, id: ImageId, what: &'static str) {
+        let mut k = self.kernel();
+        if !k.objects[id].mapped {
+            self.violation(&mut k, Violation::UnmappedCall, what);
+        }
+        k.objects[id].running += 1;
+    }
+
+    /// The call into image `id` returned.
+    pub fn leave(&self, id: ImageId) {
+        let mut k = self.kernel();
+        k.objects[id].running -= 1;
+    }
+
+    /// Takes a reference on image `id`.
+    pub fn add_ref(k: &mut Kernel, id: ImageId) {
+        k.objects[id].refs += 1;
+    }
+
+    /// Drops a reference on image `id`; the last one unmaps the image.
+    pub fn drop_ref(&self, id: ImageId, what: &'static str) {
+        let mut k = self.kernel();
+        if k.objects[id].refs == 0 {
+            self.violation(&mut k, Violation::ReferenceMisuse, what);
+            return;
+        }
+        k.objects[id].refs -= 1;
+        if k.objects[id].refs == 0 {
+            let o = &mut k.objects[id];
+            o.mapped = false;
+            o.named = false;
+            let (running, registered) = (o.running, o.filter_registered);
+            if running > 0 {
+                self.violation(&mut k, Violation::UnmappedCall, "image unmapped while code runs in it");
+            }
+            if registered {
+                self.violation(&mut k, Violation::RegistrationNotOnce, "image unmapped with its filter registered");
+            }
+        }
+    }
+
+    /// The newest named driver object of `slot`.
+    #[must_use]
+    pub fn named_object(k: &Kernel, slot: Slot) -> Option<ImageId> {
+        k.objects.iter().rposition(|o| o.slot == slot && o.named)
+    }
+}
