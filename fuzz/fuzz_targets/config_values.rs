@@ -13,8 +13,9 @@ use loader_protocol::config::{self, Config, DriverObjectKind, RawValue, ServiceN
 fn check_name(name: &ServiceName) {
     let chars = name.as_utf16();
     assert!((1..=config::MAX_SERVICE_CHARS).contains(&chars.len()));
-    assert!(chars.iter().all(|c| u8::try_from(*c)
-        .is_ok_and(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))));
+    assert!(chars
+        .iter()
+        .all(|c| u8::try_from(*c).is_ok_and(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))));
     assert!(chars != [u16::from(b'.')] && chars != [u16::from(b'.'); 2]);
     assert_eq!(ServiceName::from_utf16(chars).as_ref(), Ok(name));
     let mut path = [0u16; config::PATH_CHARS];
@@ -46,12 +47,23 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(data, value.to_le_bytes());
     }
     let (a, b) = data.split_at(usize::from(header[1]).min(data.len()));
-    let sz = |data| Some(RawValue { reg_type: config::REG_SZ, data });
-    let dword = Some(RawValue { reg_type: config::REG_DWORD, data: b.get(..4).unwrap_or(b) });
+    let sz = |data| {
+        Some(RawValue {
+            reg_type: config::REG_SZ,
+            data,
+        })
+    };
+    let dword = Some(RawValue {
+        reg_type: config::REG_DWORD,
+        data: b.get(..4).unwrap_or(b),
+    });
     if let Ok(c) = Config::from_values([sz(a), sz(b)], None, dword) {
         assert!(c.active < 2);
         assert!(!c.slots[0].same_service(&c.slots[1]));
-        assert!((config::MIN_UNLOAD_TIMEOUT_MS..=config::MAX_UNLOAD_TIMEOUT_MS).contains(&c.unload_timeout_ms));
+        assert!(
+            (config::MIN_UNLOAD_TIMEOUT_MS..=config::MAX_UNLOAD_TIMEOUT_MS)
+                .contains(&c.unload_timeout_ms)
+        );
         check_name(&c.slots[0]);
         check_name(&c.slots[1]);
     }

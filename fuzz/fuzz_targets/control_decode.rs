@@ -34,12 +34,18 @@ fuzz_target!(|data: &[u8]| {
 
     if let Ok(status) = control::decode_status(input) {
         let mut out = [0u8; control::STATUS_LEN];
-        assert_eq!(control::encode_status(&status, &mut out), Ok(control::STATUS_LEN));
+        assert_eq!(
+            control::encode_status(&status, &mut out),
+            Ok(control::STATUS_LEN)
+        );
         assert_eq!(&out[..], &input[..control::STATUS_LEN]);
     }
     if let Ok(reply) = control::decode_reply(input) {
         let mut out = [0u8; control::REPLY_LEN];
-        assert_eq!(control::encode_reply(&reply, &mut out), Ok(control::REPLY_LEN));
+        assert_eq!(
+            control::encode_reply(&reply, &mut out),
+            Ok(control::REPLY_LEN)
+        );
         assert_eq!(&out[..], &input[..control::REPLY_LEN]);
     }
     // Encoding into a short buffer refuses instead of writing past it.

@@ -19,12 +19,19 @@ fuzz_target!(|data: &[u8]| {
     let selector = header[0];
     let rva = u32::from_le_bytes([header[1], header[2], header[3], header[4]]);
     let len = usize::from(u16::from_le_bytes([header[5], header[6]]));
-    let layout = if selector & 1 == 0 { Layout::File } else { Layout::Mapped };
+    let layout = if selector & 1 == 0 {
+        Layout::File
+    } else {
+        Layout::Mapped
+    };
     let name = NAMES[usize::from(selector >> 1) % NAMES.len()];
 
     if let Ok(found) = pe::export_rva(image, layout, name) {
         let size = pe::size_of_image(image, layout).expect("headers parsed once already");
-        assert!(found < size, "export {name} at {found:#x} outside SizeOfImage {size:#x}");
+        assert!(
+            found < size,
+            "export {name} at {found:#x} outside SizeOfImage {size:#x}"
+        );
         if layout == Layout::Mapped {
             assert!((found as usize) < image.len());
         }
