@@ -5,7 +5,7 @@
 //! waiting teardown hangs); a failed registration waiting on "settled"
 //! from inside the registration call (self-deadlock).
 use loader_protocol::Mutation;
-use loader_tests::explore::{check, Expect};
+use loader_tests::explore::{check, check_deadlock_twin, Expect};
 use loader_tests::scenario::{Adversary, Race};
 use loader_tests::world::{Config, Violation};
 
@@ -30,12 +30,14 @@ fn protocol_upgrade_with_the_old_payload_draining() {
 #[test]
 fn twin_no_settle_on_failed_registration_is_caught() {
     let config = Config::mutant(Mutation::NoSettleOnFailure);
-    check("deadlock/mutant-no-settle-on-failure", PROPERTY, Race::Load(Adversary::Stop(0)), config, Expect::Caught);
+    let name = "deadlock/mutant-no-settle-on-failure";
+    check_deadlock_twin(name, "twin_no_settle_on_failed_registration_is_caught", Race::Load(Adversary::Stop(0)), config);
 }
 
 #[test]
 fn twin_register_waiting_on_settle_is_caught() {
     let mut config = Config::mutant(Mutation::RegisterWaitsOnSettle);
     config.register_fails[0] = true;
-    check("deadlock/mutant-register-waits-on-settle", PROPERTY, Race::Load(Adversary::Stop(0)), config, Expect::Caught);
+    let name = "deadlock/mutant-register-waits-on-settle";
+    check_deadlock_twin(name, "twin_register_waiting_on_settle_is_caught", Race::Load(Adversary::Stop(0)), config);
 }

@@ -346,6 +346,12 @@ impl<P: LoaderPlatform> Loader<P> {
         });
     }
 
+    /// Records a failure the platform met outside an operation (an invalid
+    /// configuration, a malformed control request) so `status` shows it.
+    pub fn record_error(&self, status: NtStatus, op: OpKind, slot: Option<Slot>) {
+        self.fail(status, op, slot);
+    }
+
     /// The payload's `wait_registration_settled` service.
     pub fn wait_registration_settled(&self, slot: Slot) {
         if slot < SLOT_COUNT {

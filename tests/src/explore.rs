@@ -81,6 +81,67 @@ fn collect() -> Summary {
     s
 }
 
+/// The negative control of the no-deadlock property. loom reports a
+/// deadlock by aborting the process, so under loom the exploration runs in
+/// a child process (this test binary, filtered to `test_fn`), and the
+/// verdict is that the child died reporting a deadlock. Without loom the
+/// model's waits give up and count a deadlock, as in [`check`].
+pub fn check_deadlock_twin(name: &str, test_fn: &str, race: Race, config: Config) {
+    #[cfg(loom)]
+    {
+        if std::env::var_os(CHILD_ENV).is_some() {
+            let _serial = RUN_LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            reset();
+            let hook = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                eprintln!("child: interleavings={}", EXECUTIONS.load(Ordering::Relaxed) + 1);
+                hook(info);
+            }));
+            explore_all(race, config);
+            println!("child: no deadlock in interleavings={}", EXECUTIONS.load(Ordering::Relaxed));
+            return;
+        }
+        let started = std::time::Instant::now();
+        let exe = std::env::current_exe().expect("test binary");
+        let out = std::process::Command::new(exe)
+            .args([test_fn, "--exact", "--nocapture", "--test-threads=1"])
+            .env(CHILD_ENV, "1")
+            .output()
+            .expect("child test process");
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let found = text.contains("deadlock; threads");
+        let interleavings = text
+            .split("child: interleavings=")
+            .nth(1)
+            .and_then(|t| t.split(|c: char| !c.is_ascii_digit()).next())
+            .unwrap_or("?");
+        println!(
+            "model {name}: mode=loom interleavings={interleavings} violations={} property=deadlock deadlock={} [{}] (child process, stopped at the first deadlock) in {:.1}s",
+            usize::from(found),
+            usize::from(found),
+            if found { "deadlock=1" } else { "" },
+            started.elapsed().as_secs_f64(),
+        );
+        assert!(found, "{name}: the checker no longer catches the deadlock; child output:\n{text}");
+    }
+    #[cfg(not(loom))]
+    {
+        let _ = test_fn;
+        check(name, Violation::Deadlock, race, config, Expect::Caught);
+    }
+}
+
+#[cfg(loom)]
+const CHILD_ENV: &str = "LOADER_MODEL_DEADLOCK_CHILD";
+
+#[cfg(loom)]
+fn explore_all(race: Race, config: Config) {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(preemption_bound());
+    builder.max_branches = 100_000;
+    builder.check(move || record(&scenario::run(race, config)));
+}
+
 /// Explores `race` under `config`, prints the figures, and asserts the
 /// verdict: `Clean` → zero violations; `Caught` → `property` found.
 pub fn check(name: &str, property: Violation, race: Race, config: Config, expect: Expect) -> Summary {

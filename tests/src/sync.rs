@@ -17,7 +17,7 @@ pub use std::thread;
 
 #[cfg(loom)]
 loom::thread_local! {
-    static CRITICAL_DEPTH: Cell<u32> = const { Cell::new(0) };
+    static CRITICAL_DEPTH: Cell<u32> = Cell::new(0);
 }
 #[cfg(not(loom))]
 std::thread_local! {

@@ -259,11 +259,14 @@ impl World {
     }
 
     /// Blocks until `ready` holds. A wait from inside a critical section is
-    /// a violation (it is recorded before the thread blocks).
+    /// a violation (recorded; the wait then returns at once).
     pub fn wait_until(&self, what: &'static str, ready: impl Fn(&Kernel) -> bool) {
         let mut k = self.kernel();
         if holds_critical_section() {
+            // Recorded, then treated as satisfied: blocking here would turn
+            // the finding into a deadlock that hides which rule broke.
             self.violation(&mut k, Violation::LockAcrossWait, what);
+            return;
         }
         #[cfg(loom)]
         while !ready(&k) {
