@@ -6,7 +6,7 @@
 //! a twin (naive design or mutant) must show at least one of its property.
 //! Must never hide a failure: a panic in a protocol run fails the test.
 use crate::scenario::{self, Race};
-use crate::world::{Config, Violation};
+use crate::world::{Config, Landing, Violation};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex as StdMutex;
 
@@ -48,6 +48,30 @@ static RUN_LOCK: StdMutex<()> = StdMutex::new(());
 static EXECUTIONS: AtomicUsize = AtomicUsize::new(0);
 static BAD: AtomicUsize = AtomicUsize::new(0);
 static COUNTS: [AtomicUsize; Violation::ALL.len()] = [const { AtomicUsize::new(0) }; Violation::ALL.len()];
+static LANDINGS: [AtomicUsize; Landing::ALL.len()] = [const { AtomicUsize::new(0) }; Landing::ALL.len()];
+
+fn run_and_record(race: Race, config: Config) -> Vec<(Violation, &'static str)> {
+    let f = scenario::run_with_landings(race, config);
+    for l in &f.landings {
+        if let Some(i) = Landing::ALL.iter().position(|x| x == l) {
+            LANDINGS[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    record(&f.violations);
+    f.violations
+}
+
+/// `name=count` for every landing seen since the last reset.
+fn landings() -> String {
+    let parts: Vec<String> = Landing::ALL
+        .iter()
+        .zip(LANDINGS.iter())
+        .map(|(l, n)| (l, n.load(Ordering::Relaxed)))
+        .filter(|&(_, n)| n > 0)
+        .map(|(l, n)| format!("{}={n}", l.name()))
+        .collect();
+    parts.join(" ")
+}
 
 fn record(found: &[(Violation, &'static str)]) {
     EXECUTIONS.fetch_add(1, Ordering::Relaxed);
@@ -64,7 +88,7 @@ fn record(found: &[(Violation, &'static str)]) {
 fn reset() {
     EXECUTIONS.store(0, Ordering::Relaxed);
     BAD.store(0, Ordering::Relaxed);
-    for c in &COUNTS {
+    for c in COUNTS.iter().chain(LANDINGS.iter()) {
         c.store(0, Ordering::Relaxed);
     }
 }
@@ -139,7 +163,9 @@ fn explore_all(race: Race, config: Config) {
     let mut builder = loom::model::Builder::new();
     builder.preemption_bound = Some(preemption_bound());
     builder.max_branches = 100_000;
-    builder.check(move || record(&scenario::run(race, config)));
+    builder.check(move || {
+        run_and_record(race, config);
+    });
 }
 
 /// Explores `race` under `config`, prints the figures, and asserts the
@@ -168,6 +194,7 @@ pub fn check(name: &str, property: Violation, race: Race, config: Config, expect
         if stopped_early { " (stopped at the first failing interleaving)" } else { "" },
         started.elapsed().as_secs_f64(),
     );
+    println!("model {name}: unload requests landed: {}", landings());
     match expect {
         Expect::Clean => assert_eq!(summary.total(), 0, "{name}: the protocol violated {kinds:?}"),
         Expect::Caught => assert!(summary.of(property) > 0, "{name}: the checker no longer catches {}", property.name()),
@@ -195,8 +222,7 @@ fn explore(race: Race, config: Config, expect: Expect, property: Violation) -> b
     builder.preemption_bound = Some(preemption_bound());
     builder.max_branches = 100_000;
     let body = move || {
-        let found = scenario::run(race, config);
-        record(&found);
+        let found = run_and_record(race, config);
         if !found.is_empty() {
             assert!(expect != Expect::Clean, "violations: {found:?}");
         }
@@ -244,8 +270,7 @@ fn explore(race: Race, config: Config, expect: Expect, property: Violation) -> b
     let limit = STD_WAIT_LIMIT_MS.swap(if expect == Expect::Caught { 100 } else { 3_000 }, Ordering::Relaxed);
     let mut stopped_early = false;
     for _ in 0..n {
-        let found = scenario::run(race, config);
-        record(&found);
+        let found = run_and_record(race, config);
         if expect == Expect::Caught && found.iter().any(|(v, _)| *v == property) {
             stopped_early = true;
             break;

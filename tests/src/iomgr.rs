@@ -18,7 +18,8 @@
 use crate::naive;
 use crate::platforms::ModelPayload;
 use crate::sync::{pause, Arc};
-use crate::world::{Design, DriverObject, FilterRef, ImageId, UnloadRoutine, Violation, World};
+use crate::world::{Design, DriverObject, FilterRef, ImageId, Landing, UnloadRoutine, Violation, World};
+use loader_protocol::payload::Stage;
 use loader_protocol::payload;
 use loader_protocol::{PayloadState, Slot};
 use shared_abi::NtStatus;
@@ -70,14 +71,29 @@ pub fn load_driver(w: &Arc<World>, slot: Slot) -> Result<(), NtStatus> {
     Ok(())
 }
 
-/// `NtUnloadDriver(slot's service)` (`sc stop`, a foreign `ZwUnloadDriver`,
-/// or the loader's own): a mandatory unload.
+/// `NtUnloadDriver(slot's service)` from the loader: a mandatory unload.
 pub fn unload_driver(w: &Arc<World>, slot: Slot) -> NtStatus {
+    unload_driver_from(w, slot, false)
+}
+
+/// `sc stop` / a foreign `ZwUnloadDriver`: the same, recorded as a landing.
+pub fn foreign_unload_driver(w: &Arc<World>, slot: Slot) -> NtStatus {
+    unload_driver_from(w, slot, true)
+}
+
+fn unload_driver_from(w: &Arc<World>, slot: Slot, foreign: bool) -> NtStatus {
     let (id, routine) = {
         let mut k = w.kernel();
         let Some(id) = World::named_object(&k, slot) else {
+            if foreign {
+                k.landings.push(Landing::NotLoaded);
+            }
             return NtStatus::OBJECT_NAME_NOT_FOUND;
         };
+        if foreign {
+            let landing = landing(w, &k, id);
+            k.landings.push(landing);
+        }
         let o = &mut k.objects[id];
         if o.unload == UnloadRoutine::None {
             return NtStatus::INVALID_DEVICE_REQUEST;
@@ -96,6 +112,23 @@ pub fn unload_driver(w: &Arc<World>, slot: Slot) -> NtStatus {
     w.drop_ref(id, "the \"loaded\" reference");
     w.drop_ref(id, "unload thread's reference");
     NtStatus::SUCCESS
+}
+
+/// Where an unload request meets image `id` (kernel lock held).
+fn landing(w: &World, k: &crate::world::Kernel, id: ImageId) -> Landing {
+    let o = &k.objects[id];
+    if o.unload == UnloadRoutine::None {
+        return Landing::RefusedInDriverEntry;
+    }
+    if w.config.design != Design::Protocol {
+        return if o.setup_complete { Landing::AfterRegistration } else { Landing::DuringRegistration };
+    }
+    match crate::sync::lock(&w.payload_states)[id].stage() {
+        Stage::Mapped | Stage::Loaded => Landing::BeforeRegistration,
+        Stage::Registering => Landing::DuringRegistration,
+        Stage::Filtering | Stage::RegistrationFailed => Landing::AfterRegistration,
+        Stage::TearingDown | Stage::TornDown => Landing::DuringTeardown,
+    }
 }
 
 fn run_unload_routine(w: &Arc<World>, id: ImageId, routine: UnloadRoutine) {
@@ -141,8 +174,11 @@ pub fn fltmc_unload(w: &Arc<World>, slot: Slot) -> NtStatus {
     let id = {
         let mut k = w.kernel();
         let Some(id) = World::named_object(&k, slot).filter(|&i| k.objects[i].filter_registered) else {
+            k.landings.push(Landing::NotLoaded);
             return NtStatus::NOT_FOUND;
         };
+        let landing = landing(w, &k, id);
+        k.landings.push(landing);
         World::add_ref(&mut k, id);
         id
     };

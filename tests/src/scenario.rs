@@ -8,7 +8,7 @@
 use crate::iomgr;
 use crate::platforms::ModelLoader;
 use crate::sync::{lock, thread, Arc};
-use crate::world::{Config, Design, Violation, World};
+use crate::world::{Config, Design, Landing, Violation, World};
 use loader_protocol::{Loader, LoaderPlatform, OpOutcome, Slot};
 use shared_abi::control::SlotState;
 use shared_abi::NtStatus;
@@ -36,8 +36,21 @@ pub enum Race {
     UpgradeOldDraining,
 }
 
+/// What one execution found.
+pub struct Findings {
+    /// Violations, with what happened.
+    pub violations: Vec<(Violation, &'static str)>,
+    /// Where the adversary's unload requests landed.
+    pub landings: Vec<Landing>,
+}
+
 /// Runs one execution of `race` in a fresh world; returns its violations.
 pub fn run(race: Race, config: Config) -> Vec<(Violation, &'static str)> {
+    run_with_landings(race, config).violations
+}
+
+/// Runs one execution of `race` in a fresh world.
+pub fn run_with_landings(race: Race, config: Config) -> Findings {
     let w = World::new(config);
     if config.design == Design::Protocol {
         run_protocol(&w, race);
@@ -45,19 +58,19 @@ pub fn run(race: Race, config: Config) -> Vec<(Violation, &'static str)> {
         run_naive(&w, race);
     }
     finish(&w);
-    let violations = w.kernel().violations.clone();
-    violations
+    let k = w.kernel();
+    Findings { violations: k.violations.clone(), landings: k.landings.clone() }
 }
 
 fn adversary(w: &Arc<World>, who: Adversary) -> thread::JoinHandle<()> {
     let w = w.clone();
     thread::spawn(move || match who {
         Adversary::Stop(slot) => {
-            iomgr::unload_driver(&w, slot);
+            iomgr::foreign_unload_driver(&w, slot);
         }
         Adversary::FltmcThenStop(slot) => {
             iomgr::fltmc_unload(&w, slot);
-            iomgr::unload_driver(&w, slot);
+            iomgr::foreign_unload_driver(&w, slot);
         }
         Adversary::ControlUnload => {
             Loader::new(ModelLoader(w.clone())).unload();

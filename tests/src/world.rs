@@ -185,6 +185,49 @@ pub struct Kernel {
     pub persisted: Option<Slot>,
     /// Violations found in this execution.
     pub violations: Vec<(Violation, &'static str)>,
+    /// Where each foreign unload request landed (coverage evidence).
+    pub landings: Vec<Landing>,
+}
+
+/// Where an unload request (`sc stop`, `fltmc unload`) met the payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Landing {
+    /// No driver object of that name (not loaded yet, or gone).
+    NotLoaded,
+    /// DriverEntry still running: DriverUnload was NULL, the unload failed.
+    RefusedInDriverEntry,
+    /// DriverEntry done, the loader had not called the registration entry.
+    BeforeRegistration,
+    /// The registration call was running.
+    DuringRegistration,
+    /// Registered (or the registration failed and was undone).
+    AfterRegistration,
+    /// A teardown had already begun.
+    DuringTeardown,
+}
+
+impl Landing {
+    /// Every landing, in report order.
+    pub const ALL: [Landing; 6] = [
+        Landing::NotLoaded,
+        Landing::RefusedInDriverEntry,
+        Landing::BeforeRegistration,
+        Landing::DuringRegistration,
+        Landing::AfterRegistration,
+        Landing::DuringTeardown,
+    ];
+    /// Short name for reports.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Landing::NotLoaded => "not-loaded",
+            Landing::RefusedInDriverEntry => "in-driver-entry",
+            Landing::BeforeRegistration => "before-register",
+            Landing::DuringRegistration => "during-register",
+            Landing::AfterRegistration => "after-register",
+            Landing::DuringTeardown => "during-teardown",
+        }
+    }
 }
 
 /// One execution's world: the kernel, the loader's and the payloads' state.
@@ -225,6 +268,7 @@ impl World {
                 file_open: config.open_file,
                 persisted: None,
                 violations: Vec::new(),
+                landings: Vec::new(),
             }),
             changed: Condvar::new(),
             loader_state: Mutex::new(LoaderState::new(UNLOAD_TIMEOUT_MS)),

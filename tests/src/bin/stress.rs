@@ -9,7 +9,7 @@
 //!
 //! Usage: `stress [--races N] [--naive-races N] [--threads N] [--seed S]`
 use loader_tests::scenario::{self, Adversary, Race};
-use loader_tests::world::{Config, Design, Violation};
+use loader_tests::world::{Config, Design, Landing, Violation};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
@@ -66,10 +66,17 @@ struct Tally {
     races: AtomicUsize,
     bad_races: AtomicUsize,
     by_kind: [AtomicUsize; Violation::ALL.len()],
+    landings: [AtomicUsize; Landing::ALL.len()],
 }
 
 impl Tally {
-    fn add(&self, found: &[(Violation, &'static str)]) {
+    fn add(&self, f: &scenario::Findings) {
+        for l in &f.landings {
+            if let Some(i) = Landing::ALL.iter().position(|x| x == l) {
+                self.landings[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        let found = &f.violations;
         self.races.fetch_add(1, Ordering::Relaxed);
         if !found.is_empty() {
             self.bad_races.fetch_add(1, Ordering::Relaxed);
@@ -79,6 +86,16 @@ impl Tally {
                 self.by_kind[i].fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+    fn landed(&self) -> String {
+        let parts: Vec<String> = Landing::ALL
+            .iter()
+            .zip(self.landings.iter())
+            .map(|(l, n)| (l, n.load(Ordering::Relaxed)))
+            .filter(|&(_, n)| n > 0)
+            .map(|(l, n)| format!("{}={n}", l.name()))
+            .collect();
+        parts.join(" ")
     }
     fn kinds(&self) -> String {
         let parts: Vec<String> = Violation::ALL
@@ -105,7 +122,7 @@ fn run_all(count: usize, threads: usize, seed: u64, tally: &Tally, pick: fn(&mut
                 fastrand::seed(rng.u64(..));
                 for _ in 0..share {
                     let (race, config) = pick(&mut rng);
-                    tally.add(&scenario::run(race, config));
+                    tally.add(&scenario::run_with_landings(race, config));
                 }
             });
         }
@@ -136,6 +153,7 @@ fn main() {
         protocol.total(),
         protocol.kinds()
     );
+    println!("stress protocol: unload requests landed: {}", protocol.landed());
 
     for (name, design) in [("naive-seed", Design::NaiveSeed), ("naive-register-last", Design::NaiveRegisterLast)] {
         let naive = Tally::default();
@@ -154,6 +172,7 @@ fn main() {
             naive.total(),
             naive.kinds()
         );
+        println!("stress {name}: unload requests landed: {}", naive.landed());
     }
 
     if protocol.total() > 0 {
