@@ -361,3 +361,227 @@ impl<P: LoaderPlatform> Loader<P> {
 }
 
 mod slots;
+
+#[cfg(test)]
+mod tests {
+    //! Single-threaded transitions; the races are the model's job (`tests/`).
+    extern crate std;
+    use super::*;
+    use crate::descriptor::DescriptorInfo;
+    use core::cell::{Cell, RefCell};
+    use shared_abi::payload::utf16_name;
+    use std::vec::Vec;
+
+    /// Images are numbered per load; `refs[i]` counts references on image `i`.
+    struct Fake {
+        state: RefCell<LoaderState<usize>>,
+        settled: Cell<[bool; SLOT_COUNT]>,
+        refs: RefCell<Vec<i32>>,
+        loaded: Cell<[Option<usize>; SLOT_COUNT]>,
+        calls: RefCell<Vec<&'static str>>,
+        bad_magic: bool,
+        register_status: NtStatus,
+        lose_driver_after_load: bool,
+        persisted: Cell<Option<Slot>>,
+    }
+
+    impl Fake {
+        fn new() -> Self {
+            Fake {
+                state: RefCell::new(LoaderState::new(1000)),
+                settled: Cell::new([true; SLOT_COUNT]),
+                refs: RefCell::new(Vec::new()),
+                loaded: Cell::new([None; SLOT_COUNT]),
+                calls: RefCell::new(Vec::new()),
+                bad_magic: false,
+                register_status: NtStatus::SUCCESS,
+                lose_driver_after_load: false,
+                persisted: Cell::new(None),
+            }
+        }
+        fn count(&self, what: &str) -> usize {
+            self.calls.borrow().iter().filter(|c| **c == what).count()
+        }
+        fn set_loaded(&self, slot: Slot, image: Option<usize>) {
+            let mut l = self.loaded.get();
+            l[slot] = image;
+            self.loaded.set(l);
+        }
+    }
+
+    impl LoaderPlatform for &Fake {
+        type Image = usize;
+        fn with_state<R>(&self, f: impl FnOnce(&mut LoaderState<usize>) -> R) -> R {
+            f(&mut self.state.borrow_mut())
+        }
+        fn settle_set(&self, slot: Slot) {
+            let mut s = self.settled.get();
+            s[slot] = true;
+            self.settled.set(s);
+        }
+        fn settle_reset(&self, slot: Slot) {
+            let mut s = self.settled.get();
+            s[slot] = false;
+            self.settled.set(s);
+        }
+        fn wait_settled(&self, slot: Slot) {
+            assert!(self.settled.get()[slot], "would hang");
+        }
+        fn retired_set(&self, _slot: Slot) {}
+        fn retired_reset(&self, _slot: Slot) {}
+        fn retired_wait(&self, _slot: Slot, _timeout_ms: u32) -> bool {
+            true
+        }
+        fn load_driver(&self, slot: Slot) -> Result<(), NtStatus> {
+            self.calls.borrow_mut().push("load_driver");
+            let mut refs = self.refs.borrow_mut();
+            refs.push(if self.lose_driver_after_load { 0 } else { 1 });
+            if !self.lose_driver_after_load {
+                self.set_loaded(slot, Some(refs.len() - 1));
+            }
+            Ok(())
+        }
+        fn reference_image(&self, slot: Slot) -> Result<usize, NtStatus> {
+            let image = self.loaded.get()[slot].ok_or(NtStatus::OBJECT_NAME_NOT_FOUND)?;
+            self.refs.borrow_mut()[image] += 1;
+            Ok(image)
+        }
+        fn read_descriptor(&self, image: usize) -> Result<DescriptorInfo, NtStatus> {
+            assert!(self.refs.borrow()[image] > 1, "descriptor read without a reference");
+            let mut d = DescriptorInfo::current(1, utf16_name("fake"));
+            if self.bad_magic {
+                d.magic = 0;
+            }
+            Ok(d)
+        }
+        fn call_register(&self, image: usize, slot: Slot) -> NtStatus {
+            assert!(self.refs.borrow()[image] > 1, "call without a reference");
+            assert!(!self.settled.get()[slot], "settled before the registration call");
+            self.calls.borrow_mut().push("register");
+            self.register_status
+        }
+        fn call_teardown(&self, image: usize) -> NtStatus {
+            assert!(self.refs.borrow()[image] > 1, "call without a reference");
+            self.calls.borrow_mut().push("teardown");
+            NtStatus::SUCCESS
+        }
+        fn call_shutdown(&self, _image: usize) {
+            self.calls.borrow_mut().push("shutdown");
+        }
+        fn unload_driver(&self, slot: Slot) -> NtStatus {
+            self.calls.borrow_mut().push("unload_driver");
+            if let Some(image) = self.loaded.get()[slot] {
+                self.refs.borrow_mut()[image] -= 1;
+                self.set_loaded(slot, None);
+            }
+            NtStatus::SUCCESS
+        }
+        fn release_image(&self, image: usize) {
+            let mut refs = self.refs.borrow_mut();
+            assert!(refs[image] > 0, "reference released twice");
+            refs[image] -= 1;
+        }
+        fn start_retire_worker(&self, _slot: Slot) -> Result<(), NtStatus> {
+            Err(NtStatus::INSUFFICIENT_RESOURCES) // retired inline
+        }
+        fn persist_active(&self, slot: Option<Slot>) -> Result<(), NtStatus> {
+            self.persisted.set(slot);
+            Ok(())
+        }
+        fn now(&self) -> u64 {
+            42
+        }
+    }
+
+    fn all_released(f: &Fake) -> bool {
+        f.refs.borrow().iter().all(|&r| r == 0)
+    }
+
+    #[test]
+    fn load_upgrade_rollback_unload() {
+        let f = Fake::new();
+        let l = Loader::new(&f);
+        assert_eq!(l.load().status, NtStatus::SUCCESS);
+        assert_eq!(l.status().active_slot, 0);
+        assert_eq!(f.persisted.get(), Some(0));
+        let up = l.upgrade(None);
+        assert_eq!((up.status, up.active, up.flags), (NtStatus::SUCCESS, Some(1), 0));
+        assert_eq!(f.state.borrow().slot_state(0), SlotState::EMPTY);
+        assert_eq!(f.state.borrow().slot_state(1), SlotState::ACTIVE);
+        assert_eq!(f.persisted.get(), Some(1));
+        assert_eq!(l.rollback().active, Some(0));
+        assert_eq!(l.unload().status, NtStatus::SUCCESS);
+        assert_eq!(f.persisted.get(), None);
+        assert!(all_released(&f));
+        assert_eq!((f.count("register"), f.count("teardown")), (3, 3));
+        assert_eq!(f.settled.get(), [true; SLOT_COUNT]);
+    }
+
+    #[test]
+    fn a_concurrent_operation_gets_busy_and_the_same_slot_is_refused() {
+        let f = Fake::new();
+        let l = Loader::new(&f);
+        l.load();
+        f.state.borrow_mut().busy = true;
+        assert_eq!(l.upgrade(None).status, NtStatus::DEVICE_BUSY);
+        f.state.borrow_mut().busy = false;
+        assert_eq!(l.upgrade(Some(0)).status, NtStatus::INVALID_PARAMETER);
+        f.state.borrow_mut().slots[1].state = SlotState::STUCK;
+        f.state.borrow_mut().slots[1].worker_running = true;
+        assert_eq!(l.upgrade(Some(1)).status, NtStatus::IMAGE_ALREADY_LOADED);
+        assert_eq!(l.status().active_slot, 0);
+    }
+
+    #[test]
+    fn a_bad_descriptor_is_refused_before_any_payload_code_runs() {
+        let mut f = Fake::new();
+        f.bad_magic = true;
+        let l = Loader::new(&f);
+        let out = l.load();
+        assert_eq!(out.status, NtStatus::INVALID_IMAGE_FORMAT);
+        assert_eq!((f.count("register"), f.count("teardown"), f.count("unload_driver")), (0, 0, 1));
+        assert_eq!(f.state.borrow().slot_state(0), SlotState::EMPTY);
+        assert_eq!(f.settled.get()[0], true);
+        assert!(all_released(&f));
+        assert_eq!(l.status().last_error.status, NtStatus::INVALID_IMAGE_FORMAT.0);
+    }
+
+    #[test]
+    fn a_failed_upgrade_keeps_the_old_payload_active() {
+        let f = Fake::new();
+        Loader::new(&f).load();
+        let mut f2 = f;
+        f2.register_status = NtStatus::FLT_INSTANCE_ALTITUDE_COLLISION;
+        let l = Loader::new(&f2);
+        let out = l.upgrade(None);
+        assert_eq!((out.status, out.active), (NtStatus::FLT_INSTANCE_ALTITUDE_COLLISION, Some(0)));
+        let st = l.status();
+        assert_eq!(st.slots[0].state, SlotState::ACTIVE.0);
+        assert_eq!(st.slots[1].state, SlotState::EMPTY.0);
+        assert_eq!((st.last_error.op, st.last_error.slot), (OpKind::UPGRADE.0, 1));
+        assert_eq!(f2.settled.get(), [true; SLOT_COUNT]);
+        assert_eq!(f2.persisted.get(), Some(0));
+    }
+
+    #[test]
+    fn a_driver_gone_before_the_reference_fails_cleanly() {
+        let mut f = Fake::new();
+        f.lose_driver_after_load = true;
+        let l = Loader::new(&f);
+        assert_eq!(l.load().status, NtStatus::OBJECT_NAME_NOT_FOUND);
+        assert_eq!((f.count("register"), f.count("unload_driver")), (0, 0));
+        assert_eq!(f.settled.get()[0], true);
+        assert_eq!(f.state.borrow().slot_state(0), SlotState::EMPTY);
+    }
+
+    #[test]
+    fn stop_retires_everything_and_refuses_new_operations() {
+        let f = Fake::new();
+        let l = Loader::new(&f);
+        l.load();
+        l.stop();
+        assert!(all_released(&f));
+        assert_eq!(l.load().status, NtStatus::DEVICE_NOT_READY);
+        assert_eq!(l.status().active_slot, shared_abi::control::SLOT_NONE);
+    }
+}

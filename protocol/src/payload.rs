@@ -237,3 +237,145 @@ pub fn filter_unload<P: PayloadPlatform>(p: &P, mandatory: bool) -> NtStatus {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    //! Single-threaded transitions; the races are the model's job (`tests/`).
+    extern crate std;
+    use super::*;
+    use core::cell::RefCell;
+    use std::vec::Vec;
+
+    #[derive(Default)]
+    struct Fake {
+        state: RefCell<PayloadState<u8, u8>>,
+        calls: RefCell<Vec<&'static str>>,
+        fail_register: bool,
+        fail_start: bool,
+        teardown_during_setup: bool,
+    }
+
+    impl Fake {
+        fn calls(&self) -> Vec<&'static str> {
+            self.calls.borrow().clone()
+        }
+        fn count(&self, what: &str) -> usize {
+            self.calls.borrow().iter().filter(|c| **c == what).count()
+        }
+    }
+
+    impl PayloadPlatform for Fake {
+        type Settle = u8;
+        type Filter = u8;
+        fn with_state<R>(&self, f: impl FnOnce(&mut PayloadState<u8, u8>) -> R) -> R {
+            f(&mut self.state.borrow_mut())
+        }
+        fn wait_settled(&self, _s: u8) {
+            self.calls.borrow_mut().push("wait_settled");
+        }
+        fn setup(&self) -> Result<(), NtStatus> {
+            self.calls.borrow_mut().push("setup");
+            if self.teardown_during_setup {
+                assert_eq!(teardown(self), NtStatus::SUCCESS);
+            }
+            Ok(())
+        }
+        fn register_filter(&self) -> Result<u8, NtStatus> {
+            self.calls.borrow_mut().push("register_filter");
+            if self.fail_register {
+                Err(NtStatus::FLT_INSTANCE_ALTITUDE_COLLISION)
+            } else {
+                Ok(7)
+            }
+        }
+        fn start_filtering(&self, _f: u8) -> Result<(), NtStatus> {
+            self.calls.borrow_mut().push("start_filtering");
+            if self.fail_start {
+                Err(NtStatus::INSUFFICIENT_RESOURCES)
+            } else {
+                Ok(())
+            }
+        }
+        fn unregister_filter(&self, f: u8) {
+            assert_eq!(f, 7);
+            self.calls.borrow_mut().push("unregister_filter");
+        }
+        fn cleanup(&self) {
+            self.calls.borrow_mut().push("cleanup");
+        }
+    }
+
+    #[test]
+    fn driver_entry_builds_nothing() {
+        let p = Fake::default();
+        driver_entry(&p);
+        assert!(p.calls().is_empty());
+        assert_eq!(p.state.borrow().stage(), Stage::Loaded);
+    }
+
+    #[test]
+    fn register_then_teardown_undoes_everything_once() {
+        let p = Fake::default();
+        driver_entry(&p);
+        assert_eq!(register(&p, 1), NtStatus::SUCCESS);
+        assert_eq!(p.calls(), ["setup", "register_filter", "start_filtering"]);
+        assert_eq!(p.state.borrow().phase(), PayloadPhase::FILTERING);
+        assert_eq!(teardown(&p), NtStatus::SUCCESS);
+        assert_eq!(teardown(&p), NtStatus::SUCCESS);
+        assert_eq!(filter_unload(&p, true), NtStatus::SUCCESS);
+        assert_eq!((p.count("unregister_filter"), p.count("cleanup"), p.count("wait_settled")), (1, 1, 0));
+        assert_eq!(p.state.borrow().stage(), Stage::TornDown);
+    }
+
+    #[test]
+    fn registration_is_refused_after_teardown_and_the_second_time() {
+        let p = Fake::default();
+        driver_entry(&p);
+        teardown(&p);
+        assert_eq!(register(&p, 1), NtStatus::DELETE_PENDING);
+        assert!(p.calls().is_empty());
+        let q = Fake::default();
+        driver_entry(&q);
+        assert_eq!(register(&q, 1), NtStatus::SUCCESS);
+        assert_eq!(register(&q, 1), NtStatus::INVALID_DEVICE_REQUEST);
+        assert_eq!(q.count("setup"), 1);
+    }
+
+    #[test]
+    fn a_failed_registration_undoes_itself_inline_without_waiting() {
+        let p = Fake { fail_register: true, ..Fake::default() };
+        driver_entry(&p);
+        assert_eq!(register(&p, 1), NtStatus::FLT_INSTANCE_ALTITUDE_COLLISION);
+        assert_eq!(p.calls(), ["setup", "register_filter", "cleanup"]);
+        assert_eq!(p.state.borrow().stage(), Stage::RegistrationFailed);
+        teardown(&p);
+        assert_eq!(p.count("cleanup"), 1);
+
+        let q = Fake { fail_start: true, ..Fake::default() };
+        driver_entry(&q);
+        assert_eq!(register(&q, 1), NtStatus::INSUFFICIENT_RESOURCES);
+        assert_eq!(q.calls(), ["setup", "register_filter", "start_filtering", "unregister_filter", "cleanup"]);
+        teardown(&q);
+        assert_eq!((q.count("unregister_filter"), q.count("cleanup"), q.count("wait_settled")), (1, 1, 0));
+    }
+
+    #[test]
+    fn teardown_meeting_a_registration_waits_and_tears_nothing_half_built() {
+        let p = Fake { teardown_during_setup: true, ..Fake::default() };
+        driver_entry(&p);
+        assert_eq!(register(&p, 1), NtStatus::DELETE_PENDING);
+        assert_eq!(p.calls(), ["setup", "wait_settled", "cleanup"]);
+        assert_eq!(p.state.borrow().stage(), Stage::TornDown);
+        assert!(!p.state.borrow().is_registered());
+    }
+
+    #[test]
+    fn a_non_mandatory_unload_is_refused() {
+        let p = Fake::default();
+        driver_entry(&p);
+        register(&p, 1);
+        assert_eq!(filter_unload(&p, false), NtStatus::FLT_DO_NOT_DETACH);
+        assert!(p.state.borrow().is_registered());
+        assert_eq!(p.count("unregister_filter"), 0);
+    }
+}

@@ -140,7 +140,8 @@ pub fn check_deadlock_twin(name: &str, test_fn: &str, race: Race, config: Config
             .and_then(|t| t.split(|c: char| !c.is_ascii_digit()).next())
             .unwrap_or("?");
         println!(
-            "model {name}: mode=loom interleavings={interleavings} violations={} property=deadlock deadlock={} [{}] (child process, stopped at the first deadlock) in {:.1}s",
+            "model {name}: mode={} interleavings={interleavings} violations={} property=deadlock deadlock={} [{}] (child process, stopped at the first deadlock) in {:.1}s",
+            mode(race),
             usize::from(found),
             usize::from(found),
             if found { "deadlock=1" } else { "" },
@@ -161,7 +162,7 @@ const CHILD_ENV: &str = "LOADER_MODEL_DEADLOCK_CHILD";
 #[cfg(loom)]
 fn explore_all(race: Race, config: Config) {
     let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = Some(preemption_bound());
+    builder.preemption_bound = Some(preemption_bound(race));
     builder.max_branches = 100_000;
     builder.check(move || {
         run_and_record(race, config);
@@ -184,7 +185,7 @@ pub fn check(name: &str, property: Violation, race: Race, config: Config, expect
         .collect();
     println!(
         "model {name}: mode={} interleavings={} violations={} property={} {}={} [{}]{} in {:.1}s",
-        mode(),
+        mode(race),
         summary.interleavings,
         summary.total(),
         property.name(),
@@ -202,24 +203,30 @@ pub fn check(name: &str, property: Violation, race: Race, config: Config, expect
     summary
 }
 
-fn mode() -> &'static str {
+fn mode(race: Race) -> String {
     if cfg!(loom) {
-        "loom"
+        format!("loom(preemption-bound={})", preemption_bound(race))
     } else {
-        "std-random"
+        "std-random".to_string()
     }
 }
 
-/// The preemption bound for the loom runs (`MODEL_PREEMPTIONS`, default 2).
+/// The preemption bound of a loom run: 3 for the load races (about 26,000
+/// interleavings each), 2 for the upgrade races (3 takes 10-30 s each);
+/// `MODEL_PREEMPTIONS` overrides both.
 #[must_use]
-pub fn preemption_bound() -> usize {
-    std::env::var("MODEL_PREEMPTIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(2)
+pub fn preemption_bound(race: Race) -> usize {
+    let default = match race {
+        Race::Load(_) => 3,
+        Race::Upgrade(_) | Race::UpgradeOldDraining => 2,
+    };
+    std::env::var("MODEL_PREEMPTIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 #[cfg(loom)]
 fn explore(race: Race, config: Config, expect: Expect, property: Violation) -> bool {
     let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = Some(preemption_bound());
+    builder.preemption_bound = Some(preemption_bound(race));
     builder.max_branches = 100_000;
     let body = move || {
         let found = run_and_record(race, config);

@@ -9,7 +9,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The loader's service name (as in `inf/loader.inf`).
 pub const LOADER_SERVICE: &str = "SerialLoader";
@@ -104,25 +104,37 @@ impl WineSession {
 
     fn spawn_keeper(&mut self) -> Result<(), String> {
         let log = std::fs::File::create(&self.log_path).map_err(|e| format!("cannot create log: {e}"))?;
-        let child = self
+        let mut child = self
             .base_cmd("wine")
             .arg("cmd.exe")
             .env("WINEDEBUG", "-all,warn+debugstr")
             .stdin(Stdio::piped())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
             .spawn()
             .map_err(|e| format!("cannot start wine: {e}"))?;
-        self.keeper = Some(child);
-        // The session is up once the service manager answers.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let out = self.wine(&["sc", "query", "PlugPlay"]);
-            if out.status.success() || Instant::now() > deadline {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(200));
+        // The keeper must be the process that starts wineserver and
+        // services.exe, so the drivers' debug output lands in our log: wait
+        // until its cmd.exe answers before running anything else.
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        if let Some(out) = child.stdout.take() {
+            std::thread::spawn(move || {
+                use std::io::BufRead;
+                for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                    if line.contains("SERIAL-LOADER-READY") {
+                        let _ = ready_tx.send(());
+                    }
+                }
+            });
         }
+        if let Some(stdin) = child.stdin.as_mut() {
+            stdin.write_all(b"echo SERIAL-LOADER-READY\r\n").map_err(|e| e.to_string())?;
+            stdin.flush().map_err(|e| e.to_string())?;
+        }
+        self.keeper = Some(child);
+        ready_rx
+            .recv_timeout(Duration::from_secs(60))
+            .map_err(|_| "the Wine session did not come up within 60 s".to_owned())?;
         Ok(())
     }
 
