@@ -1,4 +1,4 @@
-//! Property: no deadlock, including against FltMgr's unload path and an
+//! Property: no deadlock, including against `FltMgr`'s unload path and an
 //! instance that keeps draining. loom reports any state where every thread
 //! is blocked; the std build reports a wait longer than a few seconds.
 //! Twins: the loader not signalling "settled" when registration fails (a

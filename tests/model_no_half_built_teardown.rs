@@ -1,9 +1,9 @@
 //! Property: no teardown of half-initialized state (seed 003: the unload
-//! path's `StopWorkerQueues` ran while DriverEntry was still inside
-//! `SetupWorkerQueues`). The payload builds nothing in DriverEntry; a
+//! path's `StopWorkerQueues` ran while `DriverEntry` was still inside
+//! `SetupWorkerQueues`). The payload builds nothing in `DriverEntry`; a
 //! teardown that meets a registration in progress waits for the loader to
 //! settle it and cleans up only what the registration published.
-//! Twin: the seed's own minifilter, registering in DriverEntry.
+//! Twin: the seed's own minifilter, registering in `DriverEntry`.
 use loader_tests::explore::{check, Expect};
 use loader_tests::scenario::{Adversary, Race};
 use loader_tests::world::{Config, Design, Violation};

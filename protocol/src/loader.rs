@@ -313,7 +313,11 @@ impl<P: LoaderPlatform> Loader<P> {
             let state = self.platform.with_state(|s| s.slots[slot].state);
             if state == SlotState::ACTIVE {
                 self.platform.with_state(|s| s.active = None);
-                self.start_retirement(slot, OpKind::STOP);
+                // On the caller's thread: the wait is unbounded anyway, and
+                // a nested ZwUnloadDriver belongs on the thread that runs
+                // the loader's own unload (a second thread would wait on
+                // whatever the I/O manager holds around this DriverUnload).
+                self.retire_inline(slot, OpKind::STOP);
             }
             let worker = self.platform.with_state(|s| s.slots[slot].worker_running);
             if worker {
@@ -435,7 +439,7 @@ mod tests {
         fn load_driver(&self, slot: Slot) -> Result<(), NtStatus> {
             self.calls.borrow_mut().push("load_driver");
             let mut refs = self.refs.borrow_mut();
-            refs.push(if self.lose_driver_after_load { 0 } else { 1 });
+            refs.push(i32::from(!self.lose_driver_after_load));
             if !self.lose_driver_after_load {
                 self.set_loaded(slot, Some(refs.len() - 1));
             }
@@ -541,7 +545,7 @@ mod tests {
         assert_eq!(out.status, NtStatus::INVALID_IMAGE_FORMAT);
         assert_eq!((f.count("register"), f.count("teardown"), f.count("unload_driver")), (0, 0, 1));
         assert_eq!(f.state.borrow().slot_state(0), SlotState::EMPTY);
-        assert_eq!(f.settled.get()[0], true);
+        assert!(f.settled.get()[0]);
         assert!(all_released(&f));
         assert_eq!(l.status().last_error.status, NtStatus::INVALID_IMAGE_FORMAT.0);
     }
@@ -570,7 +574,7 @@ mod tests {
         let l = Loader::new(&f);
         assert_eq!(l.load().status, NtStatus::OBJECT_NAME_NOT_FOUND);
         assert_eq!((f.count("register"), f.count("unload_driver")), (0, 0));
-        assert_eq!(f.settled.get()[0], true);
+        assert!(f.settled.get()[0]);
         assert_eq!(f.state.borrow().slot_state(0), SlotState::EMPTY);
     }
 

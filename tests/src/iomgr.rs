@@ -1,19 +1,19 @@
 //! The Windows 7 I/O manager and Filter Manager, as the adversary.
 //!
 //! What it models (see `docs/protocol.md` for the sources):
-//! - `ZwLoadDriver` creates a *named* driver object before DriverEntry runs,
-//!   and holds a reference on it only while DriverEntry runs;
+//! - `ZwLoadDriver` creates a *named* driver object before `DriverEntry` runs,
+//!   and holds a reference on it only while `DriverEntry` runs;
 //! - `NtUnloadDriver` takes no load lock: it can reach a driver at any
-//!   moment, fails while DriverUnload is NULL, calls DriverUnload holding a
+//!   moment, fails while `DriverUnload` is NULL, calls `DriverUnload` holding a
 //!   reference, then removes the name and drops the "loaded" reference; the
 //!   image is unmapped when the last reference drops;
-//! - FltRegisterFilter replaces DriverUnload with FltMgr's routine, which
-//!   calls FilterUnloadCallback and then the saved DriverUnload;
-//! - `fltmc unload` reaches FilterUnloadCallback as a non-mandatory unload,
+//! - `FltRegisterFilter` replaces `DriverUnload` with `FltMgr`'s routine, which
+//!   calls `FilterUnloadCallback` and then the saved `DriverUnload`;
+//! - `fltmc unload` reaches `FilterUnloadCallback` as a non-mandatory unload,
 //!   which the filter may refuse;
-//! - FltUnregisterFilter blocks while an instance drains an open file.
+//! - `FltUnregisterFilter` blocks while an instance drains an open file.
 //!
-//! Must never take a lock around DriverEntry or an unload callback: the
+//! Must never take a lock around `DriverEntry` or an unload callback: the
 //! missing serialization is the bug under study.
 use crate::naive;
 use crate::platforms::ModelPayload;
@@ -28,7 +28,7 @@ use shared_abi::NtStatus;
 pub const SETUP_STEPS: u8 = 2;
 
 /// `ZwLoadDriver(slot's service)`: maps the image, creates the named driver
-/// object, runs DriverEntry on this thread.
+/// object, runs `DriverEntry` on this thread.
 pub fn load_driver(w: &Arc<World>, slot: Slot) -> Result<(), NtStatus> {
     let id = {
         let mut k = w.kernel();
@@ -168,8 +168,8 @@ fn filter_unload_callback(w: &Arc<World>, id: ImageId, mandatory: bool) -> NtSta
     status
 }
 
-/// `fltmc unload <filter>`: a non-mandatory unload through FltMgr. If the
-/// filter accepts, FltMgr goes on to unload the driver.
+/// `fltmc unload <filter>`: a non-mandatory unload through `FltMgr`. If the
+/// filter accepts, `FltMgr` goes on to unload the driver.
 pub fn fltmc_unload(w: &Arc<World>, slot: Slot) -> NtStatus {
     let id = {
         let mut k = w.kernel();
@@ -190,7 +190,7 @@ pub fn fltmc_unload(w: &Arc<World>, slot: Slot) -> NtStatus {
     status
 }
 
-/// FltRegisterFilter for image `id`.
+/// `FltRegisterFilter` for image `id`.
 pub fn flt_register(w: &World, id: ImageId) -> Result<FilterRef, NtStatus> {
     let fails = w.config.register_fails[w.kernel().objects[id].slot];
     pause();
@@ -207,7 +207,7 @@ pub fn flt_register(w: &World, id: ImageId) -> Result<FilterRef, NtStatus> {
     })
 }
 
-/// FltStartFiltering.
+/// `FltStartFiltering`.
 pub fn flt_start(w: &World, f: FilterRef) -> Result<(), NtStatus> {
     pause();
     let mut k = w.kernel();
@@ -217,7 +217,7 @@ pub fn flt_start(w: &World, f: FilterRef) -> Result<(), NtStatus> {
     Ok(())
 }
 
-/// FltUnregisterFilter: blocks while the slot's instance drains an open file.
+/// `FltUnregisterFilter`: blocks while the slot's instance drains an open file.
 pub fn flt_unregister(w: &World, f: FilterRef) {
     let slot = {
         let mut k = w.kernel();

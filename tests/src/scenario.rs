@@ -45,11 +45,13 @@ pub struct Findings {
 }
 
 /// Runs one execution of `race` in a fresh world; returns its violations.
+#[must_use]
 pub fn run(race: Race, config: Config) -> Vec<(Violation, &'static str)> {
     run_with_landings(race, config).violations
 }
 
 /// Runs one execution of `race` in a fresh world.
+#[must_use]
 pub fn run_with_landings(race: Race, config: Config) -> Findings {
     let w = World::new(config);
     if config.design == Design::Protocol {

@@ -27,10 +27,10 @@ pub struct FilterRef(pub ImageId);
 pub enum Design {
     /// The protocol (`loader_protocol::payload`), loaded by the loader.
     Protocol,
-    /// The seed's minifilter: FltRegisterFilter, then set-up, in DriverEntry;
-    /// teardown in FilterUnloadCallback.
+    /// The seed's minifilter: `FltRegisterFilter`, then set-up, in `DriverEntry`;
+    /// teardown in `FilterUnloadCallback`.
     NaiveSeed,
-    /// The seed's mitigation: set-up first, FltRegisterFilter last.
+    /// The seed's mitigation: set-up first, `FltRegisterFilter` last.
     NaiveRegisterLast,
 }
 
@@ -44,7 +44,7 @@ pub struct Config {
     /// Slots whose filter has an instance with an open file: unregistering
     /// it blocks until the scenario's closer thread closes the file.
     pub open_file: [bool; SLOT_COUNT],
-    /// Slots whose payload fails FltRegisterFilter.
+    /// Slots whose payload fails `FltRegisterFilter`.
     pub register_fails: [bool; SLOT_COUNT],
     /// Slots whose image has a descriptor with a bad magic.
     pub bad_descriptor: [bool; SLOT_COUNT],
@@ -127,14 +127,15 @@ impl Violation {
 pub enum UnloadRoutine {
     /// NULL: `NtUnloadDriver` fails.
     None,
-    /// The payload's own DriverUnload.
+    /// The payload's own `DriverUnload`.
     Payload,
-    /// FltMgr's, installed by FltRegisterFilter.
+    /// `FltMgr`'s, installed by `FltRegisterFilter`.
     FltMgr,
 }
 
 /// One driver object and its image.
 #[derive(Debug)]
+#[allow(clippy::struct_excessive_bools)] // a record of independent kernel facts
 pub struct DriverObject {
     /// The service (slot) it was loaded for.
     pub slot: Slot,
@@ -146,7 +147,7 @@ pub struct DriverObject {
     pub mapped: bool,
     /// `DriverUnload`.
     pub unload: UnloadRoutine,
-    /// The DriverUnload FltRegisterFilter saved.
+    /// The `DriverUnload` `FltRegisterFilter` saved.
     pub saved_unload: UnloadRoutine,
     /// `NtUnloadDriver` already began for it.
     pub unload_invoked: bool,
@@ -158,11 +159,11 @@ pub struct DriverObject {
     pub setup_complete: bool,
     /// The set-up was cleaned up.
     pub cleaned: bool,
-    /// FltMgr holds a filter of this image.
+    /// `FltMgr` holds a filter of this image.
     pub filter_registered: bool,
-    /// Successful FltRegisterFilter calls.
+    /// Successful `FltRegisterFilter` calls.
     pub registrations: u32,
-    /// FltUnregisterFilter calls on a registered filter.
+    /// `FltUnregisterFilter` calls on a registered filter.
     pub unregistrations: u32,
     /// Naive designs: the filter handle global.
     pub naive_filter: Option<FilterRef>,
@@ -194,9 +195,9 @@ pub struct Kernel {
 pub enum Landing {
     /// No driver object of that name (not loaded yet, or gone).
     NotLoaded,
-    /// DriverEntry still running: DriverUnload was NULL, the unload failed.
+    /// `DriverEntry` still running: `DriverUnload` was NULL, the unload failed.
     RefusedInDriverEntry,
-    /// DriverEntry done, the loader had not called the registration entry.
+    /// `DriverEntry` done, the loader had not called the registration entry.
     BeforeRegistration,
     /// The registration call was running.
     DuringRegistration,
