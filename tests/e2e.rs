@@ -79,7 +79,7 @@ fn lifecycle_start_upgrade_upgrade_back_stop() {
     // The payload's DriverEntry finished before its registration began.
     let log = s.log();
     let entry = log_pos(&log, "payload: DriverEntry done").expect("payload DriverEntry logged");
-    let registered = log_pos(&log, "registered").expect("registration logged");
+    let registered = log_pos(&log, "registration entry returned").expect("registration logged");
     assert!(entry < registered, "registration before DriverEntry returned:\n{log}");
 
     // Upgrade v1 (A) → v2 (B).

@@ -46,6 +46,10 @@ pub struct FLT_OPERATION_REGISTRATION {
     pub Reserved1: *mut c_void,
 }
 
+// SAFETY: an operation registration is an immutable table of function
+// pointers (and a reserved, always-null pointer) meant to live in a static.
+unsafe impl Sync for FLT_OPERATION_REGISTRATION {}
+
 /// `FLT_CONTEXT_REGISTRATION`.
 #[repr(C)]
 #[derive(Clone, Copy)]

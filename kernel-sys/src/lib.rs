@@ -12,7 +12,7 @@
 //! The structs compile on any host so their layouts are checked by plain
 //! `cargo test`; the extern blocks exist only for Windows targets.
 #![no_std]
-#![allow(non_snake_case, non_camel_case_types, clippy::upper_case_acronyms)]
+#![allow(non_snake_case, non_camel_case_types, non_upper_case_globals, clippy::upper_case_acronyms)]
 
 pub mod flt;
 pub mod types;

@@ -6,7 +6,7 @@
 //! anything acts on them, and output never exceeds `OutputBufferLength`.
 //! Dispatch runs at `PASSIVE_LEVEL` in the caller's thread.
 use crate::log;
-use crate::platform::loader;
+use crate::platform::{self, loader};
 use core::sync::atomic::{AtomicPtr, Ordering};
 use kernel_sys::wrap::ustr::WideBuf;
 use kernel_sys::{
@@ -16,7 +16,7 @@ use kernel_sys::{
     IO_NO_INCREMENT, IRP, OBJ_KERNEL_HANDLE, WRITE_DAC,
 };
 use loader_protocol::control::{decode_request, encode_reply, encode_status, ControlCommand};
-use shared_abi::control::{ControlReply, DEVICE_NAME, DOS_DEVICE_NAME};
+use shared_abi::control::{OpKind, DEVICE_NAME, DOS_DEVICE_NAME};
 use shared_abi::NtStatus;
 
 static DEVICE: AtomicPtr<DEVICE_OBJECT> = AtomicPtr::new(core::ptr::null_mut());
@@ -151,14 +151,14 @@ fn handle_control(code: u32, buf: &mut [u8], in_len: usize, out_len: usize) -> (
         Ok(c) => c,
         Err(e) => {
             log!("control request 0x{code:08X} refused: {e}");
-            loader().record_control_error(e);
+            loader().record_error(e, OpKind::CONTROL, None);
             return (e, 0);
         }
     };
     let out = buf.get_mut(..out_len).unwrap_or(&mut []);
     let result = match command {
         ControlCommand::QueryStatus => {
-            let snapshot = loader().status();
+            let snapshot = platform::status();
             return match encode_status(&snapshot, out) {
                 Ok(n) => (NtStatus::SUCCESS, n),
                 Err(e) => (e, 0),
@@ -169,15 +169,11 @@ fn handle_control(code: u32, buf: &mut [u8], in_len: usize, out_len: usize) -> (
         ControlCommand::Load => loader().load(),
         ControlCommand::Unload => loader().unload(),
     };
-    match result {
-        Ok(reply) => reply_with(reply, out),
-        Err(e) => (e, 0),
+    if !result.status.is_success() {
+        return (result.status, 0);
     }
-}
-
-fn reply_with(reply: ControlReply, out: &mut [u8]) -> (NtStatus, usize) {
-    match encode_reply(&reply, out) {
-        Ok(n) => (NtStatus(reply.status), n),
+    match encode_reply(&result.to_reply(), out) {
+        Ok(n) => (result.status, n),
         Err(e) => (e, 0),
     }
 }

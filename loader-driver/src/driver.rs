@@ -19,6 +19,7 @@ use kernel_sys::{
     IRP_MJ_CLOSE, IRP_MJ_CREATE, IRP_MJ_DEVICE_CONTROL, IRP_MJ_SHUTDOWN, UNICODE_STRING,
 };
 use loader_protocol::config::{self, Config};
+use shared_abi::control::OpKind;
 use shared_abi::NtStatus;
 
 static STARTER: SpinLock<Option<SystemThread>> = SpinLock::new(None);
@@ -41,7 +42,7 @@ pub unsafe extern "system" fn DriverEntry(driver: *mut DRIVER_OBJECT, registry_p
     platform::init(parameters, loaded_config);
     if let Err(e) = &config {
         log!("configuration in Parameters is invalid: {e}; serving status only");
-        loader().record_config_error(*e);
+        loader().record_error(*e, OpKind::START, None);
     }
 
     let device = match control::create(driver) {
@@ -77,7 +78,7 @@ pub unsafe extern "system" fn DriverEntry(driver: *mut DRIVER_OBJECT, registry_p
 }
 
 unsafe extern "system" fn start_thread(context: *mut c_void) {
-    let status = NtStatus::from_result(loader().start(context as usize).map(|_| ()));
+    let status = loader().start(Some(context as usize)).status;
     log!("initial load of slot {}: {status}", slot_letter(context as usize));
     thread::exit(0);
 }

@@ -78,10 +78,13 @@ impl PayloadImage {
         unsafe { core::slice::from_raw_parts(self.base as *const u8, self.size) }
     }
 
-    /// True if `va` lies inside the image.
-    pub fn contains(&self, va: u64) -> bool {
-        let start = self.base as u64;
-        va >= start && va < start.saturating_add(self.size as u64)
+    /// True if `va` is code of this image that stays mapped after
+    /// DriverEntry (an executable, non-discardable section).
+    pub fn is_code(&self, va: u64) -> bool {
+        let Some(rva) = va.checked_sub(self.base as u64).and_then(|r| u32::try_from(r).ok()) else {
+            return false;
+        };
+        pe::check_code_rva(self.bytes(), Layout::Mapped, rva).is_ok()
     }
 
     /// The descriptor's fields, copied out of the image.

@@ -15,13 +15,18 @@ use kernel_sys::wrap::registry::RegKey;
 use kernel_sys::wrap::thread::{self, SystemThread};
 use kernel_sys::wrap::ustr::WideBuf;
 use kernel_sys::{ZwLoadDriver, ZwUnloadDriver};
-use loader_protocol::config::{Config, ServiceName};
-use loader_protocol::loader::{DescriptorInfo, Loader, LoaderPlatform, LoaderState};
-use shared_abi::control::SLOT_COUNT;
-use shared_abi::payload::{PayloadRegisterFn, PayloadReport, PayloadTeardownFn, PayloadShutdownFn};
-use shared_abi::NtStatus;
+use kernel_sys::wrap::pool::PoolCounter;
+use loader_protocol::config::{Config, ServiceName, DEFAULT_UNLOAD_TIMEOUT_MS};
+use loader_protocol::descriptor::DescriptorInfo;
+use loader_protocol::{Loader, LoaderPlatform, LoaderState};
+use shared_abi::control::{LoaderStatus, PoolCount, SLOT_COUNT};
+use shared_abi::payload::{LogLevel, PayloadRegisterFn, PayloadReport, PayloadShutdownFn, PayloadTeardownFn};
+use shared_abi::{NtStatus, POOL_TAG_LOADER};
 
-static STATE: SpinLock<LoaderState<PayloadImage>> = SpinLock::new(LoaderState::new());
+/// The loader's pool use: it allocates nothing, and status proves it.
+pub static LOADER_POOL: PoolCounter = PoolCounter::new(POOL_TAG_LOADER);
+
+static STATE: SpinLock<LoaderState<PayloadImage>> = SpinLock::new(LoaderState::new(DEFAULT_UNLOAD_TIMEOUT_MS));
 static SETTLED: [Event; SLOT_COUNT] = [Event::new(), Event::new()];
 static RETIRED: [Event; SLOT_COUNT] = [Event::new(), Event::new()];
 static CONFIG: SpinLock<Option<Config>> = SpinLock::new(None);
@@ -32,8 +37,22 @@ static WORKERS: SpinLock<[Option<SystemThread>; SLOT_COUNT]> = SpinLock::new([No
 pub struct KernelLoader;
 
 /// The protocol's loader, over the kernel platform.
-pub fn loader() -> Loader<'static, KernelLoader> {
-    Loader::new(&KernelLoader)
+pub fn loader() -> Loader<KernelLoader> {
+    Loader::new(KernelLoader)
+}
+
+/// The status snapshot, completed with what only the driver knows: the
+/// slots' service names and the loader's pool counts.
+pub fn status() -> LoaderStatus {
+    let mut st = loader().status();
+    let names = CONFIG.with(|c| c.as_ref().map(|c| [c.slots[0].to_abi_name(), c.slots[1].to_abi_name()]));
+    if let Some(names) = names {
+        for (slot, name) in st.slots.iter_mut().zip(names) {
+            slot.service = name;
+        }
+    }
+    st.loader_pool = PoolCount { tag: LOADER_POOL.tag(), reserved: 0, allocs: LOADER_POOL.allocs(), frees: LOADER_POOL.frees() };
+    st
 }
 
 /// Called once from DriverEntry, before anything else here is used.
@@ -42,6 +61,9 @@ pub fn init(parameters_path: WideBuf<300>, config: Option<Config>) {
         e.init(true, false);
     }
     PARAMETERS_PATH.with(|p| *p = parameters_path);
+    if let Some(c) = &config {
+        STATE.with(|s| s.set_unload_timeout_ms(c.unload_timeout_ms));
+    }
     CONFIG.with(|c| *c = config);
 }
 
@@ -59,9 +81,7 @@ fn service_key(slot: usize) -> Result<WideBuf<160>, NtStatus> {
 
 /// Service routine behind `LoaderServices::wait_registration_settled`.
 pub fn wait_settled(slot: usize) {
-    if let Some(e) = SETTLED.get(slot) {
-        e.wait();
-    }
+    loader().wait_registration_settled(slot);
 }
 
 /// Service routine behind `LoaderServices::report`.
@@ -79,6 +99,7 @@ pub fn join_workers() {
     }
 }
 
+/// Body of a retire worker: a system thread at `PASSIVE_LEVEL`.
 unsafe extern "system" fn retire_thread(context: *mut c_void) {
     loader().retire_worker(context as usize);
     thread::exit(0);
@@ -102,7 +123,9 @@ impl LoaderPlatform for KernelLoader {
         }
     }
     fn wait_settled(&self, slot: usize) {
-        wait_settled(slot);
+        if let Some(e) = SETTLED.get(slot) {
+            e.wait();
+        }
     }
     fn retired_set(&self, slot: usize) {
         if let Some(e) = RETIRED.get(slot) {
@@ -115,7 +138,13 @@ impl LoaderPlatform for KernelLoader {
         }
     }
     fn retired_wait(&self, slot: usize, timeout_ms: u32) -> bool {
-        RETIRED.get(slot).is_some_and(|e| e.wait_ms(timeout_ms))
+        let Some(e) = RETIRED.get(slot) else { return false };
+        if timeout_ms == u32::MAX {
+            e.wait();
+            true
+        } else {
+            e.wait_ms(timeout_ms)
+        }
     }
 
     fn load_driver(&self, slot: usize) -> Result<(), NtStatus> {
@@ -133,25 +162,42 @@ impl LoaderPlatform for KernelLoader {
     fn read_descriptor(&self, image: PayloadImage) -> Result<DescriptorInfo, NtStatus> {
         let raw = image.descriptor()?;
         let register = image.register_entry()?;
-        Ok(DescriptorInfo::from_raw(&raw, image.contains(register), |va| image.contains(va)))
+        // Every entry the loader may call must be code of this image that
+        // stays mapped after DriverEntry (not a discardable INIT section).
+        let entries_inside_image = image.is_code(register)
+            && (raw.teardown_va == 0 || image.is_code(raw.teardown_va))
+            && (raw.shutdown_va == 0 || image.is_code(raw.shutdown_va));
+        Ok(DescriptorInfo {
+            size: raw.size,
+            magic: raw.magic,
+            abi_major: raw.abi_major,
+            abi_minor: raw.abi_minor,
+            payload_version: raw.payload_version,
+            min_services_size: raw.min_services_size,
+            name: raw.name,
+            has_teardown: raw.teardown_va != 0,
+            entries_inside_image,
+        })
     }
 
     fn call_register(&self, image: PayloadImage, slot: usize) -> NtStatus {
         let Ok(entry) = image.register_entry() else { return NtStatus::PROCEDURE_NOT_FOUND };
         let Some(table) = services::for_slot(slot) else { return NtStatus::INVALID_PARAMETER };
-        if !image.contains(entry) {
+        if !image.is_code(entry) {
             return NtStatus::INVALID_IMAGE_FORMAT;
         }
         // SAFETY: `entry` is the payload's exported registration entry inside the
         // referenced (mapped) image, whose descriptor passed the protocol's checks.
         let register: PayloadRegisterFn = unsafe { core::mem::transmute::<usize, PayloadRegisterFn>(entry as usize) };
         // SAFETY: PASSIVE_LEVEL, no lock held; the table is 'static.
-        NtStatus(unsafe { register(table) })
+        let status = NtStatus(unsafe { register(table) });
+        crate::log!("slot {} registration entry returned {status}", if slot == 0 { 'A' } else { 'B' });
+        status
     }
 
     fn call_teardown(&self, image: PayloadImage) -> NtStatus {
         let Ok(raw) = image.descriptor() else { return NtStatus::INVALID_IMAGE_FORMAT };
-        if raw.teardown_va == 0 || !image.contains(raw.teardown_va) {
+        if raw.teardown_va == 0 || !image.is_code(raw.teardown_va) {
             return NtStatus::INVALID_IMAGE_FORMAT;
         }
         // SAFETY: the descriptor's teardown entry, checked to lie in the
@@ -164,7 +210,7 @@ impl LoaderPlatform for KernelLoader {
 
     fn call_shutdown(&self, image: PayloadImage) {
         let Ok(raw) = image.descriptor() else { return };
-        if raw.shutdown_va == 0 || !image.contains(raw.shutdown_va) {
+        if raw.shutdown_va == 0 || !image.is_code(raw.shutdown_va) {
             return;
         }
         // SAFETY: the descriptor's shutdown hook, checked to lie in the image.
@@ -178,7 +224,9 @@ impl LoaderPlatform for KernelLoader {
         let ukey = key.as_unicode();
         crate::log!("ZwUnloadDriver {key}");
         // SAFETY: `ukey` views `key`, alive for the call; PASSIVE_LEVEL.
-        NtStatus(unsafe { ZwUnloadDriver(&ukey) })
+        let status = NtStatus(unsafe { ZwUnloadDriver(&ukey) });
+        crate::log!("ZwUnloadDriver returned {status}");
+        status
     }
 
     fn release_image(&self, image: PayloadImage) {
@@ -213,7 +261,7 @@ impl LoaderPlatform for KernelLoader {
         kernel_sys::wrap::time::system_time()
     }
 
-    fn log(&self, args: core::fmt::Arguments<'_>) {
+    fn log(&self, _level: LogLevel, args: core::fmt::Arguments<'_>) {
         kernel_sys::wrap::log::print("loader: ", args);
     }
 }

@@ -78,7 +78,9 @@ pub unsafe fn register_entry(services: *const LoaderServices) -> i32 {
     if table.abi_major != shared_abi::ABI_MAJOR {
         return NtStatus::REVISION_MISMATCH.0;
     }
-    protocol::register(&KernelPayload, Services::new(services)).0
+    let status = protocol::register(&KernelPayload, Services::new(services));
+    kernel_sys::wrap::log::print("payload: ", format_args!("registration: {status}"));
+    status.0
 }
 
 /// The teardown entry the loader calls (through the descriptor) on its

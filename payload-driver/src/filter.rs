@@ -10,7 +10,7 @@ use core::ffi::c_void;
 use kernel_sys::flt::{FLT_REGISTRATION, FLT_REGISTRATION_SIZE_0200, FLT_REGISTRATION_VERSION_0200, PFLT_FILTER};
 use kernel_sys::wrap::lock::SpinLock;
 use kernel_sys::{FltRegisterFilter, FltStartFiltering, FltUnregisterFilter};
-use loader_protocol::payload::{PayloadPlatform, PayloadState};
+use loader_protocol::{PayloadPlatform, PayloadState};
 use shared_abi::payload::{LoaderServices, PayloadPhase, PayloadReport};
 use shared_abi::NtStatus;
 

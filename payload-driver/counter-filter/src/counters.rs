@@ -115,8 +115,12 @@ macro_rules! pre_op {
     ($name:ident, $total:ident, $col:expr) => {
         /// Pre-operation callback: counts and lets the operation pass.
         pub unsafe extern "system" fn $name(_data: *mut c_void, objects: *const c_void, _ctx: *mut *mut c_void) -> i32 {
-            $total.fetch_add(1, Ordering::Relaxed);
+            let n = $total.fetch_add(1, Ordering::Relaxed);
             count(volume_of(objects), $col);
+            if n % 64 == 0 {
+                // Keep the loader's status current without a call per operation.
+                payload_driver::publish();
+            }
             FLT_PREOP_SUCCESS_NO_CALLBACK
         }
     };

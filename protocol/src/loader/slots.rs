@@ -140,18 +140,29 @@ impl<P: LoaderPlatform> Loader<P> {
         }
     }
 
-    pub(super) fn start_retirement(&self, slot: Slot, op: OpKind) {
+    /// Marks `slot` as retiring with its retirement under way.
+    fn begin_retirement(&self, slot: Slot, op: OpKind) {
         let now = self.platform.now();
         self.platform.with_state(|s| {
             s.enter(slot, SlotState::RETIRING, op, now);
             s.slots[slot].worker_running = true;
         });
         self.platform.retired_reset(slot);
+    }
+
+    pub(super) fn start_retirement(&self, slot: Slot, op: OpKind) {
+        self.begin_retirement(slot, op);
         if let Err(status) = self.platform.start_retire_worker(slot) {
             // No thread: retire inline. The bound is lost, not the order.
             self.platform.log(LogLevel::WARN, format_args!("slot {slot}: no retire worker ({status}), retiring inline"));
             self.retire_worker(slot);
         }
+    }
+
+    /// Retires `slot` on the calling thread, without a bound.
+    pub(super) fn retire_inline(&self, slot: Slot, op: OpKind) {
+        self.begin_retirement(slot, op);
+        self.retire_worker(slot);
     }
 
     /// The retire worker (a system thread the platform started). Tears the
