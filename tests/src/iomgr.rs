@@ -72,11 +72,13 @@ pub fn load_driver(w: &Arc<World>, slot: Slot) -> Result<(), NtStatus> {
 }
 
 /// `NtUnloadDriver(slot's service)` from the loader: a mandatory unload.
+#[must_use]
 pub fn unload_driver(w: &Arc<World>, slot: Slot) -> NtStatus {
     unload_driver_from(w, slot, false)
 }
 
 /// `sc stop` / a foreign `ZwUnloadDriver`: the same, recorded as a landing.
+#[must_use]
 pub fn foreign_unload_driver(w: &Arc<World>, slot: Slot) -> NtStatus {
     unload_driver_from(w, slot, true)
 }
@@ -170,6 +172,7 @@ fn filter_unload_callback(w: &Arc<World>, id: ImageId, mandatory: bool) -> NtSta
 
 /// `fltmc unload <filter>`: a non-mandatory unload through `FltMgr`. If the
 /// filter accepts, `FltMgr` goes on to unload the driver.
+#[must_use]
 pub fn fltmc_unload(w: &Arc<World>, slot: Slot) -> NtStatus {
     let id = {
         let mut k = w.kernel();
@@ -184,7 +187,7 @@ pub fn fltmc_unload(w: &Arc<World>, slot: Slot) -> NtStatus {
     };
     let status = filter_unload_callback(w, id, false);
     if status.is_success() {
-        unload_driver(w, slot);
+        let _ = unload_driver(w, slot);
     }
     w.drop_ref(id, "fltmc's reference");
     status

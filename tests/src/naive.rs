@@ -30,6 +30,7 @@ pub fn driver_entry(w: &Arc<World>, id: ImageId) {
 
 /// The naive `FilterUnloadCallback`: accepts every unload, stops the queues,
 /// unregisters.
+#[must_use]
 pub fn filter_unload_callback(w: &Arc<World>, id: ImageId) -> NtStatus {
     iomgr::cleanup(w, id);
     let filter = w.kernel().objects[id].naive_filter;

@@ -68,11 +68,11 @@ fn adversary(w: &Arc<World>, who: Adversary) -> thread::JoinHandle<()> {
     let w = w.clone();
     thread::spawn(move || match who {
         Adversary::Stop(slot) => {
-            iomgr::foreign_unload_driver(&w, slot);
+            let _ = iomgr::foreign_unload_driver(&w, slot);
         }
         Adversary::FltmcThenStop(slot) => {
-            iomgr::fltmc_unload(&w, slot);
-            iomgr::foreign_unload_driver(&w, slot);
+            let _ = iomgr::fltmc_unload(&w, slot);
+            let _ = iomgr::foreign_unload_driver(&w, slot);
         }
         Adversary::ControlUnload => {
             Loader::new(ModelLoader(w.clone())).unload();
@@ -117,7 +117,7 @@ fn run_naive(w: &Arc<World>, race: Race) {
     let t = adversary(w, who);
     let _ = iomgr::load_driver(w, 0);
     t.join().expect("adversary");
-    iomgr::unload_driver(w, 0);
+    let _ = iomgr::unload_driver(w, 0);
 }
 
 /// An upgrade ends with exactly one active payload (the new one, which did
