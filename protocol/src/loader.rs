@@ -178,11 +178,13 @@ impl<P: LoaderPlatform> Loader<P> {
     /// `DriverEntry` thread: `ZwLoadDriver` there would wait on the load lock
     /// that thread holds). Loads `active_from_config` if any.
     pub fn start(&self, active_from_config: Option<Slot>) -> OpOutcome {
-        self.platform.with_state(|s| s.persisted = active_from_config);
-        match active_from_config {
-            Some(slot) if slot < SLOT_COUNT => self.operation(OpKind::START, |l| l.bring_up(slot, OpKind::START)),
-            _ => self.outcome(NtStatus::SUCCESS, 0),
-        }
+        self.operation(OpKind::START, |l| {
+            l.platform.with_state(|s| s.persisted = active_from_config);
+            match active_from_config {
+                Some(slot) if slot < SLOT_COUNT => l.bring_up(slot, OpKind::START),
+                _ => l.outcome(NtStatus::SUCCESS, 0),
+            }
+        })
     }
 
     /// `IOCTL_LOADER_LOAD`: loads the persisted slot (A if none) when no
