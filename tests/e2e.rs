@@ -134,7 +134,6 @@ fn failure_injection_keeps_the_previous_payload_active() {
     refused_upgrade(&s, "payload_noexport.sys", "STATUS_PROCEDURE_NOT_FOUND", 5);
     refused_upgrade(&s, "payload_badmagic.sys", "STATUS_INVALID_IMAGE_FORMAT", 5);
     refused_upgrade(&s, "payload_badabi.sys", "STATUS_REVISION_MISMATCH", 5);
-    refused_upgrade(&s, "payload_entryfail.sys", "STATUS_INSUFFICIENT_RESOURCES", 6);
     refused_upgrade(&s, "payload_regfail.sys", "STATUS_FLT_INSTANCE_ALTITUDE_COLLISION", 6);
     // After all that the loader still serves, and a good upgrade still works.
     s.set_slot_image(1, "payload_v2.sys").unwrap();
@@ -142,6 +141,20 @@ fn failure_injection_keeps_the_previous_payload_active() {
     wait_active(&s, 1, 2);
     let log = s.log();
     assert!(log.contains("STATUS_PROCEDURE_NOT_FOUND"), "log lacks the missing-export reason");
+}
+
+/// Its own session: after a DriverEntry fails, Wine 8 keeps that image
+/// mapped under the slot's path, so a later load of the same slot would run
+/// it again (Windows unmaps an image whose DriverEntry failed).
+#[test]
+fn driver_entry_failure_keeps_the_previous_payload_active() {
+    let s = start_loader(0);
+    wait_active(&s, 0, 1);
+    refused_upgrade(&s, "payload_entryfail.sys", "STATUS_INSUFFICIENT_RESOURCES", 6);
+    // The loader still serves requests and v1 still filters.
+    let st = status(&s);
+    assert_eq!(slot_state(&st, 0), "active");
+    assert!(s.log().contains("DriverEntry fails on purpose"), "the fault build did not run");
 }
 
 #[test]

