@@ -36,6 +36,13 @@ fn protocol_upgrade_with_the_old_payload_draining() {
 }
 
 #[test]
+fn protocol_upgrade_and_rollback_while_a_device_handle_defers_the_old_unload() {
+    let mut config = Config::protocol();
+    config.device_open[0] = true;
+    check("upgrade/protocol/rollback-device-open", PROPERTY, Race::UpgradeRollbackDeviceOpen, config, Expect::Clean);
+}
+
+#[test]
 fn twin_activating_a_failed_upgrade_is_caught() {
     let mut config = Config::mutant(Mutation::ActivateFailedUpgrade);
     config.register_fails[1] = true;

@@ -70,7 +70,11 @@ fn landings() -> String {
         .filter(|&(_, n)| n > 0)
         .map(|(l, n)| format!("{}={n}", l.name()))
         .collect();
-    parts.join(" ")
+    if parts.is_empty() {
+        "none (no foreign unload in this race)".to_string()
+    } else {
+        parts.join(" ")
+    }
 }
 
 fn record(found: &[(Violation, &'static str)]) {
@@ -218,7 +222,7 @@ fn mode(race: Race) -> String {
 pub fn preemption_bound(race: Race) -> usize {
     let default = match race {
         Race::Load(_) => 3,
-        Race::Upgrade(_) | Race::UpgradeOldDraining => 2,
+        Race::Upgrade(_) | Race::UpgradeOldDraining | Race::UpgradeRollbackDeviceOpen => 2,
     };
     std::env::var("MODEL_PREEMPTIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }

@@ -35,6 +35,8 @@ pub fn load_driver(w: &Arc<World>, slot: Slot) -> Result<(), NtStatus> {
         if k.objects.iter().any(|o| o.slot == slot && o.mapped) {
             return Err(NtStatus::IMAGE_ALREADY_LOADED);
         }
+        let first_of_slot = !k.objects.iter().any(|o| o.slot == slot);
+        let device_refs = u32::from(first_of_slot && w.config.device_open[slot]);
         k.objects.push(DriverObject {
             slot,
             named: true,
@@ -44,6 +46,8 @@ pub fn load_driver(w: &Arc<World>, slot: Slot) -> Result<(), NtStatus> {
             unload: UnloadRoutine::None,
             saved_unload: UnloadRoutine::None,
             unload_invoked: false,
+            device_refs,
+            unload_deferred: false,
             running: 0,
             setup_steps: 0,
             setup_complete: false,
@@ -104,16 +108,52 @@ fn unload_driver_from(w: &Arc<World>, slot: Slot, foreign: bool) -> NtStatus {
             return NtStatus::SUCCESS;
         }
         o.unload_invoked = true;
+        if o.device_refs > 0 {
+            // "Success", but DriverUnload runs when the last handle closes.
+            o.unload_deferred = true;
+            return NtStatus::SUCCESS;
+        }
         let routine = o.unload;
         World::add_ref(&mut k, id);
         (id, routine)
     };
     pause();
+    finish_unload(w, id, routine);
+    NtStatus::SUCCESS
+}
+
+/// DriverUnload, then the name and the "loaded" reference go. The caller
+/// holds a reference of its own, dropped here.
+fn finish_unload(w: &Arc<World>, id: ImageId, routine: UnloadRoutine) {
     run_unload_routine(w, id, routine);
     w.update(|k| k.objects[id].named = false);
     w.drop_ref(id, "the \"loaded\" reference");
     w.drop_ref(id, "unload thread's reference");
-    NtStatus::SUCCESS
+}
+
+/// The user closes the handle on the device of the slot's first image; if
+/// an unload was deferred, DriverUnload runs now, on this thread.
+pub fn close_device(w: &Arc<World>, slot: Slot) {
+    let deferred = {
+        let mut k = w.kernel();
+        let Some(id) = k.objects.iter().position(|o| o.slot == slot && o.device_refs > 0) else {
+            return;
+        };
+        let o = &mut k.objects[id];
+        o.device_refs -= 1;
+        if o.device_refs == 0 && o.unload_deferred {
+            o.unload_deferred = false;
+            let routine = o.unload;
+            World::add_ref(&mut k, id);
+            Some((id, routine))
+        } else {
+            None
+        }
+    };
+    if let Some((id, routine)) = deferred {
+        pause();
+        finish_unload(w, id, routine);
+    }
 }
 
 /// Where an unload request meets image `id` (kernel lock held).

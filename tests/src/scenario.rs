@@ -34,6 +34,10 @@ pub enum Race {
     /// Loader `start(A)`, then `upgrade` to B while A's instance drains an
     /// open file that another thread closes at any moment.
     UpgradeOldDraining,
+    /// Loader `start(A)`, `upgrade` to B, then `rollback` to A, while a
+    /// handle on A's device (closed by another thread at any moment) defers
+    /// A's DriverUnload: "unload returned" is not "unload happened".
+    UpgradeRollbackDeviceOpen,
 }
 
 /// What one execution found.
@@ -105,6 +109,18 @@ fn run_protocol(w: &Arc<World>, race: Race) {
             check_upgrade(w, &loader, outcome, 0, 1, Adversary::Stop(1));
             closer.join().expect("closer");
         }
+        Race::UpgradeRollbackDeviceOpen => {
+            loader.start(Some(0));
+            let closer = {
+                let w = w.clone();
+                thread::spawn(move || iomgr::close_device(&w, 0))
+            };
+            let outcome = loader.upgrade(None);
+            check_upgrade(w, &loader, outcome, 0, 1, Adversary::Stop(0));
+            let outcome = loader.rollback();
+            check_upgrade(w, &loader, outcome, 1, 0, Adversary::Stop(1));
+            closer.join().expect("closer");
+        }
     }
     loader.stop();
 }
@@ -112,7 +128,7 @@ fn run_protocol(w: &Arc<World>, race: Race) {
 fn run_naive(w: &Arc<World>, race: Race) {
     let who = match race {
         Race::Load(who) | Race::Upgrade(who) => who,
-        Race::UpgradeOldDraining => Adversary::Stop(0),
+        Race::UpgradeOldDraining | Race::UpgradeRollbackDeviceOpen => Adversary::Stop(0),
     };
     let t = adversary(w, who);
     let _ = iomgr::load_driver(w, 0);

@@ -48,6 +48,9 @@ pub struct Config {
     pub register_fails: [bool; SLOT_COUNT],
     /// Slots whose image has a descriptor with a bad magic.
     pub bad_descriptor: [bool; SLOT_COUNT],
+    /// Slots whose first image has a device with a handle open: the I/O
+    /// manager defers its DriverUnload until the scenario closes it.
+    pub device_open: [bool; SLOT_COUNT],
 }
 
 impl Config {
@@ -60,6 +63,7 @@ impl Config {
             open_file: [false; SLOT_COUNT],
             register_fails: [false; SLOT_COUNT],
             bad_descriptor: [false; SLOT_COUNT],
+            device_open: [false; SLOT_COUNT],
         }
     }
     /// The protocol with `mutation` switched on.
@@ -151,6 +155,10 @@ pub struct DriverObject {
     pub saved_unload: UnloadRoutine,
     /// `NtUnloadDriver` already began for it.
     pub unload_invoked: bool,
+    /// Open handles on the driver's device object.
+    pub device_refs: u32,
+    /// The unload waits for the last device handle to close.
+    pub unload_deferred: bool,
     /// Threads executing code of this image right now.
     pub running: u32,
     /// Set-up steps done, set-up complete, cleaned up.

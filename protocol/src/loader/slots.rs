@@ -118,11 +118,16 @@ impl<P: LoaderPlatform> Loader<P> {
 
     /// Retires `slot` on a worker and waits for it at most the configured
     /// bound. `IO_TIMEOUT` leaves the slot STUCK; the worker finishes later.
+    /// `IMAGE_ALREADY_LOADED`: the worker finished but the driver lingers
+    /// (STUCK until a later look-up finds it gone).
     pub(super) fn retire(&self, slot: Slot, op: OpKind) -> Result<(), NtStatus> {
         self.start_retirement(slot, op);
         let timeout = self.platform.with_state(|s| s.unload_timeout_ms);
         if self.platform.retired_wait(slot, timeout) {
-            return Ok(());
+            // The worker finished; a driver that is still there lingers
+            // (someone else holds it: a deferred unload, a foreign reference).
+            let lingering = self.platform.with_state(|s| s.slots[slot].state == SlotState::STUCK);
+            return if lingering { Err(NtStatus::IMAGE_ALREADY_LOADED) } else { Ok(()) };
         }
         let now = self.platform.now();
         let stuck = self.platform.with_state(|s| {

@@ -42,12 +42,16 @@ fn options() -> Options {
 /// The protocol races, drawn at random.
 fn protocol_race(rng: &mut fastrand::Rng) -> (Race, Config) {
     let mut config = Config::protocol();
-    let race = match rng.u8(..8) {
+    let race = match rng.u8(..9) {
         0 => Race::Load(Adversary::Stop(0)),
         1 => Race::Load(Adversary::FltmcThenStop(0)),
         2 => Race::Load(Adversary::ControlUnload),
         3 => Race::Upgrade(Adversary::Stop(0)),
         4 => Race::UpgradeOldDraining,
+        7 => {
+            config.device_open[0] = true;
+            Race::UpgradeRollbackDeviceOpen
+        }
         5 => {
             config.register_fails[1] = true;
             Race::Upgrade(Adversary::Stop(1))
