@@ -7,7 +7,7 @@
 //! (the allowlist `win7-imports.txt`). The payload's exports are checked
 //! with `object` and with the loader's own parser, which must agree.
 use object::pe;
-use object::read::pe::{ImageNtHeaders, PeFile64};
+use object::read::pe::{ImageNtHeaders, ImageThunkData, PeFile64};
 use object::LittleEndian as LE;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -60,19 +60,18 @@ fn driver_entry_rva_from_map(image: &str) -> u32 {
     let file = image.rsplit('/').next().unwrap_or(image);
     let path = package().join("maps").join(format!("{file}.map"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{} missing: {e}", path.display()));
-    // lld-link map lines: " Address  Size  Align Out In Symbol"; the VA comes first (hex).
+    // lld-link map lines: "<section>:<offset>  <symbol>  <VA>  <object>"; the
+    // VA follows the symbol name.
     let base = text
         .lines()
         .find_map(|l| l.trim().strip_prefix("Preferred load address is "))
         .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .unwrap_or(0x1_8000_0000);
+        .expect("map states the preferred load address");
     for line in text.lines() {
         let cols: Vec<&str> = line.split_whitespace().collect();
-        if cols.last() == Some(&"DriverEntry") || cols.iter().any(|c| *c == "DriverEntry") {
-            if let Some(va) = cols.first().and_then(|v| u64::from_str_radix(v, 16).ok()) {
-                if va >= base {
-                    return u32::try_from(va - base).expect("rva fits");
-                }
+        if let Some(i) = cols.iter().position(|c| *c == "DriverEntry") {
+            if let Some(va) = cols.get(i + 1).and_then(|v| u64::from_str_radix(v, 16).ok()) {
+                return u32::try_from(va - base).expect("rva fits");
             }
         }
     }
@@ -130,6 +129,9 @@ fn kernel_images_import_only_windows7_names() {
         }
         assert!(count > 0, "{image}: no imports at all?");
         println!("{image}: {count} imports, all in the Windows 7 allowlist");
+    }
+    if newer_than_xp64.is_empty() {
+        println!("no import is newer than XP x64 / Server 2003 (NT 5.2)");
     }
     for n in &newer_than_xp64 {
         println!("newer than XP x64 / Server 2003: {n}");
