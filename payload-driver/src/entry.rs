@@ -89,7 +89,9 @@ pub unsafe fn register_entry(services: *const LoaderServices) -> i32 {
 /// # Safety
 /// Called only by the loader, at `PASSIVE_LEVEL`.
 pub unsafe extern "system" fn teardown_entry() -> i32 {
-    protocol::teardown(&KernelPayload).0
+    let status = protocol::teardown(&KernelPayload);
+    kernel_sys::wrap::log::print("payload: ", format_args!("teardown (asked by the loader): {status}"));
+    status.0
 }
 
 /// The shutdown hook the loader calls on system shutdown.
@@ -109,5 +111,7 @@ pub unsafe extern "system" fn shutdown_entry() {
 /// Called only by FltMgr.
 pub(crate) unsafe extern "system" fn filter_unload_callback(flags: FLT_FILTER_UNLOAD_FLAGS) -> i32 {
     let mandatory = flags & FLTFL_FILTER_UNLOAD_MANDATORY != 0;
-    protocol::filter_unload(&KernelPayload, mandatory).0
+    let status = protocol::filter_unload(&KernelPayload, mandatory);
+    kernel_sys::wrap::log::print("payload: ", format_args!("FilterUnloadCallback (mandatory: {mandatory}): {status}"));
+    status.0
 }

@@ -214,6 +214,7 @@ impl<P: LoaderPlatform> Loader<P> {
                 let now = self.platform.now();
                 self.platform.with_state(|s| {
                     s.enter(slot, SlotState::ACTIVE, op, now);
+                    s.slots[slot].last_status = NtStatus::SUCCESS.0;
                     s.active = Some(slot);
                 });
                 self.outcome(NtStatus::SUCCESS, 0)
@@ -275,6 +276,7 @@ impl<P: LoaderPlatform> Loader<P> {
         let now = self.platform.now();
         self.platform.with_state(|s| {
             s.enter(new, SlotState::ACTIVE, op, now);
+            s.slots[new].last_status = NtStatus::SUCCESS.0;
             s.active = Some(new);
             s.previous = old;
         });

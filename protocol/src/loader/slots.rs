@@ -204,6 +204,9 @@ impl<P: LoaderPlatform> Loader<P> {
             r.may_call_teardown = false;
             r.released_early = false;
             r.worker_running = false;
+            if gone {
+                r.registered_since = 0;
+            }
             r.last_status = if gone { unloaded.0 } else { NtStatus::IMAGE_ALREADY_LOADED.0 };
             let state = if gone { SlotState::EMPTY } else { SlotState::STUCK };
             let op = shared_abi::control::OpKind(r.last_op);
