@@ -3,7 +3,7 @@
 //! [`LoaderStatus`]; durations are measured against the loader's `now`.
 
 use crate::exitcode::{status_label, status_text, Exit};
-use crate::render::{describe_slot, slot_label};
+use crate::render::{describe_slot, error_context, slot_label};
 use crate::timefmt::{elapsed_ticks, format_duration, format_system_time};
 use shared_abi::control::{LoaderStatus, OpKind, SlotState, SlotStatus, SLOT_COUNT};
 use shared_abi::payload::PayloadPhase;
@@ -76,10 +76,9 @@ pub fn diagnose(st: &LoaderStatus) -> (String, Exit) {
         let status = NtStatus(e.status);
         let _ = writeln!(
             out,
-            "The loader's last error was {} during {} of slot {}, {} ago ({} UTC).",
+            "The loader's last error was {} {}, {} ago ({} UTC).",
             status_label(status),
-            OpKind(e.op).name(),
-            slot_label(e.slot),
+            error_context(e.op, e.slot),
             format_duration(elapsed_ticks(e.time, st.now)),
             format_system_time(e.time)
         );
@@ -99,10 +98,10 @@ fn explain_unloading(out: &mut String, st: &LoaderStatus, index: usize, s: &Slot
     if SlotState(s.state) == SlotState::STUCK {
         let _ = writeln!(
             out,
-            "{} is STUCK: its teardown has not finished after {waited} (since {} UTC; the loader's bound is {} ms).",
+            "{} is STUCK: its teardown did not finish within the loader's bound of {} ms, and it has been stuck for {waited} (since {} UTC).",
             capitalise(&what),
-            format_system_time(s.state_since),
-            st.unload_timeout_ms
+            st.unload_timeout_ms,
+            format_system_time(s.state_since)
         );
     } else {
         let _ = writeln!(
@@ -166,7 +165,7 @@ mod tests {
         assert_eq!(exit, Exit::TeardownStuck);
         assert!(
             text.contains(
-                "Slot A (CounterFilterA: CounterFilter v1) is STUCK: its teardown has not finished after 5 min 00 s (since 2026-11-21 05:15:00 UTC; the loader's bound is 5000 ms)."
+                "Slot A (CounterFilterA: CounterFilter v1) is STUCK: its teardown did not finish within the loader's bound of 5000 ms, and it has been stuck for 5 min 00 s (since 2026-11-21 05:15:00 UTC)."
             ),
             "{text}"
         );

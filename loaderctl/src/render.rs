@@ -35,7 +35,10 @@ pub fn describe_slot(index: usize, slot: &SlotStatus) -> String {
     let name = utf16_text(&slot.name);
     // Payload names may already carry their version ("CounterFilter v2").
     let version = format!("v{}", slot.payload_version);
-    let payload = if name.is_empty() || slot.payload_version == 0 {
+    // An empty or failed slot holds no payload: whatever name it last
+    // reported may not be what its image is now.
+    let loaded = !matches!(SlotState(slot.state), SlotState::EMPTY | SlotState::FAILED);
+    let payload = if !loaded || name.is_empty() || slot.payload_version == 0 {
         String::new()
     } else if name.split_whitespace().last() == Some(version.as_str()) {
         name
@@ -50,6 +53,22 @@ pub fn describe_slot(index: usize, slot: &SlotStatus) -> String {
         (false, false) => write!(out, " ({service}: {payload})").unwrap_or(()),
     }
     out
+}
+
+/// `during upgrade of slot B`, `in a control request`, ...: where an error happened.
+#[must_use]
+pub fn error_context(op: u32, slot: u32) -> String {
+    let op = OpKind(op);
+    let what = match op {
+        OpKind::CONTROL => "in a control request".to_owned(),
+        OpKind::NONE => "outside any operation".to_owned(),
+        _ => format!("during {}", op.name()),
+    };
+    if slot == SLOT_NONE || op == OpKind::CONTROL {
+        what
+    } else {
+        format!("{what} of slot {}", slot_label(slot))
+    }
 }
 
 fn or_dash(s: String) -> String {
@@ -93,17 +112,27 @@ pub fn status_table(st: &LoaderStatus) -> String {
         .iter()
         .enumerate()
         .map(|(i, s)| {
+            // An empty slot's payload fields describe one already gone.
+            let empty = SlotState(s.state) == SlotState::EMPTY;
             vec![
                 slot_label(u32::try_from(i).unwrap_or(SLOT_NONE)),
                 or_dash(utf16_text(&s.service)),
-                or_dash(utf16_text(&s.name)),
-                if s.payload_version == 0 {
+                if empty {
+                    "-".to_owned()
+                } else {
+                    or_dash(utf16_text(&s.name))
+                },
+                if empty || s.payload_version == 0 {
                     "-".to_owned()
                 } else {
                     s.payload_version.to_string()
                 },
                 SlotState(s.state).name().to_owned(),
-                format_system_time(s.registered_since),
+                if empty {
+                    "-".to_owned()
+                } else {
+                    format_system_time(s.registered_since)
+                },
             ]
         })
         .collect();
@@ -146,10 +175,9 @@ pub fn status_table(st: &LoaderStatus) -> String {
         );
         let _ = writeln!(
             out,
-            "{:<16}during {} of slot {} at {} UTC",
+            "{:<16}{} at {} UTC",
             "",
-            OpKind(err.op).name(),
-            slot_label(err.slot),
+            error_context(err.op, err.slot),
             format_system_time(err.time)
         );
     }
@@ -185,13 +213,17 @@ fn slot_details(st: &LoaderStatus, index: usize, s: &SlotStatus) -> String {
     let mut out = String::new();
     let label = slot_label(u32::try_from(index).unwrap_or(SLOT_NONE));
     let state = SlotState(s.state);
-    let _ = writeln!(
-        out,
-        "Slot {label}: {} for {} (since {} UTC)",
-        state.name(),
-        format_duration(elapsed_ticks(s.state_since, st.now)),
-        format_system_time(s.state_since)
-    );
+    if s.state_since == 0 {
+        let _ = writeln!(out, "Slot {label}: {}", state.name());
+    } else {
+        let _ = writeln!(
+            out,
+            "Slot {label}: {} for {} (since {} UTC)",
+            state.name(),
+            format_duration(elapsed_ticks(s.state_since, st.now)),
+            format_system_time(s.state_since)
+        );
+    }
     if s.last_op != 0 {
         let status = NtStatus(s.last_status);
         let _ = writeln!(
@@ -344,6 +376,22 @@ mod tests {
     }
 
     #[test]
+    fn empty_slots_do_not_show_the_payload_that_left() {
+        let mut st = fixtures::healthy_b();
+        st.slots[0] = st.slots[1];
+        st.slots[0].service = shared_abi::payload::utf16_name("CounterFilterA");
+        st.slots[0].state = SlotState::EMPTY.0;
+        st.slots[1].state_since = 0;
+        let text = status_table(&st);
+        assert!(
+            text.contains("\nA     CounterFilterA  -              -        empty   -\n"),
+            "{text}"
+        );
+        assert!(text.contains("\nSlot B: active\n"), "{text}");
+        assert_eq!(describe_slot(0, &st.slots[0]), "slot A (CounterFilterA)");
+    }
+
+    #[test]
     fn table_of_an_idle_loader_has_no_error() {
         let text = status_table(&fixtures::empty_loader());
         assert!(text.contains("\nActive slot:    none\n"), "{text}");
@@ -407,6 +455,15 @@ mod tests {
         );
         assert_eq!(describe_slot(1, &st.slots[1]), "slot B (CounterFilterB)");
         assert_eq!(slot_label(7), "#7");
+        assert_eq!(
+            error_context(OpKind::UPGRADE.0, 1),
+            "during upgrade of slot B"
+        );
+        assert_eq!(
+            error_context(OpKind::CONTROL.0, SLOT_NONE),
+            "in a control request"
+        );
+        assert_eq!(error_context(OpKind::STOP.0, SLOT_NONE), "during stop");
         let mut named = st.slots[0];
         named.name = shared_abi::payload::utf16_name("CounterFilter v1");
         assert_eq!(
