@@ -16,8 +16,8 @@ fn protocol_load_against_sc_stop() {
 }
 
 #[test]
-fn protocol_upgrade_against_sc_stop_of_the_new_payload() {
-    check("unmapped-call/protocol/upgrade-vs-stop", PROPERTY, Race::Upgrade(Adversary::Stop(1)), Config::protocol(), Expect::Clean);
+fn protocol_upgrade_against_sc_stop_of_the_old_payload() {
+    check("unmapped-call/protocol/upgrade-vs-stop-old", PROPERTY, Race::Upgrade(Adversary::Stop(0)), Config::protocol(), Expect::Clean);
 }
 
 #[test]

@@ -17,9 +17,9 @@ fn protocol_load_against_sc_stop() {
 }
 
 #[test]
-fn protocol_upgrade_against_sc_stop_of_the_new_payload() {
-    let race = Race::Upgrade(Adversary::Stop(1));
-    check("registration-once/protocol/upgrade-vs-stop", PROPERTY, race, Config::protocol(), Expect::Clean);
+fn protocol_upgrade_against_fltmc_unload_then_sc_stop_of_the_new_payload() {
+    let race = Race::Upgrade(Adversary::FltmcThenStop(1));
+    check("registration-once/protocol/upgrade-vs-fltmc-new", PROPERTY, race, Config::protocol(), Expect::Clean);
 }
 
 #[test]

@@ -122,7 +122,7 @@ fn unload_driver_from(w: &Arc<World>, slot: Slot, foreign: bool) -> NtStatus {
     NtStatus::SUCCESS
 }
 
-/// DriverUnload, then the name and the "loaded" reference go. The caller
+/// `DriverUnload`, then the name and the "loaded" reference go. The caller
 /// holds a reference of its own, dropped here.
 fn finish_unload(w: &Arc<World>, id: ImageId, routine: UnloadRoutine) {
     run_unload_routine(w, id, routine);
@@ -132,7 +132,7 @@ fn finish_unload(w: &Arc<World>, id: ImageId, routine: UnloadRoutine) {
 }
 
 /// The user closes the handle on the device of the slot's first image; if
-/// an unload was deferred, DriverUnload runs now, on this thread.
+/// an unload was deferred, `DriverUnload` runs now, on this thread.
 pub fn close_device(w: &Arc<World>, slot: Slot) {
     let deferred = {
         let mut k = w.kernel();

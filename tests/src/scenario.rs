@@ -36,7 +36,7 @@ pub enum Race {
     UpgradeOldDraining,
     /// Loader `start(A)`, `upgrade` to B, then `rollback` to A, while a
     /// handle on A's device (closed by another thread at any moment) defers
-    /// A's DriverUnload: "unload returned" is not "unload happened".
+    /// A's `DriverUnload`: "unload returned" is not "unload happened".
     UpgradeRollbackDeviceOpen,
 }
 

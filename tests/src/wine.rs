@@ -74,6 +74,24 @@ impl WineSession {
         Ok(s)
     }
 
+    /// Pulls the plug: ends every Wine process at once, with no unload of
+    /// any driver, as a power loss would.
+    pub fn power_loss(&mut self) {
+        if let Some(mut k) = self.keeper.take() {
+            let _ = k.kill();
+            let _ = k.wait();
+        }
+        let _ = self.base_cmd("wineserver").arg("-k9").output();
+        let _ = self.base_cmd("wineserver").arg("-w").output();
+    }
+
+    /// Boots again on the same prefix: services, registry and installed
+    /// images are as the last session left them (on disk).
+    pub fn reboot(&mut self) -> Result<(), String> {
+        self.power_loss();
+        self.spawn_keeper()
+    }
+
     fn drivers_dir(&self) -> PathBuf {
         self.prefix.join("drive_c/windows/system32/drivers")
     }

@@ -49,7 +49,7 @@ pub struct Config {
     /// Slots whose image has a descriptor with a bad magic.
     pub bad_descriptor: [bool; SLOT_COUNT],
     /// Slots whose first image has a device with a handle open: the I/O
-    /// manager defers its DriverUnload until the scenario closes it.
+    /// manager defers its `DriverUnload` until the scenario closes it.
     pub device_open: [bool; SLOT_COUNT],
 }
 
