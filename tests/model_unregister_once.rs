@@ -23,6 +23,12 @@ fn protocol_upgrade_against_fltmc_unload_then_sc_stop_of_the_new_payload() {
 }
 
 #[test]
+fn protocol_loader_stop_against_sc_stop() {
+    let race = Race::StopAgainst(Adversary::Stop(0));
+    check("registration-once/protocol/loader-stop-vs-stop", PROPERTY, race, Config::protocol(), Expect::Clean);
+}
+
+#[test]
 fn twin_teardown_skipping_the_settle_wait_is_caught() {
     let config = Config::mutant(Mutation::TeardownSkipsSettleWait);
     check("registration-once/mutant-teardown-skips-settle-wait", PROPERTY, Race::Load(Adversary::Stop(0)), config, Expect::Caught);

@@ -31,6 +31,9 @@ pub enum Race {
     Load(Adversary),
     /// Loader `start(A)`, then `upgrade` to B against the adversary.
     Upgrade(Adversary),
+    /// Loader `start(A)`, then the loader's own unload (`stop`) against the
+    /// adversary: two teardowns of one payload at once.
+    StopAgainst(Adversary),
     /// Loader `start(A)`, then `upgrade` to B while A's instance drains an
     /// open file that another thread closes at any moment.
     UpgradeOldDraining,
@@ -99,6 +102,12 @@ fn run_protocol(w: &Arc<World>, race: Race) {
             check_upgrade(w, &loader, outcome, 0, 1, who);
             t.join().expect("adversary");
         }
+        Race::StopAgainst(who) => {
+            loader.start(Some(0));
+            let t = adversary(w, who);
+            loader.stop();
+            t.join().expect("adversary");
+        }
         Race::UpgradeOldDraining => {
             loader.start(Some(0));
             let closer = {
@@ -127,7 +136,7 @@ fn run_protocol(w: &Arc<World>, race: Race) {
 
 fn run_naive(w: &Arc<World>, race: Race) {
     let who = match race {
-        Race::Load(who) | Race::Upgrade(who) => who,
+        Race::Load(who) | Race::Upgrade(who) | Race::StopAgainst(who) => who,
         Race::UpgradeOldDraining | Race::UpgradeRollbackDeviceOpen => Adversary::Stop(0),
     };
     let t = adversary(w, who);

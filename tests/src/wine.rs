@@ -77,6 +77,12 @@ impl WineSession {
     /// Pulls the plug: ends every Wine process at once, with no unload of
     /// any driver, as a power loss would.
     pub fn power_loss(&mut self) {
+        // SIGKILL the processes hosting the drivers first: `wineserver -k9`
+        // alone lets them run on for a moment (aborted waits return, and a
+        // retirement in flight could still write the registry).
+        for pid in Self::pids_of("winedevice.exe").into_iter().chain(Self::pids_of("services.exe")) {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).output();
+        }
         if let Some(mut k) = self.keeper.take() {
             let _ = k.kill();
             let _ = k.wait();
@@ -284,6 +290,18 @@ impl WineSession {
     #[must_use]
     pub fn log_path(&self) -> &Path {
         &self.log_path
+    }
+
+    /// Process ids whose command line names `image`.
+    fn pids_of(image: &str) -> Vec<u32> {
+        let Ok(rd) = std::fs::read_dir("/proc") else { return Vec::new() };
+        rd.flatten()
+            .filter_map(|e| {
+                let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+                let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+                String::from_utf8_lossy(&cmdline).to_lowercase().contains(image).then_some(pid)
+            })
+            .collect()
     }
 
     /// Resident and virtual memory (kB) and open handles of winedevice.exe

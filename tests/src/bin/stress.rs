@@ -42,12 +42,13 @@ fn options() -> Options {
 /// The protocol races, drawn at random.
 fn protocol_race(rng: &mut fastrand::Rng) -> (Race, Config) {
     let mut config = Config::protocol();
-    let race = match rng.u8(..9) {
+    let race = match rng.u8(..10) {
         0 => Race::Load(Adversary::Stop(0)),
         1 => Race::Load(Adversary::FltmcThenStop(0)),
         2 => Race::Load(Adversary::ControlUnload),
         3 => Race::Upgrade(Adversary::Stop(0)),
         4 => Race::UpgradeOldDraining,
+        8 => Race::StopAgainst(Adversary::FltmcThenStop(0)),
         7 => {
             config.device_open[0] = true;
             Race::UpgradeRollbackDeviceOpen
