@@ -91,10 +91,19 @@ impl WineSession {
         let _ = self.base_cmd("wineserver").arg("-w").output();
     }
 
-    /// Boots again on the same prefix: services, registry and installed
-    /// images are as the last session left them (on disk).
+    /// Boots again after a power loss: the registry is what was on disk.
     pub fn reboot(&mut self) -> Result<(), String> {
         self.power_loss();
+        self.spawn_keeper()
+    }
+
+    /// An orderly shutdown and boot: Wine writes the registry to disk.
+    pub fn clean_reboot(&mut self) -> Result<(), String> {
+        if let Some(mut k) = self.keeper.take() {
+            let _ = k.kill();
+            let _ = k.wait();
+        }
+        self.kill_server();
         self.spawn_keeper()
     }
 
