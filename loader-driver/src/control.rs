@@ -46,14 +46,10 @@ pub fn create(driver: *mut DRIVER_OBJECT) -> Result<*mut DEVICE_OBJECT, NtStatus
         unsafe { IoDeleteDevice(device) };
         return Err(e);
     }
-    // SAFETY: the device is ours; set flags before it is used.
-    unsafe {
-        (*device).Flags |= DO_BUFFERED_IO;
-    }
-    // SAFETY: as above.
-    unsafe {
-        (*device).Flags &= !DO_DEVICE_INITIALIZING;
-    }
+    // SAFETY: the device was created above and is not yet in use.
+    let flags = unsafe { &mut (*device).Flags };
+    *flags |= DO_BUFFERED_IO;
+    *flags &= !DO_DEVICE_INITIALIZING;
     DEVICE.store(device, Ordering::Release);
     Ok(device)
 }
@@ -102,10 +98,9 @@ pub fn destroy() {
 
 fn complete(irp: *mut IRP, status: NtStatus, information: usize) -> i32 {
     // SAFETY: `irp` is the IRP our dispatch routine was given and still owns.
-    unsafe {
-        (*irp).IoStatus.Status = status.0;
-        (*irp).IoStatus.Information = information;
-    }
+    let io_status = unsafe { &mut (*irp).IoStatus };
+    io_status.Status = status.0;
+    io_status.Information = information;
     // SAFETY: completes the IRP exactly once.
     unsafe { IofCompleteRequest(irp, IO_NO_INCREMENT) };
     status.0
@@ -126,11 +121,12 @@ pub unsafe extern "system" fn dispatch_shutdown(_device: *mut DEVICE_OBJECT, irp
 
 /// IRP_MJ_DEVICE_CONTROL.
 pub unsafe extern "system" fn dispatch_control(_device: *mut DEVICE_OBJECT, irp: *mut IRP) -> i32 {
-    // SAFETY: the I/O manager passes a valid IRP with a current stack location.
-    let (code, in_len, out_len, buffer) = unsafe {
-        let stack = &*(*irp).CurrentStackLocation;
-        (stack.IoControlCode, stack.InputBufferLength as usize, stack.OutputBufferLength as usize, (*irp).SystemBuffer)
-    };
+    // SAFETY: the I/O manager passes a valid IRP, ours until completion.
+    let irp_ref = unsafe { &*irp };
+    // SAFETY: a dispatched IRP has a current stack location for our device.
+    let stack = unsafe { &*irp_ref.CurrentStackLocation };
+    let (code, in_len, out_len, buffer) =
+        (stack.IoControlCode, stack.InputBufferLength as usize, stack.OutputBufferLength as usize, irp_ref.SystemBuffer);
     // METHOD_BUFFERED: one system buffer of max(in, out) bytes, or NULL.
     let capacity = in_len.max(out_len);
     let buf: &mut [u8] = if buffer.is_null() || capacity == 0 {

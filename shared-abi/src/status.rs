@@ -12,7 +12,9 @@ pub struct NtStatus(pub i32);
 macro_rules! statuses {
     ($( $(#[$doc:meta])* $name:ident = $value:literal, $text:literal; )*) => {
         impl NtStatus {
-            $( $(#[$doc])* pub const $name: NtStatus = NtStatus($value as u32 as i32); )*
+            // NTSTATUS values are written as their unsigned hex; the bit
+            // pattern is the point, so the wrap to i32 is intended.
+            $( $(#[$doc])* #[allow(clippy::cast_possible_wrap)] pub const $name: NtStatus = NtStatus($value as u32 as i32); )*
 
             /// Every status this crate names, for tables and tests.
             pub const ALL: &'static [NtStatus] = &[$(NtStatus::$name),*];
@@ -108,6 +110,7 @@ impl NtStatus {
 
     /// The raw bits, as printed in hex.
     #[must_use]
+    #[allow(clippy::cast_sign_loss)] // the bit pattern, as printed
     pub const fn bits(self) -> u32 {
         self.0 as u32
     }
