@@ -84,7 +84,8 @@ impl Tally {
 /// `"12 passed; 0 failed; ..."` → the number before `suffix`.
 fn count_before(text: &str, suffix: &str) -> u64 {
     text.split(';')
-        .find_map(|part| part.trim().strip_suffix(suffix.trim_start()).map(str::trim))
+        .find_map(|part| part.trim().strip_suffix(suffix.trim_start()))
+        .and_then(|rest| rest.split_whitespace().last())
         .and_then(|n| n.parse().ok())
         .unwrap_or(0)
 }
