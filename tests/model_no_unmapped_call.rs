@@ -1,8 +1,12 @@
 //! Property: no call into an unmapped image. The loader calls a payload's
 //! entries only while it holds a reference on its driver object, taken right
 //! after `ZwLoadDriver`, so a racing `sc stop` cannot unmap it under them.
-//! Twin: the loader drops that reference before the registration call (the
-//! seed's two-driver proposal without a reference).
+//! And no payload calls the loader's services once the loader's own unload
+//! returned: a teardown that meets another one in progress waits until that
+//! one finished.
+//! Twins: the loader drops that reference before the registration call (the
+//! seed's two-driver proposal without a reference); a second teardown that
+//! returns before the first one finished.
 use loader_protocol::Mutation;
 use loader_tests::explore::{check, Expect};
 use loader_tests::scenario::{Adversary, Race};
@@ -24,4 +28,17 @@ fn protocol_upgrade_against_sc_stop_of_the_old_payload() {
 fn twin_reference_released_early_is_caught() {
     let config = Config::mutant(Mutation::ReleaseImageEarly);
     check("unmapped-call/mutant-release-image-early", PROPERTY, Race::Load(Adversary::Stop(0)), config, Expect::Caught);
+}
+
+#[test]
+fn protocol_loader_stop_against_sc_stop() {
+    let race = Race::StopAgainst(Adversary::Stop(0));
+    check("unmapped-call/protocol/loader-stop-vs-stop", PROPERTY, race, Config::protocol(), Expect::Clean);
+}
+
+#[test]
+fn twin_second_teardown_returning_early_is_caught() {
+    let config = Config::mutant(Mutation::SecondTeardownReturnsEarly);
+    let race = Race::StopAgainst(Adversary::Stop(0));
+    check("unmapped-call/mutant-second-teardown-returns-early", PROPERTY, race, config, Expect::Caught);
 }

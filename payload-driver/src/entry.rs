@@ -44,6 +44,7 @@ pub unsafe fn driver_entry(spec: &'static Minifilter, driver: *mut DRIVER_OBJECT
     }
     SPEC.store(core::ptr::from_ref(spec).cast_mut(), Ordering::Release);
     DRIVER.store(driver, Ordering::Release);
+    crate::filter::TEARDOWN_DONE.init(true, false);
     protocol::driver_entry(&KernelPayload);
     // SAFETY: `driver` is valid during DriverEntry; a pointer-sized store. Until
     // it lands, an unload request fails for want of a DriverUnload.

@@ -8,6 +8,7 @@ use crate::entry::{driver, spec, PAYLOAD_POOL};
 use core::cell::UnsafeCell;
 use core::ffi::c_void;
 use kernel_sys::flt::{FLT_REGISTRATION, FLT_REGISTRATION_SIZE_0200, FLT_REGISTRATION_VERSION_0200, PFLT_FILTER};
+use kernel_sys::wrap::event::Event;
 use kernel_sys::wrap::lock::SpinLock;
 use kernel_sys::{FltRegisterFilter, FltStartFiltering, FltUnregisterFilter};
 use loader_protocol::{PayloadPlatform, PayloadState};
@@ -37,6 +38,10 @@ pub struct FilterHandle(PFLT_FILTER);
 unsafe impl Send for FilterHandle {}
 
 static STATE: SpinLock<PayloadState<Services, FilterHandle>> = SpinLock::new(PayloadState::new());
+
+/// "Teardown finished": a notification event, initialised by DriverEntry
+/// before DriverUnload is published (so before any teardown can run).
+pub(crate) static TEARDOWN_DONE: Event = Event::new();
 
 /// The registration actually passed to FltMgr: the filter's, adjusted to
 /// the running kernel. Written once, before the first FltRegisterFilter.
@@ -100,6 +105,14 @@ impl PayloadPlatform for KernelPayload {
         if let Some(s) = spec() {
             (s.cleanup)();
         }
+    }
+
+    fn teardown_done_set(&self) {
+        TEARDOWN_DONE.set();
+    }
+
+    fn wait_teardown_done(&self) {
+        TEARDOWN_DONE.wait();
     }
 
     fn report_phase(&self, s: Services, phase: PayloadPhase) {

@@ -187,7 +187,10 @@ fn teardown_begun<P: PayloadPlatform>(p: &P) -> bool {
 ///
 /// If a registration call is running it waits, with no lock held, until the
 /// loader settled it. Then it unregisters and cleans up what exists, once.
-/// A second, concurrent teardown returns at once: the first one owns the work.
+/// A second, concurrent teardown waits until the first one has finished: the
+/// first owns the work, and no caller (the loader's own unload above all)
+/// may go on while the payload still runs its teardown and calls the
+/// loader's services.
 pub fn teardown<P: PayloadPlatform>(p: &P) -> NtStatus {
     let must_wait = p.with_state(|s| {
         if s.teardown_begun {
@@ -199,6 +202,9 @@ pub fn teardown<P: PayloadPlatform>(p: &P) -> NtStatus {
         Some(if registering { s.settle } else { None })
     });
     let Some(must_wait) = must_wait else {
+        if p.mutation() != Mutation::SecondTeardownReturnsEarly {
+            p.wait_teardown_done();
+        }
         return NtStatus::SUCCESS;
     };
     if let Some(settle) = must_wait {
@@ -222,6 +228,8 @@ pub fn teardown<P: PayloadPlatform>(p: &P) -> NtStatus {
     if let Some(settle) = settle {
         p.report_phase(settle, PayloadPhase::TORN_DOWN);
     }
+    // Last: after this no teardown path calls the loader again.
+    p.teardown_done_set();
     NtStatus::SUCCESS
 }
 
@@ -303,6 +311,12 @@ mod tests {
         fn cleanup(&self) {
             self.calls.borrow_mut().push("cleanup");
         }
+        fn teardown_done_set(&self) {
+            self.calls.borrow_mut().push("teardown_done_set");
+        }
+        fn wait_teardown_done(&self) {
+            self.calls.borrow_mut().push("wait_teardown_done");
+        }
     }
 
     #[test]
@@ -325,6 +339,8 @@ mod tests {
         assert_eq!(filter_unload(&p, true), NtStatus::SUCCESS);
         assert_eq!((p.count("unregister_filter"), p.count("cleanup"), p.count("wait_settled")), (1, 1, 0));
         assert_eq!(p.state.borrow().stage(), Stage::TornDown);
+        // The later teardowns waited for the first one to finish.
+        assert_eq!((p.count("teardown_done_set"), p.count("wait_teardown_done")), (1, 2));
     }
 
     #[test]
@@ -333,7 +349,7 @@ mod tests {
         driver_entry(&p);
         teardown(&p);
         assert_eq!(register(&p, 1), NtStatus::DELETE_PENDING);
-        assert!(p.calls().is_empty());
+        assert_eq!(p.calls(), ["teardown_done_set"], "a refused registration builds nothing");
         let q = Fake::default();
         driver_entry(&q);
         assert_eq!(register(&q, 1), NtStatus::SUCCESS);
@@ -364,7 +380,9 @@ mod tests {
         let p = Fake { teardown_during_setup: true, ..Fake::default() };
         driver_entry(&p);
         assert_eq!(register(&p, 1), NtStatus::DELETE_PENDING);
-        assert_eq!(p.calls(), ["setup", "wait_settled", "cleanup"]);
+        // (The fake's settle wait returns at once; in the kernel it lasts
+        // until the registration call, and its inline clean-up, returned.)
+        assert_eq!(p.calls(), ["setup", "wait_settled", "teardown_done_set", "cleanup"]);
         assert_eq!(p.state.borrow().stage(), Stage::TornDown);
         assert!(!p.state.borrow().is_registered());
     }

@@ -45,6 +45,9 @@ pub enum Mutation {
     RegisterWaitsOnSettle,
     /// Payload: teardown waits on "settled" inside its critical section.
     WaitUnderLock,
+    /// Payload: a second, concurrent teardown returns before the first one
+    /// finished (so the loader can unload while the payload still calls it).
+    SecondTeardownReturnsEarly,
 }
 
 /// What the loader driver provides. Kernel: `KEVENTs` in statics, a spin lock,
@@ -137,6 +140,12 @@ pub trait PayloadPlatform {
     fn unregister_filter(&self, filter: Self::Filter);
     /// The minifilter's own teardown (the seed's `StopWorkerQueues`).
     fn cleanup(&self);
+    /// Signals "teardown finished" (kernel: a notification event of the
+    /// payload image, initialised in `DriverEntry`).
+    fn teardown_done_set(&self);
+    /// Waits for "teardown finished", without a bound. `PASSIVE_LEVEL`, no
+    /// lock held.
+    fn wait_teardown_done(&self);
     /// Tells the loader the payload's phase (`LoaderServices::report`).
     fn report_phase(&self, settle: Self::Settle, phase: PayloadPhase) {
         let _ = (settle, phase);

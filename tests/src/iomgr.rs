@@ -56,6 +56,7 @@ pub fn load_driver(w: &Arc<World>, slot: Slot) -> Result<(), NtStatus> {
             registrations: 0,
             unregistrations: 0,
             naive_filter: None,
+            teardown_done: false,
         });
         crate::sync::lock(&w.payload_states).push(PayloadState::new());
         k.objects.len() - 1

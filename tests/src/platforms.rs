@@ -7,7 +7,7 @@
 //! synchronization the real drivers do not have.
 use crate::iomgr;
 use crate::sync::{in_critical_section, lock, pause, thread, Arc};
-use crate::world::{FilterRef, ImageId, SettleRef, World};
+use crate::world::{FilterRef, ImageId, SettleRef, Violation, World};
 use loader_protocol::descriptor::DescriptorInfo;
 use loader_protocol::{payload, Loader, LoaderPlatform, LoaderState, Mutation, PayloadPlatform, PayloadState, Slot};
 use shared_abi::payload::utf16_name;
@@ -118,6 +118,16 @@ impl<'w> ModelPayload<'w> {
     }
 }
 
+impl ModelPayload<'_> {
+    /// A payload calls a loader service: the loader's image must be mapped.
+    fn check_loader_mapped(&self, what: &'static str) {
+        let mut k = self.world.kernel();
+        if !k.loader_mapped {
+            self.world.violation(&mut k, Violation::UnmappedCall, what);
+        }
+    }
+}
+
 impl PayloadPlatform for ModelPayload<'_> {
     type Settle = SettleRef;
     type Filter = FilterRef;
@@ -127,6 +137,7 @@ impl PayloadPlatform for ModelPayload<'_> {
     }
     fn wait_settled(&self, s: SettleRef) {
         // The loader's service, called through the services table.
+        self.check_loader_mapped("wait_registration_settled after the loader unloaded");
         ModelLoader(self.world.clone()).wait_settled(s.0);
     }
     fn setup(&self) -> Result<(), NtStatus> {
@@ -145,7 +156,17 @@ impl PayloadPlatform for ModelPayload<'_> {
     fn cleanup(&self) {
         iomgr::cleanup(self.world, self.id);
     }
+    fn teardown_done_set(&self) {
+        let id = self.id;
+        self.world.update(|k| k.objects[id].teardown_done = true);
+    }
+    fn wait_teardown_done(&self) {
+        let id = self.id;
+        self.world.wait_until("wait_teardown_done", |k| k.objects[id].teardown_done);
+    }
     fn report_phase(&self, _s: SettleRef, _phase: shared_abi::payload::PayloadPhase) {
+        // The loader's `report` service.
+        self.check_loader_mapped("report after the loader unloaded");
         pause();
     }
     fn mutation(&self) -> Mutation {

@@ -106,6 +106,8 @@ fn run_protocol(w: &Arc<World>, race: Race) {
             loader.start(Some(0));
             let t = adversary(w, who);
             loader.stop();
+            // The loader's DriverUnload returned: its image goes away.
+            w.update(|k| k.loader_mapped = false);
             t.join().expect("adversary");
         }
         Race::UpgradeOldDraining => {

@@ -175,6 +175,8 @@ pub struct DriverObject {
     pub unregistrations: u32,
     /// Naive designs: the filter handle global.
     pub naive_filter: Option<FilterRef>,
+    /// The payload's "teardown finished" event.
+    pub teardown_done: bool,
 }
 
 /// Everything the model's kernel tracks, behind one lock.
@@ -192,6 +194,9 @@ pub struct Kernel {
     pub file_open: [bool; SLOT_COUNT],
     /// `Parameters\ActiveSlot`.
     pub persisted: Option<Slot>,
+    /// The loader's image is mapped (it goes when the loader's own unload
+    /// returned); payloads must not call its services after that.
+    pub loader_mapped: bool,
     /// Violations found in this execution.
     pub violations: Vec<(Violation, &'static str)>,
     /// Where each foreign unload request landed (coverage evidence).
@@ -276,6 +281,7 @@ impl World {
                 draining: [false; SLOT_COUNT],
                 file_open: config.open_file,
                 persisted: None,
+                loader_mapped: true,
                 violations: Vec::new(),
                 landings: Vec::new(),
             }),
