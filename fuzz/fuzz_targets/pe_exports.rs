@@ -37,7 +37,8 @@ fuzz_target!(|data: &[u8]| {
         }
         if let Ok(bytes) = pe::slice_at_rva(image, layout, found, pe::DESCRIPTOR_LEN) {
             let d = pe::parse_descriptor(bytes).expect("104 bytes parse");
-            let _ = d.validate(0x1_4000_0000, u64::from(size), 48);
+            let inside = d.entries_inside(0x1_4000_1000, 0x1_4000_0000, u64::from(size));
+            let _ = loader_protocol::descriptor::check(&d.to_info(inside));
         }
     }
     if let Ok(slice) = pe::slice_at_rva(image, layout, rva, len) {

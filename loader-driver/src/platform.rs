@@ -167,17 +167,7 @@ impl LoaderPlatform for KernelLoader {
         let entries_inside_image = image.is_code(register)
             && (raw.teardown_va == 0 || image.is_code(raw.teardown_va))
             && (raw.shutdown_va == 0 || image.is_code(raw.shutdown_va));
-        Ok(DescriptorInfo {
-            size: raw.size,
-            magic: raw.magic,
-            abi_major: raw.abi_major,
-            abi_minor: raw.abi_minor,
-            payload_version: raw.payload_version,
-            min_services_size: raw.min_services_size,
-            name: raw.name,
-            has_teardown: raw.teardown_va != 0,
-            entries_inside_image,
-        })
+        Ok(raw.to_info(entries_inside_image))
     }
 
     fn call_register(&self, image: PayloadImage, slot: usize) -> NtStatus {

@@ -23,6 +23,8 @@ pub struct DescriptorInfo {
     pub payload_version: u32,
     /// Smallest services table the payload accepts.
     pub min_services_size: u32,
+    /// Reserved, must be zero.
+    pub flags: u32,
     /// Display name, UTF-16, NUL padded.
     pub name: [u16; NAME_CHARS],
     /// The descriptor names a teardown entry.
@@ -44,6 +46,7 @@ impl DescriptorInfo {
             abi_minor: shared_abi::ABI_MINOR,
             payload_version,
             min_services_size: services_size(),
+            flags: 0,
             name,
             has_teardown: true,
             entries_inside_image: true,
@@ -65,6 +68,7 @@ impl DescriptorInfo {
             abi_minor: d.abi_minor,
             payload_version: d.payload_version,
             min_services_size: d.min_services_size,
+            flags: d.flags,
             name: d.name,
             has_teardown: teardown.is_some(),
             entries_inside_image: address_inside(register_entry, image_start, image_size)
@@ -105,6 +109,9 @@ pub fn check(d: &DescriptorInfo) -> Result<(), NtStatus> {
     if d.size < descriptor_size() || d.min_services_size > services_size() {
         return Err(NtStatus::INFO_LENGTH_MISMATCH);
     }
+    if d.flags != 0 {
+        return Err(NtStatus::INVALID_PARAMETER);
+    }
     if !d.has_teardown {
         return Err(NtStatus::PROCEDURE_NOT_FOUND);
     }
@@ -131,11 +138,12 @@ mod tests {
     #[test]
     fn each_defect_has_its_status() {
         type Defect = fn(&mut DescriptorInfo);
-        let cases: [(Defect, NtStatus); 7] = [
+        let cases: [(Defect, NtStatus); 8] = [
             (|d| d.magic = 0x1234, NtStatus::INVALID_IMAGE_FORMAT),
             (|d| d.abi_major += 1, NtStatus::REVISION_MISMATCH),
             (|d| d.size -= 1, NtStatus::INFO_LENGTH_MISMATCH),
             (|d| d.min_services_size += 1, NtStatus::INFO_LENGTH_MISMATCH),
+            (|d| d.flags = 1, NtStatus::INVALID_PARAMETER),
             (|d| d.has_teardown = false, NtStatus::PROCEDURE_NOT_FOUND),
             (|d| d.entries_inside_image = false, NtStatus::INVALID_IMAGE_FORMAT),
             (|d| {

@@ -16,8 +16,9 @@
 )]
 
 use core::mem::size_of;
-use shared_abi::payload::{PayloadDescriptor, NAME_CHARS, PAYLOAD_MAGIC};
-use shared_abi::{NtStatus, ABI_MAJOR};
+use crate::descriptor::DescriptorInfo;
+use shared_abi::payload::{PayloadDescriptor, NAME_CHARS};
+use shared_abi::NtStatus;
 
 /// How the image bytes are laid out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -437,38 +438,37 @@ pub fn parse_descriptor(bytes: &[u8]) -> Result<RawDescriptor, NtStatus> {
 }
 
 impl RawDescriptor {
-    /// The payload's identity check, made before the loader calls into it:
-    /// - `magic` is `'SLPD'`, else `STATUS_INVALID_IMAGE_FORMAT`;
-    /// - `abi_major` is ours, else `STATUS_REVISION_MISMATCH`;
-    /// - `size` covers the struct we read, `min_services_size` is at most
-    ///   what we offer, else `STATUS_INFO_LENGTH_MISMATCH`;
-    /// - `flags` is zero, else `STATUS_INVALID_PARAMETER`;
-    /// - the teardown entry is present and both entries lie inside the image
-    ///   `image_base..image_base + image_size`, else `STATUS_INVALID_IMAGE_FORMAT`.
-    pub fn validate(
-        &self,
-        image_base: u64,
-        image_size: u64,
-        services_size: u32,
-    ) -> Result<(), NtStatus> {
-        if self.magic != PAYLOAD_MAGIC {
-            return Err(BAD);
+    /// The fields the protocol's descriptor check (`crate::descriptor::check`,
+    /// the one decision about a payload's identity) works on.
+    /// `entries_inside_image` is the caller's finding that the registration
+    /// entry and the descriptor's entries are code of the image (the loader
+    /// uses [`check_code_rva`] on the mapped image).
+    #[must_use]
+    pub fn to_info(&self, entries_inside_image: bool) -> DescriptorInfo {
+        DescriptorInfo {
+            size: self.size,
+            magic: self.magic,
+            abi_major: self.abi_major,
+            abi_minor: self.abi_minor,
+            payload_version: self.payload_version,
+            min_services_size: self.min_services_size,
+            flags: self.flags,
+            name: self.name,
+            has_teardown: self.teardown_va != 0,
+            entries_inside_image,
         }
-        if self.abi_major != ABI_MAJOR {
-            return Err(NtStatus::REVISION_MISMATCH);
-        }
-        if to_usize(self.size)? < DESCRIPTOR_LEN || self.min_services_size > services_size {
-            return Err(NtStatus::INFO_LENGTH_MISMATCH);
-        }
-        if self.flags != 0 {
-            return Err(NtStatus::INVALID_PARAMETER);
-        }
-        let end = image_base.checked_add(image_size).ok_or(BAD)?;
+    }
+
+    /// Whether `register_va` and the descriptor's non-null entries lie in
+    /// `image_base..image_base + image_size` (a bounds check only; tools and
+    /// tests use it where no mapped image is at hand).
+    #[must_use]
+    pub fn entries_inside(&self, register_va: u64, image_base: u64, image_size: u64) -> bool {
+        let Some(end) = image_base.checked_add(image_size) else { return false };
         let inside = |va: u64| va >= image_base && va < end;
-        if !inside(self.teardown_va) || (self.shutdown_va != 0 && !inside(self.shutdown_va)) {
-            return Err(BAD);
-        }
-        Ok(())
+        inside(register_va)
+            && (self.teardown_va == 0 || inside(self.teardown_va))
+            && (self.shutdown_va == 0 || inside(self.shutdown_va))
     }
 }
 
@@ -484,7 +484,8 @@ impl RawDescriptor {
 mod tests {
     extern crate std;
     use super::*;
-    use shared_abi::payload::{utf16_name, DESCRIPTOR_EXPORT, REGISTER_EXPORT};
+    use shared_abi::payload::{utf16_name, DESCRIPTOR_EXPORT, PAYLOAD_MAGIC, REGISTER_EXPORT};
+    use shared_abi::ABI_MAJOR;
     use std::vec::Vec;
     use std::{format, vec};
 
@@ -723,7 +724,8 @@ mod tests {
             assert_eq!(d.payload_version, 2);
             assert_eq!(d.name, utf16_name("CounterFilter v2"));
             assert_eq!(d.teardown_va, 0x1_4000_1010);
-            assert_eq!(d.validate(0x1_4000_0000, u64::from(IMAGE_SIZE), 48), Ok(()));
+            let info = d.to_info(d.entries_inside(0x1_4000_1000, 0x1_4000_0000, u64::from(IMAGE_SIZE)));
+            assert_eq!(crate::descriptor::check(&info), Ok(()));
             let code = slice_at_rva(&image, layout, TEXT_RVA + 4, 4).unwrap();
             assert_eq!(code, &[4 ^ 0xCC, 5 ^ 0xCC, 6 ^ 0xCC, 7 ^ 0xCC]);
             let names: Vec<_> = export_names(&image, layout).map(Result::unwrap).collect();
@@ -933,11 +935,13 @@ mod tests {
         assert_eq!(d.shutdown_va, 0x1_4000_1020);
         let base = 0x1_4000_0000;
         let size = u64::from(IMAGE_SIZE);
-        assert_eq!(d.validate(base, size, 48), Ok(()));
+        let register = base + 0x1000;
+        let verdict = |x: &RawDescriptor| crate::descriptor::check(&x.to_info(x.entries_inside(register, base, size)));
+        assert_eq!(verdict(&d), Ok(()));
         let check = |f: fn(&mut RawDescriptor)| {
             let mut x = d;
             f(&mut x);
-            x.validate(base, size, 48)
+            verdict(&x)
         };
         assert_eq!(check(|x| x.magic = u32::from_le_bytes(*b"SLPX")), Err(BAD));
         assert_eq!(
@@ -952,12 +956,12 @@ mod tests {
             Err(NtStatus::INFO_LENGTH_MISMATCH)
         );
         assert_eq!(check(|x| x.flags = 1), Err(NtStatus::INVALID_PARAMETER));
-        assert_eq!(check(|x| x.teardown_va = 0), Err(BAD));
+        assert_eq!(check(|x| x.teardown_va = 0), Err(NtStatus::PROCEDURE_NOT_FOUND));
         assert_eq!(check(|x| x.teardown_va = 0x1_4000_3000), Err(BAD));
         assert_eq!(check(|x| x.teardown_va = 0x1_3FFF_FFFF), Err(BAD));
         assert_eq!(check(|x| x.shutdown_va = 0), Ok(()));
         assert_eq!(check(|x| x.shutdown_va = 0xFFFF_F800_0000_0000), Err(BAD));
-        assert_eq!(d.validate(u64::MAX, 2, 48), Err(BAD));
+        assert!(!d.entries_inside(register, u64::MAX, 2));
     }
 
     const WINE_DIR: &str = "/usr/lib/x86_64-linux-gnu/wine/x86_64-windows";
