@@ -161,10 +161,21 @@ fn fuzz_targets(t: &mut Tally, seconds: u64) {
     }
 }
 
+/// The lint gate: clippy over the host crates. The workspace denies
+/// `clippy::all`, and the parsers of outside bytes deny indexing, unwrap,
+/// expect, panics and unchecked arithmetic, so a panic path there fails here.
+fn lint_gate(t: &mut Tally) {
+    let mut c = host_cargo();
+    c.args(["clippy", "--quiet", "-p", "shared-abi", "-p", "loader-protocol", "-p", "kernel-sys", "-p", "loaderctl"])
+        .args(["-p", "loader-tests", "-p", "xtask", "--all-targets"]);
+    t.program("lint gate (clippy; panic-free parsers)", &mut c);
+}
+
 pub fn test_all() -> Result<(), String> {
     build::run()?;
     setup::ensure_wine_prefix()?;
     let mut t = Tally::default();
+    lint_gate(&mut t);
     host_unit_tests(&mut t);
     loader_test(&mut t, "image checks on the built .sys files", "images", &[]);
     loader_test(&mut t, "INF checks", "inf", &[]);
