@@ -1,9 +1,10 @@
 //! The services table the loader lends each payload at registration, and
 //! the routines behind it. One table per slot; `context` is the slot number.
 //!
-//! `wait_registration_settled` is `PASSIVE_LEVEL` only; `log` and `report`
-//! are callable at `<= APC_LEVEL`. None of them takes a lock that a
-//! control operation holds across a wait.
+//! `wait_registration_settled` and `report` are `PASSIVE_LEVEL` only (the
+//! report is time-stamped with `ZwQuerySystemInformation`); `log` is
+//! callable at `<= DISPATCH_LEVEL`. None of them takes a lock that a control
+//! operation holds across a wait.
 use crate::platform;
 use core::ffi::c_void;
 use shared_abi::control::SLOT_COUNT;

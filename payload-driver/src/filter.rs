@@ -133,7 +133,8 @@ fn publish_with(s: Services, phase: PayloadPhase) {
 }
 
 /// Sends the filter's current counters to the loader (shown by `loaderctl
-/// status`). Callable at `<= APC_LEVEL`, e.g. from an operation callback.
+/// status`). `PASSIVE_LEVEL` only (e.g. a pre-create callback): the loader
+/// time-stamps the report with a `Zw` call.
 pub fn publish() {
     let current = STATE.with(|s| s.settle().map(|settle| (settle, s.phase())));
     if let Some((settle, phase)) = current {

@@ -77,8 +77,10 @@ pub struct LoaderServices {
     /// (it returned and the loader recorded the result). `PASSIVE_LEVEL` only.
     pub wait_registration_settled: unsafe extern "system" fn(context: *mut c_void) -> i32,
     /// Writes one line to the loader's log. `text` is UTF-8, `len` bytes.
+    /// `<= DISPATCH_LEVEL`.
     pub log: unsafe extern "system" fn(context: *mut c_void, level: u32, text: *const u8, len: usize),
     /// Publishes the payload's current counters; the loader copies them.
+    /// `PASSIVE_LEVEL` only.
     pub report: unsafe extern "system" fn(context: *mut c_void, report: *const PayloadReport),
 }
 

@@ -2,8 +2,10 @@
 //! `setup` and freed by `cleanup`, operation callbacks that count, and
 //! instance callbacks that track attached volumes.
 //!
-//! Operation callbacks run at `<= APC_LEVEL`; the table's spin lock is
-//! closure-scoped and never held across a call out of this module.
+//! Operation callbacks run at `<= APC_LEVEL` (creates at `PASSIVE_LEVEL`);
+//! the table's spin lock is closure-scoped and never held across a call out
+//! of this module. Only the create callback publishes to the loader, whose
+//! `report` service is `PASSIVE_LEVEL` only.
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use kernel_sys::flt::FLT_PREOP_SUCCESS_NO_CALLBACK;
@@ -112,22 +114,24 @@ fn volume_of(objects: *const c_void) -> usize {
 }
 
 macro_rules! pre_op {
-    ($name:ident, $total:ident, $col:expr) => {
+    ($name:ident, $total:ident, $col:expr, $publish:expr) => {
         /// Pre-operation callback: counts and lets the operation pass.
         pub unsafe extern "system" fn $name(_data: *mut c_void, objects: *const c_void, _ctx: *mut *mut c_void) -> i32 {
             let n = $total.fetch_add(1, Ordering::Relaxed);
             count(volume_of(objects), $col);
-            if n % 64 == 0 {
-                // Keep the loader's status current without a call per operation.
+            if $publish && n % 64 == 0 {
+                // Keep the loader's status current without a call per
+                // operation. Only from creates: they run at PASSIVE_LEVEL,
+                // reads and writes may run at APC_LEVEL (paging I/O).
                 payload_driver::publish();
             }
             FLT_PREOP_SUCCESS_NO_CALLBACK
         }
     };
 }
-pre_op!(pre_create, CREATES, 1);
-pre_op!(pre_read, READS, 2);
-pre_op!(pre_write, WRITES, 3);
+pre_op!(pre_create, CREATES, 1, true);
+pre_op!(pre_read, READS, 2, false);
+pre_op!(pre_write, WRITES, 3, false);
 
 /// InstanceSetupCallback: attach to every volume.
 pub unsafe extern "system" fn instance_setup(_objects: *const c_void, _flags: u32, _device_type: u32, _fs_type: u32) -> i32 {
