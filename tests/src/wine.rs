@@ -317,14 +317,14 @@ impl WineSession {
     /// processes, from /proc (the soak's growth check).
     #[must_use]
     pub fn device_process_usage(&self) -> Option<(u64, u64, u64)> {
-        let mut found = None;
-        for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-            let cmd = String::from_utf8_lossy(&cmdline).to_lowercase();
-            if !cmd.contains("winedevice.exe") {
-                continue;
-            }
-            let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
+        let pids = Self::pids_of("winedevice.exe");
+        if pids.is_empty() {
+            return None;
+        }
+        let mut total = (0, 0, 0);
+        for pid in pids {
+            let proc_dir = PathBuf::from("/proc").join(pid.to_string());
+            let status = std::fs::read_to_string(proc_dir.join("status")).unwrap_or_default();
             let field = |k: &str| {
                 status
                     .lines()
@@ -333,11 +333,10 @@ impl WineSession {
                     .and_then(|v| v.parse::<u64>().ok())
                     .unwrap_or(0)
             };
-            let fds = std::fs::read_dir(entry.path().join("fd")).map(|d| d.count() as u64).unwrap_or(0);
-            let (rss, vm, f) = found.unwrap_or((0, 0, 0));
-            found = Some((rss + field("VmRSS:"), vm + field("VmSize:"), f + fds));
+            let fds = std::fs::read_dir(proc_dir.join("fd")).map(|d| d.count() as u64).unwrap_or(0);
+            total = (total.0 + field("VmRSS:"), total.1 + field("VmSize:"), total.2 + fds);
         }
-        found
+        Some(total)
     }
 
     /// Ends the session (and with it every driver).

@@ -26,20 +26,15 @@ fn wait_active(s: &WineSession, slot: u64) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         let r = s.loaderctl(&["status", "--json"]);
-        if r.code == 0 && r.stdout.contains(&format!("\"raw\": {slot}")) && active_is(&r.stdout, slot) {
+        let active = serde_json::from_str::<serde_json::Value>(&r.stdout)
+            .ok()
+            .and_then(|v| v["active_slot"]["raw"].as_u64());
+        if r.code == 0 && active == Some(slot) {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(200));
     }
     Err(format!("slot {slot} did not become active; see {}", s.log_path().display()))
-}
-
-fn active_is(json: &str, slot: u64) -> bool {
-    // "active_slot": { "name": "A", "raw": 0 } — compact check without a JSON dependency.
-    json.split("\"active_slot\"")
-        .nth(1)
-        .and_then(|rest| rest.split('}').next())
-        .is_some_and(|obj| obj.contains(&format!("\"raw\": {slot}")))
 }
 
 fn print_driver_log(s: &WineSession, from_line: usize) -> usize {
