@@ -28,10 +28,11 @@ struct Inf {
     sections: Vec<Section>,
 }
 
-/// Splits at `sep` outside double quotes.
 /// The files `cargo xtask build` puts in `target/package/x64/` that INFs
 /// may copy.
 const PACKAGE_FILES: [&str; 2] = ["loader.sys", "payload.sys"];
+
+/// Splits at `sep` outside double quotes.
 
 fn split_unquoted(text: &str, sep: char) -> Vec<&str> {
     let mut parts = Vec::new();
@@ -663,4 +664,19 @@ fn the_checks_catch_broken_packages() {
             Err(e) => eprintln!("payload.inf with {to:?}: {e}"),
         }
     }
+}
+
+#[test]
+fn the_wine_harness_installs_what_the_infs_describe() {
+    // The end-to-end suite creates the slot services with `sc`, from
+    // constants; they must be the services and altitudes payload.inf installs.
+    let from_inf = check_payload(&Inf::parse(&payload_inf()).expect("payload.inf parses")).expect("payload.inf checks");
+    let harness: Vec<(String, u32)> = loader_tests::wine::SLOT_SERVICES
+        .iter()
+        .zip(loader_tests::wine::SLOT_ALTITUDES)
+        .map(|(name, altitude)| ((*name).to_owned(), altitude.parse().expect("numeric altitude")))
+        .collect();
+    assert_eq!(harness, from_inf);
+    // (The loader's service name is `config::LOADER_SERVICE` in both the
+    // harness and `check_loader`.)
 }

@@ -8,7 +8,7 @@ use crate::log;
 use core::ffi::c_void;
 use kernel_sys::wrap::ustr::WideBuf;
 use kernel_sys::{IoDriverObjectType, KernelMode, ObReferenceObjectByName, ObfDereferenceObject, DRIVER_OBJECT, OBJ_CASE_INSENSITIVE};
-use loader_protocol::config::ServiceName;
+use loader_protocol::config::{DriverObjectKind, ServiceName, PATH_CHARS};
 use loader_protocol::pe::{self, Layout, RawDescriptor};
 use shared_abi::payload::{DESCRIPTOR_EXPORT, REGISTER_EXPORT};
 use shared_abi::NtStatus;
@@ -29,10 +29,11 @@ impl PayloadImage {
     /// `\Driver\<svc>` (kernel type, and Wine for both).
     pub fn reference(service: &ServiceName) -> Result<PayloadImage, NtStatus> {
         let mut last = NtStatus::OBJECT_NAME_NOT_FOUND;
-        for prefix in ["\\FileSystem\\", "\\Driver\\"] {
-            let mut name: WideBuf<96> = WideBuf::new();
-            name.push_ascii(prefix).ok_or(NtStatus::OBJECT_NAME_INVALID)?;
-            name.push_units(service.as_utf16()).ok_or(NtStatus::OBJECT_NAME_INVALID)?;
+        for kind in [DriverObjectKind::FileSystem, DriverObjectKind::Driver] {
+            let mut units = [0u16; PATH_CHARS];
+            let len = service.driver_object_name(kind, &mut units);
+            let name: WideBuf<PATH_CHARS> =
+                WideBuf::from_units(units.get(..len).unwrap_or(&[])).ok_or(NtStatus::OBJECT_NAME_INVALID)?;
             let uname = name.as_unicode();
             let mut object: *mut c_void = core::ptr::null_mut();
             // SAFETY: `uname` views `name`, alive for the call; IoDriverObjectType is
