@@ -6,7 +6,6 @@
 //! Waits happen only in `wait_settled`, at `PASSIVE_LEVEL`.
 use crate::entry::{driver, spec, PAYLOAD_POOL};
 use core::cell::UnsafeCell;
-use core::ffi::c_void;
 use kernel_sys::flt::{FLT_REGISTRATION, FLT_REGISTRATION_SIZE_0200, FLT_REGISTRATION_VERSION_0200, PFLT_FILTER};
 use kernel_sys::wrap::event::Event;
 use kernel_sys::wrap::lock::SpinLock;
@@ -156,5 +155,3 @@ pub fn log(text: &str) {
 fn pre_vista() -> bool {
     kernel_sys::wrap::version::major() < 6
 }
-
-const _: *const c_void = core::ptr::null();

@@ -26,7 +26,7 @@ pub use kernel_sys as sys;
 pub use shared_abi;
 
 use kernel_sys::flt::{FLT_REGISTRATION, FLT_REGISTRATION_VERSION_0202};
-use shared_abi::payload::{PayloadDescriptor, PayloadReport, NAME_CHARS, PAYLOAD_MAGIC};
+use shared_abi::payload::{PayloadDescriptor, PayloadReport, PAYLOAD_MAGIC};
 use shared_abi::NtStatus;
 
 /// A minifilter plugged into the wrapper. Lives in a `static`.
@@ -76,8 +76,6 @@ pub const fn wrap_registration(mut r: FLT_REGISTRATION) -> FLT_REGISTRATION {
     r.FilterUnloadCallback = Some(entry::filter_unload_callback);
     r
 }
-
-const _: () = assert!(NAME_CHARS == 32);
 
 /// Exports `DriverEntry` for the filter in `$filter` (a `static Minifilter`).
 #[macro_export]
