@@ -267,18 +267,7 @@ fn power_loss_during_an_upgrade_comes_back_on_a_consistent_slot() {
     let (ok, out) = s.sc(&["start", LOADER_SERVICE]);
     assert!(ok, "sc start: {out}");
     wait_active(&s, 0, 1);
-    let upgrade = {
-        let exe = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/package/x64/loaderctl.exe");
-        std::process::Command::new("wine")
-            .arg(exe)
-            .arg("upgrade")
-            .env("WINEPREFIX", std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wine/prefix"))
-            .env("WINEDEBUG", "-all")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("loaderctl upgrade")
-    };
+    let mut upgrade = s.spawn_loaderctl(&["upgrade"]).expect("loaderctl upgrade");
     // Wait until v2 registered while v1's teardown is still running. (Under
     // Wine, winedevice.exe dispatches one IRP at a time, so a status request
     // would queue behind the upgrade; the drivers' log shows the point.)
@@ -295,7 +284,6 @@ fn power_loss_during_an_upgrade_comes_back_on_a_consistent_slot() {
     // The switch is not persisted before the old payload is retired.
     assert_eq!(s.parameter("ActiveSlot"), Some(0), "persisted before the old payload was retired");
     s.reboot().unwrap();
-    let mut upgrade = upgrade;
     let _ = upgrade.kill();
     let _ = upgrade.wait();
     // After the reboot the loader comes back on the persisted slot, whose

@@ -33,7 +33,6 @@ struct Inf {
 const PACKAGE_FILES: [&str; 2] = ["loader.sys", "payload.sys"];
 
 /// Splits at `sep` outside double quotes.
-
 fn split_unquoted(text: &str, sep: char) -> Vec<&str> {
     let mut parts = Vec::new();
     let mut quoted = false;

@@ -194,6 +194,17 @@ impl WineSession {
         }
     }
 
+    /// Starts `loaderctl.exe <args>` without waiting for it (its output is
+    /// discarded), for scenarios that act while a request is in flight.
+    pub fn spawn_loaderctl(&self, args: &[&str]) -> std::io::Result<Child> {
+        self.base_cmd("wine")
+            .arg(self.package.join("loaderctl.exe"))
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+    }
+
     /// Runs `sc <args>`; returns (success, output).
     pub fn sc(&self, args: &[&str]) -> (bool, String) {
         let mut all = vec!["sc"];
