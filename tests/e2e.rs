@@ -119,7 +119,8 @@ fn refused_upgrade(s: &WineSession, image: &str, status_name: &str, code: i32) {
     expect_code(&r, code, &format!("upgrade to {image}"));
     assert!(r.all().contains(status_name), "{image}: message lacks {status_name}:\n{}", r.all());
     // The previous payload is still the active one, and status says why.
-    let st = wait_status(s, 15, "slot B back to empty", |st| slot_state(st, 1) == "empty" || slot_state(st, 1) == "failed");
+    let st =
+        wait_status(s, 15, "slot B back to empty", |st| slot_state(st, 1) == "empty" || slot_state(st, 1) == "failed");
     assert_eq!(active_slot(&st), Some(0), "{image}: active slot changed:\n{st:#}");
     assert_eq!(slot_state(&st, 0), "active", "{image}: v1 no longer active");
     assert_eq!(st["slots"][0]["payload_version"], 1);

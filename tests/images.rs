@@ -45,10 +45,8 @@ fn allowlist() -> BTreeMap<String, Allowed> {
 fn kernel_images() -> Vec<String> {
     let mut v = vec!["x64/loader.sys".to_owned(), "x64/payload.sys".to_owned()];
     if let Ok(rd) = std::fs::read_dir(package().join("test-payloads")) {
-        let mut more: Vec<String> = rd
-            .filter_map(Result::ok)
-            .map(|e| format!("test-payloads/{}", e.file_name().to_string_lossy()))
-            .collect();
+        let mut more: Vec<String> =
+            rd.filter_map(Result::ok).map(|e| format!("test-payloads/{}", e.file_name().to_string_lossy())).collect();
         more.sort();
         v.extend(more);
     }
@@ -110,10 +108,7 @@ fn kernel_images_import_only_windows7_names() {
         let mut count = 0;
         while let Some(d) = descriptors.next().expect("descriptor") {
             let dll = String::from_utf8_lossy(table.name(d.name.get(LE)).expect("dll name")).to_ascii_lowercase();
-            assert!(
-                ["ntoskrnl.exe", "hal.dll", "fltmgr.sys"].contains(&dll.as_str()),
-                "{image}: imports from {dll}"
-            );
+            assert!(["ntoskrnl.exe", "hal.dll", "fltmgr.sys"].contains(&dll.as_str()), "{image}: imports from {dll}");
             let mut thunks = table.thunks(d.original_first_thunk.get(LE)).expect("thunks");
             while let Some(t) = thunks.next::<object::pe::ImageNtHeaders64>().expect("thunk") {
                 let (_, name) = table.hint_name(t.address()).expect("imports by name");
@@ -163,9 +158,14 @@ fn payload_exports_its_registration_entry_and_descriptor() {
         assert_eq!(ours, *rva, "{name}: loader's parser disagrees with `object`");
     }
     // The descriptor the loader would read is the one the payload declares.
-    let rva = loader_protocol::pe::export_rva(&bytes, loader_protocol::pe::Layout::File, shared_abi::payload::DESCRIPTOR_EXPORT)
-        .expect("descriptor export");
-    let raw = loader_protocol::pe::slice_at_rva(&bytes, loader_protocol::pe::Layout::File, rva, 104).expect("descriptor bytes");
+    let rva = loader_protocol::pe::export_rva(
+        &bytes,
+        loader_protocol::pe::Layout::File,
+        shared_abi::payload::DESCRIPTOR_EXPORT,
+    )
+    .expect("descriptor export");
+    let raw = loader_protocol::pe::slice_at_rva(&bytes, loader_protocol::pe::Layout::File, rva, 104)
+        .expect("descriptor bytes");
     let d = loader_protocol::pe::parse_descriptor(raw).expect("descriptor parses");
     assert_eq!(d.magic, shared_abi::payload::PAYLOAD_MAGIC);
     assert_eq!(d.abi_major, shared_abi::ABI_MAJOR);
@@ -178,12 +178,17 @@ fn fault_builds_differ_exactly_where_they_should() {
     let dir = "test-payloads";
     let noexport = read(&format!("{dir}/payload_noexport.sys"));
     assert_eq!(
-        loader_protocol::pe::export_rva(&noexport, loader_protocol::pe::Layout::File, shared_abi::payload::REGISTER_EXPORT),
+        loader_protocol::pe::export_rva(
+            &noexport,
+            loader_protocol::pe::Layout::File,
+            shared_abi::payload::REGISTER_EXPORT
+        ),
         Err(shared_abi::NtStatus::PROCEDURE_NOT_FOUND)
     );
     let v2 = read(&format!("{dir}/payload_v2.sys"));
-    let rva = loader_protocol::pe::export_rva(&v2, loader_protocol::pe::Layout::File, shared_abi::payload::DESCRIPTOR_EXPORT)
-        .expect("v2 descriptor");
+    let rva =
+        loader_protocol::pe::export_rva(&v2, loader_protocol::pe::Layout::File, shared_abi::payload::DESCRIPTOR_EXPORT)
+            .expect("v2 descriptor");
     let raw = loader_protocol::pe::slice_at_rva(&v2, loader_protocol::pe::Layout::File, rva, 104).expect("bytes");
     assert_eq!(loader_protocol::pe::parse_descriptor(raw).expect("parses").payload_version, 2);
 }
@@ -200,7 +205,10 @@ fn loaderctl_is_a_windows7_console_program() {
     while let Some(d) = descriptors.next().expect("descriptor") {
         dlls.push(String::from_utf8_lossy(table.name(d.name.get(LE)).expect("name")).to_ascii_lowercase());
     }
-    assert!(!dlls.iter().any(|d| d.contains("bcryptprimitives")), "imports bcryptprimitives.dll, absent on Windows 7: {dlls:?}");
+    assert!(
+        !dlls.iter().any(|d| d.contains("bcryptprimitives")),
+        "imports bcryptprimitives.dll, absent on Windows 7: {dlls:?}"
+    );
     assert!(!dlls.iter().any(|d| d.starts_with("api-ms-win")), "imports API sets Windows 7 lacks: {dlls:?}");
     println!("loaderctl.exe: {} bytes, imports {dlls:?}", bytes.len());
 }

@@ -76,27 +76,17 @@ impl Inf {
                 continue;
             }
             if let Some(name) = line.strip_prefix('[') {
-                let name = name
-                    .strip_suffix(']')
-                    .ok_or(format!("line {}: bad section header", number + 1))?;
-                raw.push(Section {
-                    name: name.trim().to_string(),
-                    lines: Vec::new(),
-                });
+                let name = name.strip_suffix(']').ok_or(format!("line {}: bad section header", number + 1))?;
+                raw.push(Section { name: name.trim().to_string(), lines: Vec::new() });
                 continue;
             }
-            let section = raw
-                .last_mut()
-                .ok_or(format!("line {}: text before any section", number + 1))?;
+            let section = raw.last_mut().ok_or(format!("line {}: text before any section", number + 1))?;
             let (key, value) = match split_unquoted(line, '=').as_slice() {
                 [value] => (None, *value),
                 [key, value] => (Some(unquote(key)), *value),
                 _ => return Err(format!("line {}: more than one '='", number + 1)),
             };
-            let fields = split_unquoted(value, ',')
-                .into_iter()
-                .map(str::to_string)
-                .collect();
+            let fields = split_unquoted(value, ',').into_iter().map(str::to_string).collect();
             section.lines.push(Line { key, fields });
         }
         // [Strings] values are literal; everything else is substituted.
@@ -104,12 +94,7 @@ impl Inf {
             .iter()
             .filter(|s| s.name.eq_ignore_ascii_case("Strings"))
             .flat_map(|s| &s.lines)
-            .filter_map(|l| {
-                Some((
-                    l.key.clone()?.to_ascii_lowercase(),
-                    unquote(&l.fields.join(",")),
-                ))
-            })
+            .filter_map(|l| Some((l.key.clone()?.to_ascii_lowercase(), unquote(&l.fields.join(",")))))
             .collect();
         let mut sections = Vec::new();
         for s in raw {
@@ -119,29 +104,17 @@ impl Inf {
                 let fields = l
                     .fields
                     .iter()
-                    .map(|f| {
-                        if literal {
-                            Ok(unquote(f))
-                        } else {
-                            substitute(&unquote(f), &strings)
-                        }
-                    })
+                    .map(|f| if literal { Ok(unquote(f)) } else { substitute(&unquote(f), &strings) })
                     .collect::<Result<_, _>>()?;
                 lines.push(Line { key: l.key, fields });
             }
-            sections.push(Section {
-                name: s.name,
-                lines,
-            });
+            sections.push(Section { name: s.name, lines });
         }
         Ok(Inf { sections })
     }
 
     fn section(&self, name: &str) -> Result<&Section, String> {
-        let mut found = self
-            .sections
-            .iter()
-            .filter(|s| s.name.eq_ignore_ascii_case(name));
+        let mut found = self.sections.iter().filter(|s| s.name.eq_ignore_ascii_case(name));
         let first = found.next().ok_or(format!("no section [{name}]"))?;
         if found.next().is_some() {
             return Err(format!("section [{name}] appears twice"));
@@ -168,10 +141,7 @@ fn substitute(text: &str, strings: &[(String, String)]) -> Result<String, String
             out.push('%');
         } else {
             let key = part.to_ascii_lowercase();
-            let value = strings
-                .iter()
-                .find(|(k, _)| *k == key)
-                .ok_or(format!("undefined string %{part}%"))?;
+            let value = strings.iter().find(|(k, _)| *k == key).ok_or(format!("undefined string %{part}%"))?;
             out.push_str(&value.1);
         }
     }
@@ -186,11 +156,7 @@ impl Section {
     fn all(&self, key: &str) -> Vec<&[String]> {
         self.lines
             .iter()
-            .filter(|l| {
-                l.key
-                    .as_deref()
-                    .is_some_and(|k| k.eq_ignore_ascii_case(key))
-            })
+            .filter(|l| l.key.as_deref().is_some_and(|k| k.eq_ignore_ascii_case(key)))
             .map(|l| l.fields.as_slice())
             .collect()
     }
@@ -199,10 +165,7 @@ impl Section {
     fn one(&self, key: &str) -> Result<&str, String> {
         match self.all(key).as_slice() {
             [[value]] => Ok(value.as_str()),
-            other => Err(format!(
-                "[{}] {key}: expected one value, found {other:?}",
-                self.name
-            )),
+            other => Err(format!("[{}] {key}: expected one value, found {other:?}", self.name)),
         }
     }
 
@@ -212,11 +175,7 @@ impl Section {
 
     /// Lines without a key (file lists, `AddReg` lines).
     fn bare(&self) -> Vec<&[String]> {
-        self.lines
-            .iter()
-            .filter(|l| l.key.is_none())
-            .map(|l| l.fields.as_slice())
-            .collect()
+        self.lines.iter().filter(|l| l.key.is_none()).map(|l| l.fields.as_slice()).collect()
     }
 }
 
@@ -254,22 +213,11 @@ fn add_reg(inf: &Inf, section: &str) -> Result<Vec<AddReg>, String> {
 }
 
 /// The data of `subkey\value`, which must be set exactly once with `flags`.
-fn reg_value<'a>(
-    regs: &'a [AddReg],
-    subkey: &str,
-    value: &str,
-    flags: u32,
-) -> Result<&'a str, String> {
-    let found: Vec<_> = regs
-        .iter()
-        .filter(|r| r.subkey.eq_ignore_ascii_case(subkey) && r.value == value)
-        .collect();
+fn reg_value<'a>(regs: &'a [AddReg], subkey: &str, value: &str, flags: u32) -> Result<&'a str, String> {
+    let found: Vec<_> = regs.iter().filter(|r| r.subkey.eq_ignore_ascii_case(subkey) && r.value == value).collect();
     match found.as_slice() {
         [r] if r.flags == flags => Ok(&r.data),
-        [r] => Err(format!(
-            "{subkey}\\{value}: flags {:#x}, expected {flags:#x}",
-            r.flags
-        )),
+        [r] => Err(format!("{subkey}\\{value}: flags {:#x}, expected {flags:#x}", r.flags)),
         _ => Err(format!("{subkey}\\{value}: set {} times", found.len())),
     }
 }
@@ -291,21 +239,13 @@ struct Service {
 
 /// Checks the decorated and the downlevel install/uninstall sections
 /// agree, that each binary is copied to `%12%`, and returns the services.
-fn installed_services(
-    inf: &Inf,
-    service_type: u32,
-    start_type: u32,
-) -> Result<Vec<Service>, String> {
+fn installed_services(inf: &Inf, service_type: u32, start_type: u32) -> Result<Vec<Service>, String> {
     let version = inf.section("Version")?;
     if version.one("Signature")? != "$Windows NT$" {
         return Err("Signature is not $Windows NT$".into());
     }
-    let sources: BTreeSet<String> = inf
-        .section("SourceDisksFiles")?
-        .lines
-        .iter()
-        .filter_map(|l| l.key.clone())
-        .collect();
+    let sources: BTreeSet<String> =
+        inf.section("SourceDisksFiles")?.lines.iter().filter_map(|l| l.key.clone()).collect();
     let mut per_decoration = Vec::new();
     for decoration in ["DefaultInstall.NTamd64", "DefaultInstall"] {
         let install = inf.section(decoration)?;
@@ -326,10 +266,7 @@ fn installed_services(
             })
             .collect();
         let mut services = Vec::new();
-        for fields in inf
-            .section(&format!("{decoration}.Services"))?
-            .all("AddService")
-        {
+        for fields in inf.section(&format!("{decoration}.Services"))?.all("AddService") {
             let [name, _flags, section, ..] = fields else {
                 return Err(format!("short AddService {fields:?}"));
             };
@@ -342,33 +279,19 @@ fn installed_services(
             match copied.get(&image) {
                 Some(source) if sources.contains(source) && PACKAGE_FILES.contains(&source.as_str()) => {}
                 _ => {
-                    return Err(format!(
-                        "{name}: {image} is not copied from a file of the package on the source disk"
-                    ))
+                    return Err(format!("{name}: {image} is not copied from a file of the package on the source disk"))
                 }
             }
-            for (key, wanted) in [
-                ("ServiceType", service_type),
-                ("StartType", start_type),
-                ("ErrorControl", 1),
-            ] {
+            for (key, wanted) in [("ServiceType", service_type), ("StartType", start_type), ("ErrorControl", 1)] {
                 let got = s.number(key)?;
                 if got != wanted {
                     return Err(format!("{name}: {key} = {got}, expected {wanted}"));
                 }
             }
             let add_reg = add_reg(inf, s.one("AddReg")?)?;
-            services.push(Service {
-                name: name.clone(),
-                section: section.clone(),
-                image,
-                add_reg,
-            });
+            services.push(Service { name: name.clone(), section: section.clone(), image, add_reg });
         }
-        let uninstall = inf.section(&format!(
-            "{}.Services",
-            decoration.replace("Install", "Uninstall")
-        ))?;
+        let uninstall = inf.section(&format!("{}.Services", decoration.replace("Install", "Uninstall")))?;
         let deleted: BTreeSet<&str> = uninstall
             .all("DelService")
             .into_iter()
@@ -377,19 +300,13 @@ fn installed_services(
             .collect();
         let names: BTreeSet<&str> = services.iter().map(|s| s.name.as_str()).collect();
         if deleted != names {
-            return Err(format!(
-                "{decoration}: uninstall stops and deletes {deleted:?}, install adds {names:?}"
-            ));
+            return Err(format!("{decoration}: uninstall stops and deletes {deleted:?}, install adds {names:?}"));
         }
         per_decoration.push(services);
     }
     let downlevel = per_decoration.pop().unwrap_or_default();
     let decorated = per_decoration.pop().unwrap_or_default();
-    let names = |v: &[Service]| {
-        v.iter()
-            .map(|s| (s.name.clone(), s.image.clone()))
-            .collect::<Vec<_>>()
-    };
+    let names = |v: &[Service]| v.iter().map(|s| (s.name.clone(), s.image.clone())).collect::<Vec<_>>();
     if names(&decorated) != names(&downlevel) {
         return Err("the downlevel (Windows 7) sections install other services".into());
     }
@@ -408,26 +325,17 @@ fn check_loader(inf: &Inf) -> Result<Config, String> {
     let regs = &loader.add_reg;
     let slot = |name: &str| -> Result<Vec<u8>, String> {
         let text = reg_value(regs, config::PARAMETERS_KEY, name, FLG_ADDREG_TYPE_SZ)?;
-        Ok(text
-            .encode_utf16()
-            .chain([0])
-            .flat_map(u16::to_le_bytes)
-            .collect())
+        Ok(text.encode_utf16().chain([0]).flat_map(u16::to_le_bytes).collect())
     };
     let dword = |name: &str| -> Result<[u8; 4], String> {
         let text = reg_value(regs, config::PARAMETERS_KEY, name, FLG_ADDREG_TYPE_DWORD)?;
-        Ok(parse_number(text)
-            .ok_or(format!("{name} = {text} is not a number"))?
-            .to_le_bytes())
+        Ok(parse_number(text).ok_or(format!("{name} = {text} is not a number"))?.to_le_bytes())
     };
     let (a, b) = (slot(config::VALUE_SLOTS[0])?, slot(config::VALUE_SLOTS[1])?);
     let active = dword(config::VALUE_ACTIVE_SLOT)?;
     let timeout = dword(config::VALUE_UNLOAD_TIMEOUT_MS)?;
     if regs.len() != 4 {
-        return Err(format!(
-            "{} registry values, expected the 4 Parameters",
-            regs.len()
-        ));
+        return Err(format!("{} registry values, expected the 4 Parameters", regs.len()));
     }
     let value = |reg_type, data| Some(RawValue { reg_type, data });
     let config = Config::from_values(
@@ -438,10 +346,7 @@ fn check_loader(inf: &Inf) -> Result<Config, String> {
     .map_err(|e| format!("the loader refuses its default Parameters: {e}"))?;
     // The default must be used as written, not clamped into range.
     if config.unload_timeout_ms.to_le_bytes() != timeout {
-        return Err(format!(
-            "UnloadTimeoutMs is clamped to {}",
-            config.unload_timeout_ms
-        ));
+        return Err(format!("UnloadTimeoutMs is clamped to {}", config.unload_timeout_ms));
     }
     Ok(config)
 }
@@ -450,48 +355,29 @@ fn check_loader(inf: &Inf) -> Result<Config, String> {
 fn check_payload(inf: &Inf) -> Result<Vec<(String, u32)>, String> {
     let version = inf.section("Version")?;
     if version.one("Class")? != "ActivityMonitor"
-        || !version
-            .one("ClassGuid")?
-            .eq_ignore_ascii_case("{b86dff51-a31e-4bac-b3cf-e8cfe75c9fc2}")
+        || !version.one("ClassGuid")?.eq_ignore_ascii_case("{b86dff51-a31e-4bac-b3cf-e8cfe75c9fc2}")
     {
         return Err("not in the ActivityMonitor class".into());
     }
     let services = installed_services(inf, 2, 3)?;
     if services.len() != 2 {
-        return Err(format!(
-            "{} services, expected one per slot",
-            services.len()
-        ));
+        return Err(format!("{} services, expected one per slot", services.len()));
     }
     let mut out = Vec::new();
     for s in &services {
         let sec = inf.section(&s.section)?;
         if sec.one("LoadOrderGroup")? != "FSFilter Activity Monitor" {
-            return Err(format!(
-                "{}: LoadOrderGroup {}",
-                s.name,
-                sec.one("LoadOrderGroup")?
-            ));
+            return Err(format!("{}: LoadOrderGroup {}", s.name, sec.one("LoadOrderGroup")?));
         }
         if !sec.one("Dependencies")?.eq_ignore_ascii_case("FltMgr") {
             return Err(format!("{}: does not depend on FltMgr", s.name));
         }
-        let instance = reg_value(
-            &s.add_reg,
-            "Instances",
-            "DefaultInstance",
-            FLG_ADDREG_TYPE_SZ,
-        )?;
+        let instance = reg_value(&s.add_reg, "Instances", "DefaultInstance", FLG_ADDREG_TYPE_SZ)?;
         let key = format!("Instances\\{instance}");
         let altitude = reg_value(&s.add_reg, &key, "Altitude", FLG_ADDREG_TYPE_SZ)?;
-        let altitude: u32 = altitude
-            .parse()
-            .map_err(|_| format!("{}: altitude {altitude:?}", s.name))?;
+        let altitude: u32 = altitude.parse().map_err(|_| format!("{}: altitude {altitude:?}", s.name))?;
         if !ACTIVITY_MONITOR_ALTITUDES.contains(&altitude) {
-            return Err(format!(
-                "{}: altitude {altitude} outside FSFilter Activity Monitor",
-                s.name
-            ));
+            return Err(format!("{}: altitude {altitude} outside FSFilter Activity Monitor", s.name));
         }
         if parse_number(reg_value(&s.add_reg, &key, "Flags", FLG_ADDREG_TYPE_DWORD)?) != Some(0) {
             return Err(format!("{}: instance Flags not 0", s.name));
@@ -510,10 +396,7 @@ fn check_payload(inf: &Inf) -> Result<Vec<(String, u32)>, String> {
 }
 
 fn read_inf(name: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join("inf")
-        .join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join("inf").join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -537,13 +420,7 @@ fn loader_inf_installs_a_system_start_kernel_service_with_valid_parameters() {
 #[test]
 fn payload_inf_installs_one_minifilter_per_slot_at_distinct_altitudes() {
     let services = check_payload(&Inf::parse(&payload_inf()).unwrap()).unwrap();
-    assert_eq!(
-        services,
-        [
-            ("CounterFilterA".to_string(), 370_030),
-            ("CounterFilterB".to_string(), 370_031)
-        ]
-    );
+    assert_eq!(services, [("CounterFilterA".to_string(), 370_030), ("CounterFilterB".to_string(), 370_031)]);
 }
 
 #[test]
@@ -579,38 +456,17 @@ fn the_checks_catch_broken_packages() {
         ("StartType      = 1 ", "StartType      = 3 "),
         ("ServiceType    = 1 ", "ServiceType    = 2 "),
         ("\"ActiveSlot\",0x00010001,0", "\"ActiveSlot\",0x00010001,2"),
-        (
-            "\"UnloadTimeoutMs\",0x00010001,5000",
-            "\"UnloadTimeoutMs\",0x00010001,50",
-        ),
-        (
-            "\"UnloadTimeoutMs\",0x00010001",
-            "\"UnloadTimeoutMs\",0x00000000",
-        ),
-        (
-            "SlotB.Service      = \"CounterFilterB\"",
-            "SlotB.Service      = \"CounterFilterA\"",
-        ),
-        (
-            "SlotA.Service      = \"CounterFilterA\"",
-            "SlotA.Service      = \"..\\CounterFilterA\"",
-        ),
-        (
-            "SlotA.Service      = \"CounterFilterA\"",
-            "SlotA.Service      = \"C:\\evil.sys\"",
-        ),
+        ("\"UnloadTimeoutMs\",0x00010001,5000", "\"UnloadTimeoutMs\",0x00010001,50"),
+        ("\"UnloadTimeoutMs\",0x00010001", "\"UnloadTimeoutMs\",0x00000000"),
+        ("SlotB.Service      = \"CounterFilterB\"", "SlotB.Service      = \"CounterFilterA\""),
+        ("SlotA.Service      = \"CounterFilterA\"", "SlotA.Service      = \"..\\CounterFilterA\""),
+        ("SlotA.Service      = \"CounterFilterA\"", "SlotA.Service      = \"C:\\evil.sys\""),
         ("[DefaultInstall.Services]", "[DefaultInstall.Unused]"),
-        (
-            "DelService = %ServiceName%,0x200\n\n[DefaultUninstall]",
-            "\n[DefaultUninstall]",
-        ),
+        ("DelService = %ServiceName%,0x200\n\n[DefaultUninstall]", "\n[DefaultUninstall]"),
         ("Loader.CopyDriverFiles = 12", "Loader.CopyDriverFiles = 11"),
     ];
     for (from, to) in broken_loader {
-        assert!(
-            loader.contains(from),
-            "loader.inf no longer contains {from:?}"
-        );
+        assert!(loader.contains(from), "loader.inf no longer contains {from:?}");
         let text = loader.replace(from, to);
         let result = Inf::parse(&text).and_then(|inf| check_loader(&inf));
         match result {
@@ -620,42 +476,21 @@ fn the_checks_catch_broken_packages() {
     }
     let broken_payload = [
         ("%SlotB.Image%,payload.sys", "%SlotB.Image%,payload_x.sys"),
-        (
-            "SlotB.Altitude     = \"370031\"",
-            "SlotB.Altitude     = \"370030\"",
-        ),
-        (
-            "SlotA.Altitude     = \"370030\"",
-            "SlotA.Altitude     = \"320000\"",
-        ),
-        (
-            "SlotB.Image        = \"payload_b.sys\"",
-            "SlotB.Image        = \"payload_a.sys\"",
-        ),
-        (
-            "Dependencies   = \"FltMgr\"\nServiceType    = 2\n",
-            "ServiceType    = 2\n",
-        ),
+        ("SlotB.Altitude     = \"370031\"", "SlotB.Altitude     = \"370030\""),
+        ("SlotA.Altitude     = \"370030\"", "SlotA.Altitude     = \"320000\""),
+        ("SlotB.Image        = \"payload_b.sys\"", "SlotB.Image        = \"payload_a.sys\""),
+        ("Dependencies   = \"FltMgr\"\nServiceType    = 2\n", "ServiceType    = 2\n"),
         ("StartType      = 3\n", "StartType      = 0\n"),
         (
             "LoadOrderGroup = \"FSFilter Activity Monitor\"\nAddReg         = SlotB",
             "LoadOrderGroup = \"FSFilter Bottom\"\nAddReg         = SlotB",
         ),
         ("Instance.Flags     = 0x0", "Instance.Flags     = 0x1"),
-        (
-            "AddService = %SlotB.ServiceName%,,SlotB.Service\n\n;;",
-            "\n;;",
-        ),
-        (
-            "Class       = \"ActivityMonitor\"",
-            "Class       = \"ContentScreener\"",
-        ),
+        ("AddService = %SlotB.ServiceName%,,SlotB.Service\n\n;;", "\n;;"),
+        ("Class       = \"ActivityMonitor\"", "Class       = \"ContentScreener\""),
     ];
     for (from, to) in broken_payload {
-        assert!(
-            payload.contains(from),
-            "payload.inf no longer contains {from:?}"
-        );
+        assert!(payload.contains(from), "payload.inf no longer contains {from:?}");
         let text = payload.replacen(from, to, 1);
         let result = Inf::parse(&text).and_then(|inf| check_payload(&inf));
         match result {

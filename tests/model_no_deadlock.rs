@@ -19,19 +19,36 @@ fn protocol_load_against_fltmc_unload_then_sc_stop() {
 
 #[test]
 fn protocol_load_against_a_concurrent_control_unload() {
-    check("deadlock/protocol/load-vs-control-unload", PROPERTY, Race::Load(Adversary::ControlUnload), Config::protocol(), Expect::Clean);
+    check(
+        "deadlock/protocol/load-vs-control-unload",
+        PROPERTY,
+        Race::Load(Adversary::ControlUnload),
+        Config::protocol(),
+        Expect::Clean,
+    );
 }
 
 #[test]
 fn protocol_upgrade_with_the_old_payload_draining() {
-    check("deadlock/protocol/upgrade-old-draining", PROPERTY, Race::UpgradeOldDraining, Config::protocol(), Expect::Clean);
+    check(
+        "deadlock/protocol/upgrade-old-draining",
+        PROPERTY,
+        Race::UpgradeOldDraining,
+        Config::protocol(),
+        Expect::Clean,
+    );
 }
 
 #[test]
 fn twin_no_settle_on_failed_registration_is_caught() {
     let config = Config::mutant(Mutation::NoSettleOnFailure);
     let name = "deadlock/mutant-no-settle-on-failure";
-    check_deadlock_twin(name, "twin_no_settle_on_failed_registration_is_caught", Race::Load(Adversary::Stop(0)), config);
+    check_deadlock_twin(
+        name,
+        "twin_no_settle_on_failed_registration_is_caught",
+        Race::Load(Adversary::Stop(0)),
+        config,
+    );
 }
 
 #[test]

@@ -12,7 +12,13 @@ const PROPERTY: Violation = Violation::HalfBuiltTeardown;
 
 #[test]
 fn protocol_load_against_sc_stop() {
-    check("half-built-teardown/protocol/load-vs-stop", PROPERTY, Race::Load(Adversary::Stop(0)), Config::protocol(), Expect::Clean);
+    check(
+        "half-built-teardown/protocol/load-vs-stop",
+        PROPERTY,
+        Race::Load(Adversary::Stop(0)),
+        Config::protocol(),
+        Expect::Clean,
+    );
 }
 
 #[test]

@@ -11,12 +11,24 @@ const PROPERTY: Violation = Violation::LockAcrossWait;
 
 #[test]
 fn protocol_load_against_sc_stop() {
-    check("lock-across-wait/protocol/load-vs-stop", PROPERTY, Race::Load(Adversary::Stop(0)), Config::protocol(), Expect::Clean);
+    check(
+        "lock-across-wait/protocol/load-vs-stop",
+        PROPERTY,
+        Race::Load(Adversary::Stop(0)),
+        Config::protocol(),
+        Expect::Clean,
+    );
 }
 
 #[test]
 fn protocol_upgrade_with_the_old_payload_draining() {
-    check("lock-across-wait/protocol/upgrade-old-draining", PROPERTY, Race::UpgradeOldDraining, Config::protocol(), Expect::Clean);
+    check(
+        "lock-across-wait/protocol/upgrade-old-draining",
+        PROPERTY,
+        Race::UpgradeOldDraining,
+        Config::protocol(),
+        Expect::Clean,
+    );
 }
 
 #[test]

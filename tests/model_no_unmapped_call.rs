@@ -16,12 +16,24 @@ const PROPERTY: Violation = Violation::UnmappedCall;
 
 #[test]
 fn protocol_load_against_sc_stop() {
-    check("unmapped-call/protocol/load-vs-stop", PROPERTY, Race::Load(Adversary::Stop(0)), Config::protocol(), Expect::Clean);
+    check(
+        "unmapped-call/protocol/load-vs-stop",
+        PROPERTY,
+        Race::Load(Adversary::Stop(0)),
+        Config::protocol(),
+        Expect::Clean,
+    );
 }
 
 #[test]
 fn protocol_upgrade_against_sc_stop_of_the_old_payload() {
-    check("unmapped-call/protocol/upgrade-vs-stop-old", PROPERTY, Race::Upgrade(Adversary::Stop(0)), Config::protocol(), Expect::Clean);
+    check(
+        "unmapped-call/protocol/upgrade-vs-stop-old",
+        PROPERTY,
+        Race::Upgrade(Adversary::Stop(0)),
+        Config::protocol(),
+        Expect::Clean,
+    );
 }
 
 #[test]

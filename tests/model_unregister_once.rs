@@ -13,7 +13,13 @@ const PROPERTY: Violation = Violation::RegistrationNotOnce;
 
 #[test]
 fn protocol_load_against_sc_stop() {
-    check("registration-once/protocol/load-vs-stop", PROPERTY, Race::Load(Adversary::Stop(0)), Config::protocol(), Expect::Clean);
+    check(
+        "registration-once/protocol/load-vs-stop",
+        PROPERTY,
+        Race::Load(Adversary::Stop(0)),
+        Config::protocol(),
+        Expect::Clean,
+    );
 }
 
 #[test]
@@ -31,13 +37,25 @@ fn protocol_loader_stop_against_sc_stop() {
 #[test]
 fn twin_teardown_skipping_the_settle_wait_is_caught() {
     let config = Config::mutant(Mutation::TeardownSkipsSettleWait);
-    check("registration-once/mutant-teardown-skips-settle-wait", PROPERTY, Race::Load(Adversary::Stop(0)), config, Expect::Caught);
+    check(
+        "registration-once/mutant-teardown-skips-settle-wait",
+        PROPERTY,
+        Race::Load(Adversary::Stop(0)),
+        config,
+        Expect::Caught,
+    );
 }
 
 #[test]
 fn twin_settle_signalled_before_register_is_caught() {
     let config = Config::mutant(Mutation::SettleBeforeRegister);
-    check("registration-once/mutant-settle-before-register", PROPERTY, Race::Load(Adversary::Stop(0)), config, Expect::Caught);
+    check(
+        "registration-once/mutant-settle-before-register",
+        PROPERTY,
+        Race::Load(Adversary::Stop(0)),
+        config,
+        Expect::Caught,
+    );
 }
 
 #[test]

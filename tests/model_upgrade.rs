@@ -13,7 +13,13 @@ const PROPERTY: Violation = Violation::UpgradeOutcome;
 
 #[test]
 fn protocol_upgrade_against_sc_stop_of_the_new_payload() {
-    check("upgrade/protocol/vs-stop-new", PROPERTY, Race::Upgrade(Adversary::Stop(1)), Config::protocol(), Expect::Clean);
+    check(
+        "upgrade/protocol/vs-stop-new",
+        PROPERTY,
+        Race::Upgrade(Adversary::Stop(1)),
+        Config::protocol(),
+        Expect::Clean,
+    );
 }
 
 #[test]
@@ -46,5 +52,11 @@ fn protocol_upgrade_and_rollback_while_a_device_handle_defers_the_old_unload() {
 fn twin_activating_a_failed_upgrade_is_caught() {
     let mut config = Config::mutant(Mutation::ActivateFailedUpgrade);
     config.register_fails[1] = true;
-    check("upgrade/mutant-activate-failed-upgrade", PROPERTY, Race::Upgrade(Adversary::Stop(1)), config, Expect::Caught);
+    check(
+        "upgrade/mutant-activate-failed-upgrade",
+        PROPERTY,
+        Race::Upgrade(Adversary::Stop(1)),
+        config,
+        Expect::Caught,
+    );
 }

@@ -25,7 +25,12 @@ pub type PFLT_PRE_OPERATION_CALLBACK = Option<
     unsafe extern "system" fn(data: *mut c_void, objects: *const c_void, completion_context: *mut *mut c_void) -> i32,
 >;
 pub type PFLT_POST_OPERATION_CALLBACK = Option<
-    unsafe extern "system" fn(data: *mut c_void, objects: *const c_void, completion_context: *mut c_void, flags: u32) -> i32,
+    unsafe extern "system" fn(
+        data: *mut c_void,
+        objects: *const c_void,
+        completion_context: *mut c_void,
+        flags: u32,
+    ) -> i32,
 >;
 pub type PFLT_INSTANCE_SETUP_CALLBACK =
     Option<unsafe extern "system" fn(objects: *const c_void, flags: u32, device_type: u32, fs_type: u32) -> NTSTATUS>;

@@ -10,10 +10,10 @@ use crate::platform::{self, loader};
 use core::sync::atomic::{AtomicPtr, Ordering};
 use kernel_sys::wrap::ustr::WideBuf;
 use kernel_sys::{
-    IoCreateDevice, IoCreateSymbolicLink, IoDeleteDevice, IoDeleteSymbolicLink, IofCompleteRequest,
-    KernelMode, ObOpenObjectByPointer, ZwClose, ZwSetSecurityObject, DACL_SECURITY_INFORMATION, DEVICE_OBJECT,
-    DO_BUFFERED_IO, DO_DEVICE_INITIALIZING, DRIVER_OBJECT, FILE_DEVICE_SECURE_OPEN, FILE_DEVICE_UNKNOWN, HANDLE,
-    IO_NO_INCREMENT, IRP, OBJ_KERNEL_HANDLE, WRITE_DAC,
+    IoCreateDevice, IoCreateSymbolicLink, IoDeleteDevice, IoDeleteSymbolicLink, IofCompleteRequest, KernelMode,
+    ObOpenObjectByPointer, ZwClose, ZwSetSecurityObject, DACL_SECURITY_INFORMATION, DEVICE_OBJECT, DO_BUFFERED_IO,
+    DO_DEVICE_INITIALIZING, DRIVER_OBJECT, FILE_DEVICE_SECURE_OPEN, FILE_DEVICE_UNKNOWN, HANDLE, IO_NO_INCREMENT, IRP,
+    OBJ_KERNEL_HANDLE, WRITE_DAC,
 };
 use loader_protocol::control::{decode_request, encode_reply, encode_status, ControlCommand};
 use shared_abi::control::{OpKind, DEVICE_NAME, DOS_DEVICE_NAME};
@@ -125,8 +125,12 @@ pub unsafe extern "system" fn dispatch_control(_device: *mut DEVICE_OBJECT, irp:
     let irp_ref = unsafe { &*irp };
     // SAFETY: a dispatched IRP has a current stack location for our device.
     let stack = unsafe { &*irp_ref.CurrentStackLocation };
-    let (code, in_len, out_len, buffer) =
-        (stack.IoControlCode, stack.InputBufferLength as usize, stack.OutputBufferLength as usize, irp_ref.SystemBuffer);
+    let (code, in_len, out_len, buffer) = (
+        stack.IoControlCode,
+        stack.InputBufferLength as usize,
+        stack.OutputBufferLength as usize,
+        irp_ref.SystemBuffer,
+    );
     // METHOD_BUFFERED: one system buffer of max(in, out) bytes, or NULL.
     let capacity = in_len.max(out_len);
     let buf: &mut [u8] = if buffer.is_null() || capacity == 0 {

@@ -10,10 +10,10 @@ use crate::control;
 use crate::log;
 use crate::platform::{self, loader};
 use core::ffi::c_void;
+use kernel_sys::wrap::lock::SpinLock;
 use kernel_sys::wrap::registry::RegKey;
 use kernel_sys::wrap::thread::{self, SystemThread};
 use kernel_sys::wrap::ustr::WideBuf;
-use kernel_sys::wrap::lock::SpinLock;
 use kernel_sys::{
     IoRegisterShutdownNotification, IoUnregisterShutdownNotification, DEVICE_OBJECT, DRIVER_OBJECT, IRP_MJ_CLEANUP,
     IRP_MJ_CLOSE, IRP_MJ_CREATE, IRP_MJ_DEVICE_CONTROL, IRP_MJ_SHUTDOWN, UNICODE_STRING,

@@ -7,7 +7,9 @@
 use crate::log;
 use core::ffi::c_void;
 use kernel_sys::wrap::ustr::WideBuf;
-use kernel_sys::{IoDriverObjectType, KernelMode, ObReferenceObjectByName, ObfDereferenceObject, DRIVER_OBJECT, OBJ_CASE_INSENSITIVE};
+use kernel_sys::{
+    IoDriverObjectType, KernelMode, ObReferenceObjectByName, ObfDereferenceObject, DRIVER_OBJECT, OBJ_CASE_INSENSITIVE,
+};
 use loader_protocol::config::{DriverObjectKind, ServiceName, PATH_CHARS};
 use loader_protocol::pe::{self, Layout, RawDescriptor};
 use shared_abi::payload::{DESCRIPTOR_EXPORT, REGISTER_EXPORT};
@@ -92,7 +94,12 @@ impl PayloadImage {
     pub fn descriptor(&self) -> Result<RawDescriptor, NtStatus> {
         let image = self.bytes();
         let rva = pe::export_rva(image, Layout::Mapped, DESCRIPTOR_EXPORT)?;
-        let bytes = pe::slice_at_rva(image, Layout::Mapped, rva, core::mem::size_of::<shared_abi::payload::PayloadDescriptor>())?;
+        let bytes = pe::slice_at_rva(
+            image,
+            Layout::Mapped,
+            rva,
+            core::mem::size_of::<shared_abi::payload::PayloadDescriptor>(),
+        )?;
         pe::parse_descriptor(bytes)
     }
 

@@ -11,11 +11,11 @@ use crate::services;
 use core::ffi::c_void;
 use kernel_sys::wrap::event::Event;
 use kernel_sys::wrap::lock::SpinLock;
+use kernel_sys::wrap::pool::PoolCounter;
 use kernel_sys::wrap::registry::RegKey;
 use kernel_sys::wrap::thread::{self, SystemThread};
 use kernel_sys::wrap::ustr::WideBuf;
 use kernel_sys::{ZwLoadDriver, ZwUnloadDriver};
-use kernel_sys::wrap::pool::PoolCounter;
 use loader_protocol::config::{Config, ServiceName, DEFAULT_UNLOAD_TIMEOUT_MS};
 use loader_protocol::descriptor::DescriptorInfo;
 use loader_protocol::{Loader, LoaderPlatform, LoaderState};
@@ -51,7 +51,8 @@ pub fn status() -> LoaderStatus {
             slot.service = name;
         }
     }
-    st.loader_pool = PoolCount { tag: LOADER_POOL.tag(), reserved: 0, allocs: LOADER_POOL.allocs(), frees: LOADER_POOL.frees() };
+    st.loader_pool =
+        PoolCount { tag: LOADER_POOL.tag(), reserved: 0, allocs: LOADER_POOL.allocs(), frees: LOADER_POOL.frees() };
     st
 }
 
@@ -204,7 +205,8 @@ impl LoaderPlatform for KernelLoader {
             return;
         }
         // SAFETY: the descriptor's shutdown hook, checked to lie in the image.
-        let hook: PayloadShutdownFn = unsafe { core::mem::transmute::<usize, PayloadShutdownFn>(raw.shutdown_va as usize) };
+        let hook: PayloadShutdownFn =
+            unsafe { core::mem::transmute::<usize, PayloadShutdownFn>(raw.shutdown_va as usize) };
         // SAFETY: PASSIVE_LEVEL (IRP_MJ_SHUTDOWN), no lock held.
         unsafe { hook() };
     }

@@ -19,12 +19,10 @@ const SETTLE_SLACK: Duration = Duration::from_secs(10);
 /// Whether nothing is in flight: no operation running, no slot half-way.
 fn settled(st: &LoaderStatus) -> bool {
     st.busy == 0
-        && st.slots.iter().all(|s| {
-            matches!(
-                SlotState(s.state),
-                SlotState::EMPTY | SlotState::ACTIVE | SlotState::FAILED
-            )
-        })
+        && st
+            .slots
+            .iter()
+            .all(|s| matches!(SlotState(s.state), SlotState::EMPTY | SlotState::ACTIVE | SlotState::FAILED))
 }
 
 /// Polls until the loader has settled; a stuck slot ends the run.
@@ -32,11 +30,7 @@ fn wait_settled(ctl: &dyn Control, done: u32) -> Result<LoaderStatus, Failure> {
     let start = Instant::now();
     loop {
         let st = query_status(ctl, "cycle")?;
-        if let Some(i) = st
-            .slots
-            .iter()
-            .position(|s| SlotState(s.state) == SlotState::STUCK)
-        {
+        if let Some(i) = st.slots.iter().position(|s| SlotState(s.state) == SlotState::STUCK) {
             return Err(Failure {
                 exit: Exit::TeardownStuck,
                 message: format!(
@@ -83,13 +77,7 @@ fn ms(d: Duration) -> String {
 /// `cycle --count N`.
 pub fn cmd_cycle(ctl: &dyn Control, count: u32, con: &mut Console<'_>) -> Result<Exit, Failure> {
     let first = wait_settled(ctl, 0)?;
-    say(
-        con,
-        &format!(
-            "cycle: {count} upgrades back to back, starting from {}",
-            describe_active(&first)
-        ),
-    )?;
+    say(con, &format!("cycle: {count} upgrades back to back, starting from {}", describe_active(&first)))?;
     let input = Input::Bytes(wire::encode_request(&wire::request(None)).to_vec());
     let mut latencies = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
     let run_start = Instant::now();
@@ -137,10 +125,7 @@ pub fn cmd_cycle(ctl: &dyn Control, count: u32, con: &mut Console<'_>) -> Result
             total.as_millis()
         ),
     )?;
-    say(
-        con,
-        &format!("cycle: now active: {}", describe_active(&last)),
-    )?;
+    say(con, &format!("cycle: now active: {}", describe_active(&last)))?;
     Ok(Exit::Success)
 }
 
@@ -149,9 +134,7 @@ mod tests {
     use super::*;
     use crate::fixtures;
     use crate::transport::Outcome;
-    use shared_abi::control::{
-        IoctlCode, IOCTL_LOADER_QUERY_STATUS, IOCTL_LOADER_UPGRADE, REPLY_OLD_SLOT_STUCK,
-    };
+    use shared_abi::control::{IoctlCode, IOCTL_LOADER_QUERY_STATUS, IOCTL_LOADER_UPGRADE, REPLY_OLD_SLOT_STUCK};
     use std::cell::{Cell, RefCell};
 
     /// A loader that flips the active slot on every upgrade, shows the old
@@ -193,51 +176,27 @@ mod tests {
                     st.slots[old].state = SlotState::EMPTY.0;
                 }
                 let bytes = fixtures::encode_status(&st);
-                return Outcome {
-                    status: NtStatus::SUCCESS,
-                    bytes: bytes.len(),
-                    output: bytes,
-                };
+                return Outcome { status: NtStatus::SUCCESS, bytes: bytes.len(), output: bytes };
             }
             assert_eq!(code, IOCTL_LOADER_UPGRADE);
-            assert_eq!(
-                st.slots[1 - st.active_slot as usize].state,
-                SlotState::EMPTY.0,
-                "upgrade before settling"
-            );
+            assert_eq!(st.slots[1 - st.active_slot as usize].state, SlotState::EMPTY.0, "upgrade before settling");
             let n = self.upgrades.get() + 1;
             self.upgrades.set(n);
             if n == self.fail_at {
-                return Outcome {
-                    status: self.fail_status,
-                    bytes: 0,
-                    output: Vec::new(),
-                };
+                return Outcome { status: self.fail_status, bytes: 0, output: Vec::new() };
             }
             let new = 1 - st.active_slot;
             st.slots[new as usize] = st.slots[st.active_slot as usize];
             st.active_slot = new;
             self.polls_left.set(self.retiring_polls);
             let bytes = fixtures::encode_reply(NtStatus::SUCCESS, new, self.flags);
-            Outcome {
-                status: NtStatus::SUCCESS,
-                bytes: 16,
-                output: bytes,
-            }
+            Outcome { status: NtStatus::SUCCESS, bytes: 16, output: bytes }
         }
     }
 
     fn run(ctl: &Flipper, count: u32) -> (Result<Exit, Failure>, String) {
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        let r = cmd_cycle(
-            ctl,
-            count,
-            &mut Console {
-                out: &mut out,
-                err: &mut err,
-                ticker: false,
-            },
-        );
+        let r = cmd_cycle(ctl, count, &mut Console { out: &mut out, err: &mut err, ticker: false });
         (r, String::from_utf8(out).expect("utf-8"))
     }
 
@@ -247,21 +206,12 @@ mod tests {
         let (r, out) = run(&ctl, 201);
         assert_eq!(r, Ok(Exit::Success), "{out}");
         assert_eq!(ctl.upgrades.get(), 201);
-        assert!(
-            out.starts_with("cycle: 201 upgrades back to back, starting from slot B"),
-            "{out}"
-        );
-        assert!(
-            out.contains("cycle: 100/201 upgrades done\ncycle: 200/201 upgrades done\n"),
-            "{out}"
-        );
+        assert!(out.starts_with("cycle: 201 upgrades back to back, starting from slot B"), "{out}");
+        assert!(out.contains("cycle: 100/201 upgrades done\ncycle: 200/201 upgrades done\n"), "{out}");
         assert!(out.contains("cycle: 201 upgrades in "), "{out}");
         assert!(out.contains("cycle: count=201 median_us="), "{out}");
         // An odd number of flips from B ends on A.
-        assert!(
-            out.ends_with("cycle: now active: slot A (CounterFilterB: CounterFilter v2)\n"),
-            "{out}"
-        );
+        assert!(out.ends_with("cycle: now active: slot A (CounterFilterB: CounterFilter v2)\n"), "{out}");
     }
 
     #[test]
@@ -270,12 +220,7 @@ mod tests {
         let (r, _) = run(&ctl, 20);
         let f = r.expect_err("stops");
         assert_eq!(f.exit.code(), 7);
-        assert!(
-            f.message
-                .starts_with("upgrade 7 of 20 refused: STATUS_IMAGE_ALREADY_LOADED"),
-            "{}",
-            f.message
-        );
+        assert!(f.message.starts_with("upgrade 7 of 20 refused: STATUS_IMAGE_ALREADY_LOADED"), "{}", f.message);
         assert_eq!(ctl.upgrades.get(), 7);
     }
 
@@ -292,11 +237,7 @@ mod tests {
         let mut v: Vec<Duration> = (1..=100).rev().map(Duration::from_millis).collect();
         assert_eq!(
             percentiles(&mut v),
-            (
-                Duration::from_millis(50),
-                Duration::from_millis(99),
-                Duration::from_millis(100)
-            )
+            (Duration::from_millis(50), Duration::from_millis(99), Duration::from_millis(100))
         );
         let mut one = vec![Duration::from_millis(3)];
         assert_eq!(percentiles(&mut one).1, Duration::from_millis(3));

@@ -81,20 +81,14 @@ impl Device {
         // it; it is either a valid handle or INVALID_HANDLE_VALUE, which is
         // what HandleOrInvalid expects.
         let owned = unsafe { HandleOrInvalid::from_raw_handle(raw) };
-        OwnedHandle::try_from(owned)
-            .map(|handle| Device { handle })
-            .map_err(|_| {
-                let win32 = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
-                let win32 = u32::try_from(win32).unwrap_or(0);
-                // SAFETY: reads this thread's last NTSTATUS from the TEB; no arguments.
-                let last = NtStatus(unsafe { RtlGetLastNtStatus() });
-                let status = if last.is_success() {
-                    status_from_win32(win32)
-                } else {
-                    last
-                };
-                OpenError::Status { status, win32 }
-            })
+        OwnedHandle::try_from(owned).map(|handle| Device { handle }).map_err(|_| {
+            let win32 = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+            let win32 = u32::try_from(win32).unwrap_or(0);
+            // SAFETY: reads this thread's last NTSTATUS from the TEB; no arguments.
+            let last = NtStatus(unsafe { RtlGetLastNtStatus() });
+            let status = if last.is_success() { status_from_win32(win32) } else { last };
+            OpenError::Status { status, win32 }
+        })
     }
 }
 
@@ -102,10 +96,7 @@ impl Control for Device {
     fn control(&self, code: IoctlCode, input: &Input, output: Output) -> Outcome {
         let (in_ptr, in_len): (*const c_void, u32) = match input {
             Input::Bytes(b) if b.is_empty() => (std::ptr::null(), 0),
-            Input::Bytes(b) => (
-                b.as_ptr().cast(),
-                u32::try_from(b.len()).unwrap_or(u32::MAX),
-            ),
+            Input::Bytes(b) => (b.as_ptr().cast(), u32::try_from(b.len()).unwrap_or(u32::MAX)),
             Input::Null { len } => (std::ptr::null(), *len),
         };
         let mut buffer = vec![
@@ -120,10 +111,7 @@ impl Control for Device {
             Output::Len(n) => (buffer.as_mut_ptr().cast(), n),
             Output::Null { len } => (std::ptr::null_mut(), len),
         };
-        let mut iosb = IoStatusBlock {
-            status: 0,
-            information: 0,
-        };
+        let mut iosb = IoStatusBlock { status: 0, information: 0 };
         // SAFETY: the handle is open (owned by `self`) and synchronous, so the
         // call completes before it returns and nothing keeps the pointers.
         // The buffers are either live for the call with exactly the lengths
@@ -145,10 +133,6 @@ impl Control for Device {
         };
         let bytes = iosb.information;
         buffer.truncate(bytes.min(buffer.len()));
-        Outcome {
-            status: NtStatus(status),
-            bytes,
-            output: buffer,
-        }
+        Outcome { status: NtStatus(status), bytes, output: buffer }
     }
 }

@@ -51,10 +51,7 @@ pub fn diagnose(st: &LoaderStatus) -> (String, Exit) {
     }
 
     if findings == 0 {
-        match usize::try_from(st.active_slot)
-            .ok()
-            .filter(|&i| i < SLOT_COUNT)
-        {
+        match usize::try_from(st.active_slot).ok().filter(|&i| i < SLOT_COUNT) {
             Some(i) => {
                 let _ = writeln!(
                     out,
@@ -88,8 +85,7 @@ pub fn diagnose(st: &LoaderStatus) -> (String, Exit) {
 
 fn capitalise(s: &str) -> String {
     let mut c = s.chars();
-    c.next()
-        .map_or_else(String::new, |f| f.to_uppercase().chain(c).collect())
+    c.next().map_or_else(String::new, |f| f.to_uppercase().chain(c).collect())
 }
 
 fn explain_unloading(out: &mut String, st: &LoaderStatus, index: usize, s: &SlotStatus) {
@@ -115,10 +111,7 @@ fn explain_unloading(out: &mut String, st: &LoaderStatus, index: usize, s: &Slot
 
     let r = &s.report;
     if s.report_time == 0 {
-        let _ = writeln!(
-            out,
-            "  It has never reported its state, so the loader cannot tell what it still holds."
-        );
+        let _ = writeln!(out, "  It has never reported its state, so the loader cannot tell what it still holds.");
     } else {
         let _ = writeln!(
             out,
@@ -136,10 +129,7 @@ fn explain_unloading(out: &mut String, st: &LoaderStatus, index: usize, s: &Slot
         "  Why: an open file is keeping a filter instance draining. Close the programs that hold files open on the filtered volumes (Resource Monitor or handle.exe shows which), then run `loaderctl status` again."
     } else if s.report_time != 0 && r.instances > 0 {
         "  Why: filter instances are still attached while their volumes drain outstanding I/O; this usually clears once that I/O completes."
-    } else if s.report_time != 0
-        && phase != PayloadPhase::TEARING_DOWN
-        && phase != PayloadPhase::TORN_DOWN
-    {
+    } else if s.report_time != 0 && phase != PayloadPhase::TEARING_DOWN && phase != PayloadPhase::TORN_DOWN {
         "  Why: the payload has not started its teardown; it may be waiting for its registration to settle."
     } else {
         "  Why: the payload reports nothing left open; its unload routine itself is slow or blocked."
@@ -169,7 +159,9 @@ mod tests {
             ),
             "{text}"
         );
-        assert!(text.contains("It last reported 4 min 57 s ago: phase tearing-down, 1 filter instance(s) attached, 1 open context(s)"));
+        assert!(text.contains(
+            "It last reported 4 min 57 s ago: phase tearing-down, 1 filter instance(s) attached, 1 open context(s)"
+        ));
         assert!(text.contains("an open file is keeping a filter instance draining"));
         assert!(text.contains("The active payload in slot B is not affected"));
         assert!(text.contains("last error was STATUS_IO_TIMEOUT (0xC00000B5) during upgrade of slot A, 4 min 55 s ago"));
@@ -183,10 +175,7 @@ mod tests {
         st.slots[0].report.open_contexts = 0;
         let (text, exit) = diagnose(&st);
         assert_eq!(exit, Exit::Success);
-        assert!(
-            text.contains("is retiring: its teardown began 5 min 00 s ago"),
-            "{text}"
-        );
+        assert!(text.contains("is retiring: its teardown began 5 min 00 s ago"), "{text}");
         assert!(text.contains("filter instances are still attached"));
     }
 
@@ -203,7 +192,10 @@ mod tests {
     fn healthy_systems_say_so() {
         let (text, exit) = diagnose(&fixtures::healthy_b());
         assert_eq!(exit, Exit::Success);
-        assert_eq!(text, "Healthy: slot B (CounterFilterB: CounterFilter v2) is active and no payload is waiting to unload.\n");
+        assert_eq!(
+            text,
+            "Healthy: slot B (CounterFilterB: CounterFilter v2) is active and no payload is waiting to unload.\n"
+        );
         let (text, _) = diagnose(&fixtures::empty_loader());
         assert!(text.starts_with("Healthy: no payload is loaded"), "{text}");
     }
@@ -212,12 +204,7 @@ mod tests {
     fn failed_slot_is_mentioned_but_healthy() {
         let (text, exit) = diagnose(&fixtures::after_failed_upgrade());
         assert_eq!(exit, Exit::Success);
-        assert!(
-            text.contains(
-                "Slot B (CounterFilterB) failed its last upgrade: STATUS_PROCEDURE_NOT_FOUND"
-            ),
-            "{text}"
-        );
+        assert!(text.contains("Slot B (CounterFilterB) failed its last upgrade: STATUS_PROCEDURE_NOT_FOUND"), "{text}");
         assert!(text.contains("Healthy: slot A"));
     }
 }

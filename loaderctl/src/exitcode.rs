@@ -64,58 +64,18 @@ Exit codes:
 /// for malformed requests before the loader ever sees them (values from
 /// `ntstatus.h`).
 const EXTRA_NAMES: &[(u32, &str, &str)] = &[
-    (
-        0x8000_0002,
-        "STATUS_DATATYPE_MISALIGNMENT",
-        "a buffer is misaligned",
-    ),
-    (
-        0xC000_0005,
-        "STATUS_ACCESS_VIOLATION",
-        "a buffer address is invalid",
-    ),
-    (
-        0xC000_0008,
-        "STATUS_INVALID_HANDLE",
-        "the handle is invalid",
-    ),
-    (
-        0xC000_000E,
-        "STATUS_NO_SUCH_DEVICE",
-        "the device does not exist",
-    ),
+    (0x8000_0002, "STATUS_DATATYPE_MISALIGNMENT", "a buffer is misaligned"),
+    (0xC000_0005, "STATUS_ACCESS_VIOLATION", "a buffer address is invalid"),
+    (0xC000_0008, "STATUS_INVALID_HANDLE", "the handle is invalid"),
+    (0xC000_000E, "STATUS_NO_SUCH_DEVICE", "the device does not exist"),
     (0xC000_0017, "STATUS_NO_MEMORY", "not enough memory"),
-    (
-        0xC000_003A,
-        "STATUS_OBJECT_PATH_NOT_FOUND",
-        "the object path was not found",
-    ),
-    (
-        0xC000_00AF,
-        "STATUS_ILLEGAL_FUNCTION",
-        "the device does not support this function",
-    ),
-    (
-        0xC000_00BB,
-        "STATUS_NOT_SUPPORTED",
-        "the request is not supported",
-    ),
-    (
-        0xC000_00E8,
-        "STATUS_INVALID_USER_BUFFER",
-        "a buffer is invalid",
-    ),
-    (
-        0xC000_0123,
-        "STATUS_FILE_DELETED",
-        "the device object is being deleted",
-    ),
+    (0xC000_003A, "STATUS_OBJECT_PATH_NOT_FOUND", "the object path was not found"),
+    (0xC000_00AF, "STATUS_ILLEGAL_FUNCTION", "the device does not support this function"),
+    (0xC000_00BB, "STATUS_NOT_SUPPORTED", "the request is not supported"),
+    (0xC000_00E8, "STATUS_INVALID_USER_BUFFER", "a buffer is invalid"),
+    (0xC000_0123, "STATUS_FILE_DELETED", "the device object is being deleted"),
     (0xC000_0128, "STATUS_FILE_CLOSED", "the handle was closed"),
-    (
-        0xC000_0184,
-        "STATUS_INVALID_DEVICE_STATE",
-        "the device is not in a state to accept this request",
-    ),
+    (0xC000_0184, "STATUS_INVALID_DEVICE_STATE", "the device is not in a state to accept this request"),
 ];
 
 /// The status with these bits (as printed in hex).
@@ -127,12 +87,7 @@ pub fn status_from_bits(bits: u32) -> NtStatus {
 /// The symbolic name, also for the few I/O-manager statuses the ABI does not list.
 #[must_use]
 pub fn status_name(status: NtStatus) -> Option<&'static str> {
-    status.name().or_else(|| {
-        EXTRA_NAMES
-            .iter()
-            .find(|e| e.0 == status.bits())
-            .map(|e| e.1)
-    })
+    status.name().or_else(|| EXTRA_NAMES.iter().find(|e| e.0 == status.bits()).map(|e| e.1))
 }
 
 /// A short plain-words text for a status.
@@ -140,12 +95,7 @@ pub fn status_name(status: NtStatus) -> Option<&'static str> {
 pub fn status_text(status: NtStatus) -> &'static str {
     status
         .text()
-        .or_else(|| {
-            EXTRA_NAMES
-                .iter()
-                .find(|e| e.0 == status.bits())
-                .map(|e| e.2)
-        })
+        .or_else(|| EXTRA_NAMES.iter().find(|e| e.0 == status.bits()).map(|e| e.2))
         .unwrap_or("the loader reported a status loaderctl does not know")
 }
 
@@ -191,9 +141,7 @@ pub fn classify(kind: RequestKind, status: NtStatus) -> Exit {
             RequestKind::LoadsPayload => Exit::ImageRejected,
             RequestKind::Query => Exit::Internal,
         },
-        NtStatus::DEVICE_BUSY
-        | NtStatus::IMAGE_ALREADY_LOADED
-        | NtStatus::OBJECT_NAME_COLLISION => Exit::Busy,
+        NtStatus::DEVICE_BUSY | NtStatus::IMAGE_ALREADY_LOADED | NtStatus::OBJECT_NAME_COLLISION => Exit::Busy,
         NtStatus::IO_TIMEOUT => Exit::TeardownStuck,
         NtStatus::INVALID_PARAMETER
         | NtStatus::INVALID_DEVICE_REQUEST
@@ -229,11 +177,7 @@ impl Failure {
             Exit::TeardownStuck => "stuck",
             _ => "refused",
         };
-        let mut message = format!(
-            "{verb} {outcome}: {}: {}",
-            status_label(status),
-            status_text(status)
-        );
+        let mut message = format!("{verb} {outcome}: {}: {}", status_label(status), status_text(status));
         match exit {
             Exit::AccessDenied => {
                 message.push_str(" (run loaderctl from an elevated Administrator prompt)");
@@ -269,16 +213,12 @@ mod tests {
             match s {
                 s if s.is_success() => Exit::Success,
                 NtStatus::ACCESS_DENIED => Exit::AccessDenied,
-                NtStatus::OBJECT_NAME_NOT_FOUND | NtStatus::DEVICE_NOT_READY => {
-                    Exit::LoaderNotRunning
-                }
+                NtStatus::OBJECT_NAME_NOT_FOUND | NtStatus::DEVICE_NOT_READY => Exit::LoaderNotRunning,
                 NtStatus::PROCEDURE_NOT_FOUND
                 | NtStatus::INVALID_IMAGE_FORMAT
                 | NtStatus::REVISION_MISMATCH
                 | NtStatus::INFO_LENGTH_MISMATCH => Exit::ImageRejected,
-                NtStatus::DEVICE_BUSY
-                | NtStatus::IMAGE_ALREADY_LOADED
-                | NtStatus::OBJECT_NAME_COLLISION => Exit::Busy,
+                NtStatus::DEVICE_BUSY | NtStatus::IMAGE_ALREADY_LOADED | NtStatus::OBJECT_NAME_COLLISION => Exit::Busy,
                 NtStatus::IO_TIMEOUT => Exit::TeardownStuck,
                 NtStatus::INVALID_PARAMETER
                 | NtStatus::INVALID_DEVICE_REQUEST
@@ -338,10 +278,7 @@ mod tests {
             Exit::Internal,
         ];
         for (i, e) in all.iter().enumerate() {
-            assert!(
-                EXIT_CODES_HELP.contains(&format!("\n  {}  ", e.code())),
-                "{e:?}"
-            );
+            assert!(EXIT_CODES_HELP.contains(&format!("\n  {}  ", e.code())), "{e:?}");
             for f in &all[i + 1..] {
                 assert_ne!(e.code(), f.code());
             }
@@ -358,36 +295,17 @@ mod tests {
         );
         let f = Failure::from_status("unload", Query, NtStatus::IO_TIMEOUT);
         assert_eq!(f.exit.code(), 8);
-        assert!(f
-            .message
-            .starts_with("unload stuck: STATUS_IO_TIMEOUT (0xC00000B5): "));
+        assert!(f.message.starts_with("unload stuck: STATUS_IO_TIMEOUT (0xC00000B5): "));
         assert!(f.message.contains("loaderctl diagnose"));
         let f = Failure::from_status("load", LoadsPayload, status_from_bits(0xC0AB_CDEF));
         assert!(f.message.starts_with("load failed: NTSTATUS 0xC0ABCDEF: "));
-        assert_eq!(
-            status_token(status_from_bits(0xC000_0005)),
-            "STATUS_ACCESS_VIOLATION"
-        );
+        assert_eq!(status_token(status_from_bits(0xC000_0005)), "STATUS_ACCESS_VIOLATION");
         assert_eq!(status_token(NtStatus(0x1234)), "0x00001234");
         for e in EXTRA_NAMES {
-            assert_eq!(
-                NtStatus::from_name(e.1),
-                None,
-                "{} is in the ABI list now; drop it here",
-                e.1
-            );
+            assert_eq!(NtStatus::from_name(e.1), None, "{} is in the ABI list now; drop it here", e.1);
             let gone = matches!(e.0, 0xC000_000E | 0xC000_003A | 0xC000_0123);
-            let want = if gone {
-                Exit::LoaderNotRunning
-            } else {
-                Exit::Internal
-            };
-            assert_eq!(
-                classify(LoadsPayload, status_from_bits(e.0)),
-                want,
-                "{}",
-                e.1
-            );
+            let want = if gone { Exit::LoaderNotRunning } else { Exit::Internal };
+            assert_eq!(classify(LoadsPayload, status_from_bits(e.0)), want, "{}", e.1);
         }
     }
 }

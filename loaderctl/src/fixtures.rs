@@ -28,18 +28,9 @@ pub fn empty_loader() -> LoaderStatus {
         busy: 0,
         unload_timeout_ms: 5000,
         now: at_0500(),
-        last_error: ErrorRecord {
-            slot: SLOT_NONE,
-            ..ErrorRecord::default()
-        },
-        loader_pool: PoolCount {
-            tag: POOL_TAG_LOADER,
-            ..PoolCount::default()
-        },
-        slots: [SlotStatus {
-            state_since: at_0500(),
-            ..SlotStatus::default()
-        }; 2],
+        last_error: ErrorRecord { slot: SLOT_NONE, ..ErrorRecord::default() },
+        loader_pool: PoolCount { tag: POOL_TAG_LOADER, ..PoolCount::default() },
+        slots: [SlotStatus { state_since: at_0500(), ..SlotStatus::default() }; 2],
     }
 }
 
@@ -142,12 +133,7 @@ pub fn encode_status(st: &LoaderStatus) -> Vec<u8> {
 
 /// The bytes of a `ControlReply` (the loader's own encoder).
 pub fn encode_reply(status: NtStatus, active_slot: u32, flags: u32) -> Vec<u8> {
-    let reply = ControlReply {
-        size: 16,
-        status: status.0,
-        active_slot,
-        flags,
-    };
+    let reply = ControlReply { size: 16, status: status.0, active_slot, flags };
     let mut out = vec![0u8; loader_protocol::control::REPLY_LEN];
     let n = loader_protocol::control::encode_reply(&reply, &mut out).expect("fits");
     out.truncate(n);

@@ -113,25 +113,16 @@ impl RawArgs {
     fn request(&self) -> RawRequest {
         let input = match (&self.input_hex, self.null_input, self.input_len) {
             (Some(HexBytes(b)), _, _) => Input::Bytes(b.clone()),
-            (None, true, len) => Input::Null {
-                len: len.unwrap_or(0),
-            },
+            (None, true, len) => Input::Null { len: len.unwrap_or(0) },
             (None, false, Some(len)) => Input::Bytes(ops::garbage(len)),
             (None, false, None) => Input::Bytes(Vec::new()),
         };
         let output = if self.null_output {
-            Output::Null {
-                len: self.output_len.unwrap_or(0),
-            }
+            Output::Null { len: self.output_len.unwrap_or(0) }
         } else {
             Output::Len(self.output_len.unwrap_or(512))
         };
-        RawRequest {
-            code: self.code,
-            input,
-            output,
-            show_output: self.show_output,
-        }
+        RawRequest { code: self.code, input, output, show_output: self.show_output }
     }
 }
 
@@ -152,19 +143,12 @@ fn parse_u32(s: &str) -> Result<u32, String> {
 }
 
 fn parse_hex(s: &str) -> Result<HexBytes, String> {
-    let digits: Vec<u8> = s
-        .bytes()
-        .filter(|b| !matches!(b, b' ' | b':' | b'-'))
-        .collect();
+    let digits: Vec<u8> = s.bytes().filter(|b| !matches!(b, b' ' | b':' | b'-')).collect();
     let pairs = digits.chunks_exact(2);
     if !pairs.remainder().is_empty() {
         return Err("hex input needs an even number of digits".to_owned());
     }
-    let nibble = |d: u8| {
-        char::from(d)
-            .to_digit(16)
-            .and_then(|v| u8::try_from(v).ok())
-    };
+    let nibble = |d: u8| char::from(d).to_digit(16).and_then(|v| u8::try_from(v).ok());
     pairs
         .map(|p| match (nibble(p[0]), nibble(p[1])) {
             (Some(h), Some(l)) => Ok(h << 4 | l),
@@ -178,11 +162,7 @@ fn run(cli: &Cli) -> Result<Exit, Failure> {
     let ctl = transport::open(cli.device.as_deref())?;
     let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr());
     let ticker = std::io::stderr().is_terminal();
-    let con = &mut Console {
-        out: &mut out,
-        err: &mut err,
-        ticker,
-    };
+    let con = &mut Console { out: &mut out, err: &mut err, ticker };
     let ctl = ctl.as_ref();
     match &cli.command {
         Command::Status { json } => ops::cmd_status(ctl, *json, con),
@@ -201,11 +181,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
-                Exit::Usage.code()
-            } else {
-                0
-            });
+            return ExitCode::from(if e.use_stderr() { Exit::Usage.code() } else { 0 });
         }
     };
     let exit = run(&cli).unwrap_or_else(|f| {
@@ -231,51 +207,19 @@ mod tests {
 
     #[test]
     fn verbs_parse() {
-        assert_eq!(
-            parse(&["status"]).expect("ok").command,
-            Command::Status { json: false }
-        );
-        assert_eq!(
-            parse(&["status", "--json"]).expect("ok").command,
-            Command::Status { json: true }
-        );
-        assert_eq!(
-            parse(&["upgrade"]).expect("ok").command,
-            Command::Upgrade { slot: None }
-        );
-        assert_eq!(
-            parse(&["upgrade", "--slot", "B"]).expect("ok").command,
-            Command::Upgrade { slot: Some(1) }
-        );
-        assert_eq!(
-            parse(&["upgrade", "--slot", "a"]).expect("ok").command,
-            Command::Upgrade { slot: Some(0) }
-        );
+        assert_eq!(parse(&["status"]).expect("ok").command, Command::Status { json: false });
+        assert_eq!(parse(&["status", "--json"]).expect("ok").command, Command::Status { json: true });
+        assert_eq!(parse(&["upgrade"]).expect("ok").command, Command::Upgrade { slot: None });
+        assert_eq!(parse(&["upgrade", "--slot", "B"]).expect("ok").command, Command::Upgrade { slot: Some(1) });
+        assert_eq!(parse(&["upgrade", "--slot", "a"]).expect("ok").command, Command::Upgrade { slot: Some(0) });
         assert_eq!(parse(&["load"]).expect("ok").command, Command::Load);
         assert_eq!(parse(&["rollback"]).expect("ok").command, Command::Rollback);
         assert_eq!(parse(&["unload"]).expect("ok").command, Command::Unload);
         assert_eq!(parse(&["diagnose"]).expect("ok").command, Command::Diagnose);
-        assert_eq!(
-            parse(&["cycle", "--count", "1000"]).expect("ok").command,
-            Command::Cycle { count: 1000 }
-        );
-        assert_eq!(
-            parse(&["cycle"]).expect("ok").command,
-            Command::Cycle { count: 100 }
-        );
-        assert_eq!(
-            parse(&["cycle", "--count", "0"])
-                .expect_err("zero")
-                .exit_code(),
-            2
-        );
-        assert_eq!(
-            parse(&["status", "--device", "\\\\.\\Nope"])
-                .expect("ok")
-                .device
-                .as_deref(),
-            Some("\\\\.\\Nope")
-        );
+        assert_eq!(parse(&["cycle", "--count", "1000"]).expect("ok").command, Command::Cycle { count: 1000 });
+        assert_eq!(parse(&["cycle"]).expect("ok").command, Command::Cycle { count: 100 });
+        assert_eq!(parse(&["cycle", "--count", "0"]).expect_err("zero").exit_code(), 2);
+        assert_eq!(parse(&["status", "--device", "\\\\.\\Nope"]).expect("ok").device.as_deref(), Some("\\\\.\\Nope"));
     }
 
     #[test]
@@ -315,51 +259,22 @@ mod tests {
         assert_eq!(r.code, 0x0022_6000);
         assert_eq!(r.input, Input::Bytes(Vec::new()));
         assert_eq!(r.output, Output::Len(512));
-        let r = raw(&[
-            "--code",
-            "2252804",
-            "--input-hex",
-            "10 00 00 00:01-00",
-            "--output-len",
-            "3",
-        ]);
+        let r = raw(&["--code", "2252804", "--input-hex", "10 00 00 00:01-00", "--output-len", "3"]);
         assert_eq!(r.code, 2_252_804);
         assert_eq!(r.input, Input::Bytes(vec![0x10, 0, 0, 0, 1, 0]));
         assert_eq!(r.output, Output::Len(3));
         let r = raw(&["--code", "1", "--input-len", "7"]);
         assert_eq!(r.input, Input::Bytes(ops::garbage(7)));
-        let r = raw(&[
-            "--code",
-            "1",
-            "--null-input",
-            "--input-len",
-            "16",
-            "--null-output",
-        ]);
+        let r = raw(&["--code", "1", "--null-input", "--input-len", "16", "--null-output"]);
         assert_eq!(r.input, Input::Null { len: 16 });
         assert_eq!(r.output, Output::Null { len: 0 });
-        let r = raw(&[
-            "--code",
-            "1",
-            "--null-output",
-            "--output-len",
-            "512",
-            "--show-output",
-        ]);
+        let r = raw(&["--code", "1", "--null-output", "--output-len", "512", "--show-output"]);
         assert_eq!(r.output, Output::Null { len: 512 });
         assert!(r.show_output);
         for bad in [
             &["raw", "--code", "0xZZ"][..],
             &["raw", "--code", "1", "--input-hex", "123"],
-            &[
-                "raw",
-                "--code",
-                "1",
-                "--input-hex",
-                "00",
-                "--input-len",
-                "4",
-            ],
+            &["raw", "--code", "1", "--input-hex", "00", "--input-len", "4"],
             &["raw", "--code", "1", "--output-len", "99999999"],
             &["raw"],
         ] {

@@ -8,8 +8,8 @@ use crate::render::{describe_slot, slot_label, status_json_text, status_table};
 use crate::transport::{Control, Input, Outcome, Output};
 use crate::wire;
 use shared_abi::control::{
-    IoctlCode, LoaderStatus, IOCTL_LOADER_LOAD, IOCTL_LOADER_QUERY_STATUS, IOCTL_LOADER_ROLLBACK,
-    IOCTL_LOADER_UNLOAD, IOCTL_LOADER_UPGRADE, REPLY_OLD_SLOT_STUCK, SLOT_COUNT,
+    IoctlCode, LoaderStatus, IOCTL_LOADER_LOAD, IOCTL_LOADER_QUERY_STATUS, IOCTL_LOADER_ROLLBACK, IOCTL_LOADER_UNLOAD,
+    IOCTL_LOADER_UPGRADE, REPLY_OLD_SLOT_STUCK, SLOT_COUNT,
 };
 use shared_abi::NtStatus;
 use std::fmt::Write as _;
@@ -72,8 +72,7 @@ pub fn query_status(ctl: &dyn Control, verb: &str) -> Result<LoaderStatus, Failu
     let outcome = ctl.control(IOCTL_LOADER_QUERY_STATUS, &input, Output::Len(STATUS_BYTES));
     // A newer loader (same major, later minor) may have more to say than
     // fits; what it wrote is still a complete snapshot of this version.
-    let truncated = outcome.status == NtStatus::BUFFER_OVERFLOW
-        && outcome.output.len() == STATUS_BYTES as usize;
+    let truncated = outcome.status == NtStatus::BUFFER_OVERFLOW && outcome.output.len() == STATUS_BYTES as usize;
     let abi_mismatch = |s: NtStatus| {
         Failure {
         exit: Exit::Internal,
@@ -87,11 +86,7 @@ pub fn query_status(ctl: &dyn Control, verb: &str) -> Result<LoaderStatus, Failu
         return Err(abi_mismatch(outcome.status));
     }
     if !outcome.status.is_success() && !truncated {
-        return Err(Failure::from_status(
-            verb,
-            RequestKind::Query,
-            outcome.status,
-        ));
+        return Err(Failure::from_status(verb, RequestKind::Query, outcome.status));
     }
     wire::decode_status(&outcome.output).map_err(|s| {
         if s == NtStatus::REVISION_MISMATCH {
@@ -105,11 +100,7 @@ pub fn query_status(ctl: &dyn Control, verb: &str) -> Result<LoaderStatus, Failu
 /// `status` and `status --json`.
 pub fn cmd_status(ctl: &dyn Control, json: bool, con: &mut Console<'_>) -> Result<Exit, Failure> {
     let st = query_status(ctl, "status")?;
-    let text = if json {
-        status_json_text(&st) + "\n"
-    } else {
-        status_table(&st)
-    };
+    let text = if json { status_json_text(&st) + "\n" } else { status_table(&st) };
     write_all(con.out, &text)?;
     Ok(Exit::Success)
 }
@@ -151,18 +142,12 @@ fn intro(change: Change, st: &LoaderStatus, slot: Option<u32>) -> String {
                     describe_slot(t, &st.slots[t]),
                     slot_label(st.active_slot)
                 ),
-                (Some(t), None) => format!(
-                    "{verb}: asking the loader to load {} ...",
-                    describe_slot(t, &st.slots[t])
-                ),
+                (Some(t), None) => format!("{verb}: asking the loader to load {} ...", describe_slot(t, &st.slots[t])),
                 _ => format!("{verb}: asking the loader to load the inactive slot ..."),
             }
         }
         Change::Load => match slot.and_then(slot_index).or(slot_index(st.persisted_slot)) {
-            Some(t) => format!(
-                "{verb}: asking the loader to load {} ...",
-                describe_slot(t, &st.slots[t])
-            ),
+            Some(t) => format!("{verb}: asking the loader to load {} ...", describe_slot(t, &st.slots[t])),
             None => format!("{verb}: asking the loader to load the persisted slot ..."),
         },
         Change::Rollback => match active {
@@ -174,10 +159,7 @@ fn intro(change: Change, st: &LoaderStatus, slot: Option<u32>) -> String {
             None => format!("{verb}: asking the loader to switch back to the previous slot ..."),
         },
         Change::Unload => match active {
-            Some(a) => format!(
-                "{verb}: asking the loader to retire {} ...",
-                describe_slot(a, &st.slots[a])
-            ),
+            Some(a) => format!("{verb}: asking the loader to retire {} ...", describe_slot(a, &st.slots[a])),
             None => format!("{verb}: asking the loader to retire the active payload ..."),
         },
     }
@@ -193,10 +175,7 @@ fn with_ticker<T>(verb: &str, enabled: bool, f: impl FnOnce() -> T) -> T {
         s.spawn(move || {
             let start = Instant::now();
             while let Err(RecvTimeoutError::Timeout) = wait.recv_timeout(Duration::from_secs(2)) {
-                eprintln!(
-                    "{verb}: still waiting for the loader ({} s) ...",
-                    start.elapsed().as_secs()
-                );
+                eprintln!("{verb}: still waiting for the loader ({} s) ...", start.elapsed().as_secs());
             }
         });
         let result = f();
@@ -208,25 +187,16 @@ fn with_ticker<T>(verb: &str, enabled: bool, f: impl FnOnce() -> T) -> T {
 /// The outcome of a mutating request: `Success` or `TeardownStuck` (the
 /// new payload is active but the old one is not gone) with the loader's
 /// status, or the failure to report.
-pub(crate) fn judge_reply(
-    verb: &str,
-    kind: RequestKind,
-    outcome: &Outcome,
-) -> Result<(Exit, NtStatus), Failure> {
+pub(crate) fn judge_reply(verb: &str, kind: RequestKind, outcome: &Outcome) -> Result<(Exit, NtStatus), Failure> {
     if !outcome.status.is_success() {
         return Err(Failure::from_status(verb, kind, outcome.status));
     }
-    let reply =
-        wire::decode_reply(&outcome.output).map_err(|s| Failure::malformed_reply(verb, s))?;
+    let reply = wire::decode_reply(&outcome.output).map_err(|s| Failure::malformed_reply(verb, s))?;
     let status = NtStatus(reply.status);
     if !status.is_success() {
         return Err(Failure::from_status(verb, kind, status));
     }
-    let exit = if reply.flags & REPLY_OLD_SLOT_STUCK != 0 {
-        Exit::TeardownStuck
-    } else {
-        Exit::Success
-    };
+    let exit = if reply.flags & REPLY_OLD_SLOT_STUCK != 0 { Exit::TeardownStuck } else { Exit::Success };
     Ok((exit, status))
 }
 
@@ -239,23 +209,15 @@ pub fn cmd_change(
 ) -> Result<Exit, Failure> {
     let verb = change.verb();
     let before = query_status(ctl, verb)?;
-    say(
-        con,
-        &format!("{verb}: currently active: {}", describe_active(&before)),
-    )?;
+    say(con, &format!("{verb}: currently active: {}", describe_active(&before)))?;
     say(con, &intro(change, &before, slot))?;
 
     let input = Input::Bytes(wire::encode_request(&wire::request(slot)).to_vec());
-    let outcome = with_ticker(verb, con.ticker, || {
-        ctl.control(change.code(), &input, Output::Len(REPLY_BYTES))
-    });
+    let outcome = with_ticker(verb, con.ticker, || ctl.control(change.code(), &input, Output::Len(REPLY_BYTES)));
 
     let result = judge_reply(verb, change.kind(), &outcome);
     if let Ok((_, status)) = &result {
-        say(
-            con,
-            &format!("{verb}: the loader answered {}", status_label(*status)),
-        )?;
+        say(con, &format!("{verb}: the loader answered {}", status_label(*status)))?;
     }
     let result = result.map(|(exit, _)| exit);
 
@@ -272,10 +234,7 @@ pub fn cmd_change(
             if result == Ok(Exit::TeardownStuck) {
                 let old = slot_index(before.active_slot)
                     .filter(|&b| Some(b) != slot_index(after.active_slot))
-                    .map_or_else(
-                        || "the old payload".to_owned(),
-                        |b| describe_slot(b, &after.slots[b]),
-                    );
+                    .map_or_else(|| "the old payload".to_owned(), |b| describe_slot(b, &after.slots[b]));
                 let _ = writeln!(
                     con.err,
                     "warning: the new payload is active, but {old} has not finished unloading; run `loaderctl diagnose` to see why"
@@ -283,11 +242,7 @@ pub fn cmd_change(
             }
         }
         Err(f) => {
-            let _ = writeln!(
-                con.err,
-                "warning: could not re-read the status afterwards: {}",
-                f.message
-            );
+            let _ = writeln!(con.err, "warning: could not re-read the status afterwards: {}", f.message);
         }
     }
     result
@@ -303,17 +258,9 @@ pub struct RawRequest {
 }
 
 /// `raw`: sends any request and prints `status=STATUS_NAME bytes=N`.
-pub fn cmd_raw(
-    ctl: &dyn Control,
-    req: &RawRequest,
-    con: &mut Console<'_>,
-) -> Result<Exit, Failure> {
+pub fn cmd_raw(ctl: &dyn Control, req: &RawRequest, con: &mut Console<'_>) -> Result<Exit, Failure> {
     let outcome = ctl.control(IoctlCode(req.code), &req.input, req.output);
-    let mut text = format!(
-        "status={} bytes={}\n",
-        status_token(outcome.status),
-        outcome.bytes
-    );
+    let mut text = format!("status={} bytes={}\n", status_token(outcome.status), outcome.bytes);
     if req.show_output {
         text.push_str("output=");
         for b in &outcome.output {
@@ -346,10 +293,7 @@ pub(crate) fn say(con: &mut Console<'_>, line: &str) -> Result<(), Failure> {
 pub(crate) fn write_all(w: &mut dyn Write, text: &str) -> Result<(), Failure> {
     w.write_all(text.as_bytes())
         .and_then(|()| w.flush())
-        .map_err(|e| Failure {
-            exit: Exit::Internal,
-            message: format!("cannot write the output: {e}"),
-        })
+        .map_err(|e| Failure { exit: Exit::Internal, message: format!("cannot write the output: {e}") })
 }
 
 #[cfg(test)]

@@ -29,40 +29,21 @@ impl Control for FakeLoader {
         self.seen.borrow_mut().push((code.0, input.clone(), output));
         if code == IOCTL_LOADER_QUERY_STATUS {
             let mut q = self.statuses.borrow_mut();
-            let st = if q.len() > 1 {
-                q.pop_front().expect("non-empty")
-            } else {
-                q[0]
-            };
+            let st = if q.len() > 1 { q.pop_front().expect("non-empty") } else { q[0] };
             let bytes = fixtures::encode_status(&st);
-            return Outcome {
-                status: NtStatus::SUCCESS,
-                bytes: bytes.len(),
-                output: bytes,
-            };
+            return Outcome { status: NtStatus::SUCCESS, bytes: bytes.len(), output: bytes };
         }
-        self.outcomes
-            .borrow_mut()
-            .pop_front()
-            .expect("an outcome for each request")
+        self.outcomes.borrow_mut().pop_front().expect("an outcome for each request")
     }
 }
 
 fn ok_reply(active: u32, flags: u32) -> Outcome {
     let bytes = fixtures::encode_reply(NtStatus::SUCCESS, active, flags);
-    Outcome {
-        status: NtStatus::SUCCESS,
-        bytes: 16,
-        output: bytes,
-    }
+    Outcome { status: NtStatus::SUCCESS, bytes: 16, output: bytes }
 }
 
 fn failed(status: NtStatus) -> Outcome {
-    Outcome {
-        status,
-        bytes: 0,
-        output: Vec::new(),
-    }
+    Outcome { status, bytes: 0, output: Vec::new() }
 }
 
 fn run(
@@ -70,19 +51,8 @@ fn run(
     f: impl FnOnce(&dyn Control, &mut Console<'_>) -> Result<Exit, Failure>,
 ) -> (Result<Exit, Failure>, String, String) {
     let (mut out, mut err) = (Vec::new(), Vec::new());
-    let r = f(
-        fake,
-        &mut Console {
-            out: &mut out,
-            err: &mut err,
-            ticker: false,
-        },
-    );
-    (
-        r,
-        String::from_utf8(out).expect("utf-8"),
-        String::from_utf8(err).expect("utf-8"),
-    )
+    let r = f(fake, &mut Console { out: &mut out, err: &mut err, ticker: false });
+    (r, String::from_utf8(out).expect("utf-8"), String::from_utf8(err).expect("utf-8"))
 }
 
 #[test]
@@ -105,9 +75,7 @@ fn status_prints_the_table_and_json() {
     let seen = fake.seen.borrow();
     assert_eq!(seen[0].0, IOCTL_LOADER_QUERY_STATUS.0);
     assert_eq!(seen[0].2, Output::Len(512));
-    let Input::Bytes(b) = &seen[0].1 else {
-        panic!("bytes")
-    };
+    let Input::Bytes(b) = &seen[0].1 else { panic!("bytes") };
     assert_eq!(&b[8..12], &SLOT_NONE.to_le_bytes());
 }
 
@@ -140,9 +108,7 @@ fn upgrade_with_slot_sends_it() {
     let fake = FakeLoader::new(vec![fixtures::healthy_b()], vec![ok_reply(0, 0)]);
     let (r, _, _) = run(&fake, |c, con| cmd_change(c, Change::Upgrade, Some(0), con));
     assert_eq!(r, Ok(Exit::Success));
-    let Input::Bytes(b) = &fake.seen.borrow()[1].1 else {
-        panic!("bytes")
-    };
+    let Input::Bytes(b) = &fake.seen.borrow()[1].1 else { panic!("bytes") };
     assert_eq!(&b[8..12], &0u32.to_le_bytes());
 }
 
@@ -157,10 +123,7 @@ fn refused_upgrade_names_the_status_and_keeps_the_old_slot() {
         f.message,
         "upgrade refused: STATUS_PROCEDURE_NOT_FOUND (0xC000007A): the payload image lacks the required export"
     );
-    assert!(
-        out.ends_with("upgrade: still active: slot A (CounterFilterA: CounterFilter v1)\n"),
-        "{out}"
-    );
+    assert!(out.ends_with("upgrade: still active: slot A (CounterFilterA: CounterFilter v1)\n"), "{out}");
 }
 
 #[test]
@@ -187,16 +150,10 @@ fn stuck_old_slot_is_a_warning_with_exit_8() {
     let mut before = fixtures::stuck_old_slot();
     before.active_slot = 0;
     before.slots[0].state = shared_abi::control::SlotState::ACTIVE.0;
-    let fake = FakeLoader::new(
-        vec![before, fixtures::stuck_old_slot()],
-        vec![ok_reply(1, REPLY_OLD_SLOT_STUCK)],
-    );
+    let fake = FakeLoader::new(vec![before, fixtures::stuck_old_slot()], vec![ok_reply(1, REPLY_OLD_SLOT_STUCK)]);
     let (r, out, err) = run(&fake, |c, con| cmd_change(c, Change::Upgrade, None, con));
     assert_eq!(r, Ok(Exit::TeardownStuck));
-    assert!(
-        out.contains("upgrade: now active: slot B (CounterFilterB: CounterFilter v2)\n"),
-        "{out}"
-    );
+    assert!(out.contains("upgrade: now active: slot B (CounterFilterB: CounterFilter v2)\n"), "{out}");
     assert_eq!(
         err,
         "warning: the new payload is active, but slot A (CounterFilterA: CounterFilter v1) has not finished unloading; run `loaderctl diagnose` to see why\n"
@@ -205,21 +162,12 @@ fn stuck_old_slot_is_a_warning_with_exit_8() {
 
 #[test]
 fn malformed_reply_is_class_9() {
-    let short = Outcome {
-        status: NtStatus::SUCCESS,
-        bytes: 4,
-        output: vec![16, 0, 0, 0],
-    };
+    let short = Outcome { status: NtStatus::SUCCESS, bytes: 4, output: vec![16, 0, 0, 0] };
     let fake = FakeLoader::new(vec![fixtures::healthy_b()], vec![short]);
     let (r, _, _) = run(&fake, |c, con| cmd_change(c, Change::Rollback, None, con));
     let f = r.expect_err("malformed");
     assert_eq!(f.exit.code(), 9);
-    assert!(
-        f.message
-            .starts_with("rollback failed: the loader's reply is malformed: STATUS_"),
-        "{}",
-        f.message
-    );
+    assert!(f.message.starts_with("rollback failed: the loader's reply is malformed: STATUS_"), "{}", f.message);
 }
 
 #[test]
@@ -227,14 +175,15 @@ fn unload_and_rollback_describe_their_targets() {
     let fake = FakeLoader::new(vec![fixtures::healthy_b()], vec![ok_reply(SLOT_NONE, 0)]);
     let (_, out, _) = run(&fake, |c, con| cmd_change(c, Change::Unload, None, con));
     assert!(
-        out.contains(
-            "unload: asking the loader to retire slot B (CounterFilterB: CounterFilter v2) ...\n"
-        ),
+        out.contains("unload: asking the loader to retire slot B (CounterFilterB: CounterFilter v2) ...\n"),
         "{out}"
     );
     let fake = FakeLoader::new(vec![fixtures::healthy_b()], vec![ok_reply(0, 0)]);
     let (_, out, _) = run(&fake, |c, con| cmd_change(c, Change::Rollback, None, con));
-    assert!(out.contains("rollback: asking the loader to switch back from slot B to slot A (CounterFilterA) ...\n"), "{out}");
+    assert!(
+        out.contains("rollback: asking the loader to switch back from slot B to slot A (CounterFilterA) ...\n"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -247,10 +196,7 @@ fn diagnose_uses_the_snapshot() {
 
 #[test]
 fn raw_prints_status_and_bytes() {
-    let fake = FakeLoader::new(
-        vec![fixtures::healthy_b()],
-        vec![failed(NtStatus::INVALID_BUFFER_SIZE)],
-    );
+    let fake = FakeLoader::new(vec![fixtures::healthy_b()], vec![failed(NtStatus::INVALID_BUFFER_SIZE)]);
     let req = RawRequest {
         code: 0x0022_6004,
         input: Input::Null { len: 0 },
@@ -267,10 +213,7 @@ fn raw_prints_status_and_bytes() {
         show_output: true,
     };
     let (_, out, _) = run(&fake, |c, con| cmd_raw(c, &req, con));
-    assert!(
-        out.starts_with("status=STATUS_SUCCESS bytes=512\noutput=00020000"),
-        "{out}"
-    );
+    assert!(out.starts_with("status=STATUS_SUCCESS bytes=512\noutput=00020000"), "{out}");
     assert_eq!(fake.seen.borrow()[1].1, Input::Bytes(garbage(3)));
 }
 
@@ -294,85 +237,41 @@ impl Control for Fixed {
 #[test]
 fn status_from_a_newer_minor_loader_is_accepted_when_truncated() {
     let bytes = fixtures::encode_status(&fixtures::healthy_b());
-    let ctl = Fixed(Outcome {
-        status: NtStatus::BUFFER_OVERFLOW,
-        bytes: 512,
-        output: bytes,
-    });
+    let ctl = Fixed(Outcome { status: NtStatus::BUFFER_OVERFLOW, bytes: 512, output: bytes });
     assert_eq!(query_status(&ctl, "status"), Ok(fixtures::healthy_b()));
-    let ctl = Fixed(Outcome {
-        status: NtStatus::BUFFER_OVERFLOW,
-        bytes: 100,
-        output: vec![0; 100],
-    });
-    assert_eq!(
-        query_status(&ctl, "status").expect_err("short").exit,
-        Exit::Internal
-    );
+    let ctl = Fixed(Outcome { status: NtStatus::BUFFER_OVERFLOW, bytes: 100, output: vec![0; 100] });
+    assert_eq!(query_status(&ctl, "status").expect_err("short").exit, Exit::Internal);
 }
 
 #[test]
 fn status_reply_problems_are_class_9_and_named() {
     let mut other_major = fixtures::healthy_b();
     other_major.abi_major = 2;
-    let ctl = Fixed(Outcome {
-        status: NtStatus::SUCCESS,
-        bytes: 512,
-        output: fixtures::encode_status(&other_major),
-    });
+    let ctl = Fixed(Outcome { status: NtStatus::SUCCESS, bytes: 512, output: fixtures::encode_status(&other_major) });
     let f = query_status(&ctl, "status").expect_err("other ABI");
     assert_eq!(f.exit.code(), 9);
-    assert!(f.message.starts_with("status failed: STATUS_REVISION_MISMATCH (0xC0000059): the loader speaks another ABI version"), "{}", f.message);
-    let ctl = Fixed(Outcome {
-        status: NtStatus::SUCCESS,
-        bytes: 8,
-        output: vec![0; 8],
-    });
+    assert!(
+        f.message
+            .starts_with("status failed: STATUS_REVISION_MISMATCH (0xC0000059): the loader speaks another ABI version"),
+        "{}",
+        f.message
+    );
+    let ctl = Fixed(Outcome { status: NtStatus::SUCCESS, bytes: 8, output: vec![0; 8] });
     let f = query_status(&ctl, "status").expect_err("short");
     assert_eq!(f.exit.code(), 9);
     assert!(
-        f.message.starts_with(
-            "status failed: the loader's reply is malformed: STATUS_INFO_LENGTH_MISMATCH"
-        ),
+        f.message.starts_with("status failed: the loader's reply is malformed: STATUS_INFO_LENGTH_MISMATCH"),
         "{}",
         f.message
     );
-    let ctl = Fixed(Outcome {
-        status: NtStatus::REVISION_MISMATCH,
-        bytes: 0,
-        output: vec![],
-    });
+    let ctl = Fixed(Outcome { status: NtStatus::REVISION_MISMATCH, bytes: 0, output: vec![] });
     let f = query_status(&ctl, "status").expect_err("loader refused our ABI");
     assert_eq!(f.exit.code(), 9);
-    assert!(
-        f.message.contains("the loader speaks another ABI version"),
-        "{}",
-        f.message
-    );
-    let ctl = Fixed(Outcome {
-        status: NtStatus::INFO_LENGTH_MISMATCH,
-        bytes: 0,
-        output: vec![],
-    });
-    assert_eq!(
-        query_status(&ctl, "status")
-            .expect_err("bad request")
-            .exit
-            .code(),
-        9
-    );
-    let ctl = Fixed(Outcome {
-        status: NtStatus::ACCESS_DENIED,
-        bytes: 0,
-        output: vec![],
-    });
-    assert_eq!(
-        query_status(&ctl, "status")
-            .expect_err("denied")
-            .exit
-            .code(),
-        4
-    );
+    assert!(f.message.contains("the loader speaks another ABI version"), "{}", f.message);
+    let ctl = Fixed(Outcome { status: NtStatus::INFO_LENGTH_MISMATCH, bytes: 0, output: vec![] });
+    assert_eq!(query_status(&ctl, "status").expect_err("bad request").exit.code(), 9);
+    let ctl = Fixed(Outcome { status: NtStatus::ACCESS_DENIED, bytes: 0, output: vec![] });
+    assert_eq!(query_status(&ctl, "status").expect_err("denied").exit.code(), 4);
 }
 
 #[test]
@@ -392,14 +291,9 @@ fn every_request_the_verbs_send_passes_the_loaders_own_checks() {
         let seen = fake.seen.borrow();
         assert_eq!(seen.len(), 3, "status, {change:?}, status");
         for (code, input, output) in seen.iter() {
-            let (Input::Bytes(bytes), Output::Len(len)) = (input, output) else {
-                panic!("plain buffers")
-            };
+            let (Input::Bytes(bytes), Output::Len(len)) = (input, output) else { panic!("plain buffers") };
             let decoded = loader_protocol::control::decode_request(*code, bytes, *len as usize);
-            assert!(
-                decoded.is_ok(),
-                "{change:?} {slot:?}: 0x{code:08X} refused: {decoded:?}"
-            );
+            assert!(decoded.is_ok(), "{change:?} {slot:?}: 0x{code:08X} refused: {decoded:?}");
         }
     }
 }

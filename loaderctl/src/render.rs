@@ -117,36 +117,14 @@ pub fn status_table(st: &LoaderStatus) -> String {
             vec![
                 slot_label(u32::try_from(i).unwrap_or(SLOT_NONE)),
                 or_dash(utf16_text(&s.service)),
-                if empty {
-                    "-".to_owned()
-                } else {
-                    or_dash(utf16_text(&s.name))
-                },
-                if empty || s.payload_version == 0 {
-                    "-".to_owned()
-                } else {
-                    s.payload_version.to_string()
-                },
+                if empty { "-".to_owned() } else { or_dash(utf16_text(&s.name)) },
+                if empty || s.payload_version == 0 { "-".to_owned() } else { s.payload_version.to_string() },
                 SlotState(s.state).name().to_owned(),
-                if empty {
-                    "-".to_owned()
-                } else {
-                    format_system_time(s.registered_since)
-                },
+                if empty { "-".to_owned() } else { format_system_time(s.registered_since) },
             ]
         })
         .collect();
-    let mut out = columns(
-        &[
-            "Slot",
-            "Service",
-            "Name",
-            "Version",
-            "State",
-            "Registered since (UTC)",
-        ],
-        &rows,
-    );
+    let mut out = columns(&["Slot", "Service", "Name", "Version", "State", "Registered since (UTC)"], &rows);
     out.push('\n');
     let field = |out: &mut String, label: &str, value: &str| {
         let _ = writeln!(out, "{:<16}{value}", format!("{label}:"));
@@ -154,32 +132,14 @@ pub fn status_table(st: &LoaderStatus) -> String {
     let active = slot_label(st.active_slot);
     field(&mut out, "Active slot", &active);
     field(&mut out, "Persisted slot", &slot_label(st.persisted_slot));
-    field(
-        &mut out,
-        "Busy",
-        if st.busy != 0 {
-            "yes (a control operation is running)"
-        } else {
-            "no"
-        },
-    );
+    field(&mut out, "Busy", if st.busy != 0 { "yes (a control operation is running)" } else { "no" });
     let err = &st.last_error;
     if err.status == 0 {
         field(&mut out, "Last error", "none");
     } else {
         let status = NtStatus(err.status);
-        field(
-            &mut out,
-            "Last error",
-            &format!("{}: {}", status_label(status), status_text(status)),
-        );
-        let _ = writeln!(
-            out,
-            "{:<16}{} at {} UTC",
-            "",
-            error_context(err.op, err.slot),
-            format_system_time(err.time)
-        );
+        field(&mut out, "Last error", &format!("{}: {}", status_label(status), status_text(status)));
+        let _ = writeln!(out, "{:<16}{} at {} UTC", "", error_context(err.op, err.slot), format_system_time(err.time));
     }
     let pool = &st.loader_pool;
     field(
@@ -192,16 +152,8 @@ pub fn status_table(st: &LoaderStatus) -> String {
             i128::from(pool.allocs) - i128::from(pool.frees)
         ),
     );
-    field(
-        &mut out,
-        "Unload bound",
-        &format!("{} ms", st.unload_timeout_ms),
-    );
-    field(
-        &mut out,
-        "Loader time",
-        &format!("{} UTC", format_system_time(st.now)),
-    );
+    field(&mut out, "Unload bound", &format!("{} ms", st.unload_timeout_ms));
+    field(&mut out, "Loader time", &format!("{} UTC", format_system_time(st.now)));
     for (i, s) in st.slots.iter().enumerate() {
         out.push('\n');
         out.push_str(&slot_details(st, i, s));
@@ -226,12 +178,7 @@ fn slot_details(st: &LoaderStatus, index: usize, s: &SlotStatus) -> String {
     }
     if s.last_op != 0 {
         let status = NtStatus(s.last_status);
-        let _ = writeln!(
-            out,
-            "  last operation: {} -> {}",
-            OpKind(s.last_op).name(),
-            status_label(status)
-        );
+        let _ = writeln!(out, "  last operation: {} -> {}", OpKind(s.last_op).name(), status_label(status));
     }
     if s.report_time == 0 {
         let _ = writeln!(out, "  last report:    none");
@@ -344,19 +291,10 @@ mod tests {
     fn table_shows_slots_active_slot_and_last_error() {
         let text = status_table(&fixtures::after_failed_upgrade());
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(
-            lines[0],
-            "Slot  Service         Name           Version  State   Registered since (UTC)"
-        );
+        assert_eq!(lines[0], "Slot  Service         Name           Version  State   Registered since (UTC)");
         assert!(lines[1].starts_with("----  --------------  "));
-        assert_eq!(
-            lines[2],
-            "A     CounterFilterA  CounterFilter  1        active  2026-11-21 05:00:00"
-        );
-        assert_eq!(
-            lines[3],
-            "B     CounterFilterB  -              -        failed  -"
-        );
+        assert_eq!(lines[2], "A     CounterFilterA  CounterFilter  1        active  2026-11-21 05:00:00");
+        assert_eq!(lines[3], "B     CounterFilterB  -              -        failed  -");
         assert!(text.contains("\nActive slot:    A\n"), "{text}");
         assert!(text.contains("\nPersisted slot: A\n"));
         assert!(text.contains("\nBusy:           no\n"));
@@ -367,12 +305,8 @@ mod tests {
         assert!(text.contains("Loader pool:    10 allocs, 9 frees (1 outstanding)\n"));
         assert!(text.contains("Slot A: active for 20 min 00 s (since 2026-11-21 05:00:00 UTC)\n"));
         assert!(text.contains("  last report:    5 s ago, phase filtering\n"));
-        assert!(text.contains(
-            "  instances 3, open contexts 2, creates 120, reads 40, writes 7, pool outstanding 5\n"
-        ));
-        assert!(
-            text.contains("  last operation: upgrade -> STATUS_PROCEDURE_NOT_FOUND (0xC000007A)\n")
-        );
+        assert!(text.contains("  instances 3, open contexts 2, creates 120, reads 40, writes 7, pool outstanding 5\n"));
+        assert!(text.contains("  last operation: upgrade -> STATUS_PROCEDURE_NOT_FOUND (0xC000007A)\n"));
     }
 
     #[test]
@@ -383,10 +317,7 @@ mod tests {
         st.slots[0].state = SlotState::EMPTY.0;
         st.slots[1].state_since = 0;
         let text = status_table(&st);
-        assert!(
-            text.contains("\nA     CounterFilterA  -              -        empty   -\n"),
-            "{text}"
-        );
+        assert!(text.contains("\nA     CounterFilterA  -              -        empty   -\n"), "{text}");
         assert!(text.contains("\nSlot B: active\n"), "{text}");
         assert_eq!(describe_slot(0, &st.slots[0]), "slot A (CounterFilterA)");
     }
@@ -396,10 +327,7 @@ mod tests {
         let text = status_table(&fixtures::empty_loader());
         assert!(text.contains("\nActive slot:    none\n"), "{text}");
         assert!(text.contains("\nLast error:     none\n"));
-        assert!(
-            text.contains("A     -        -     -        empty  -\n"),
-            "{text}"
-        );
+        assert!(text.contains("A     -        -     -        empty  -\n"), "{text}");
     }
 
     #[test]
@@ -409,15 +337,9 @@ mod tests {
         assert_eq!(v["active_slot"]["raw"], 0);
         assert_eq!(v["active_slot"]["name"], "A");
         assert_eq!(v["busy"], false);
-        assert_eq!(
-            v["last_error"]["status"]["name"],
-            "STATUS_PROCEDURE_NOT_FOUND"
-        );
+        assert_eq!(v["last_error"]["status"]["name"], "STATUS_PROCEDURE_NOT_FOUND");
         assert_eq!(v["last_error"]["status"]["hex"], "0xC000007A");
-        assert_eq!(
-            v["last_error"]["status"]["raw"],
-            i64::from(NtStatus::PROCEDURE_NOT_FOUND.0)
-        );
+        assert_eq!(v["last_error"]["status"]["raw"], i64::from(NtStatus::PROCEDURE_NOT_FOUND.0));
         assert_eq!(v["last_error"]["op"]["name"], "upgrade");
         assert_eq!(v["last_error"]["slot"]["name"], "B");
         assert_eq!(v["last_error"]["time"]["utc"], "2026-11-21T05:10:00Z");
@@ -438,8 +360,7 @@ mod tests {
 
     #[test]
     fn json_of_no_active_slot_uses_null_name() {
-        let v: Value =
-            serde_json::from_str(&status_json_text(&fixtures::empty_loader())).expect("valid JSON");
+        let v: Value = serde_json::from_str(&status_json_text(&fixtures::empty_loader())).expect("valid JSON");
         assert_eq!(v["active_slot"]["raw"], u64::from(SLOT_NONE));
         assert_eq!(v["active_slot"]["name"], Value::Null);
         assert_eq!(v["last_error"]["status"]["text"], Value::Null);
@@ -449,27 +370,15 @@ mod tests {
     #[test]
     fn slot_descriptions() {
         let st = fixtures::after_failed_upgrade();
-        assert_eq!(
-            describe_slot(0, &st.slots[0]),
-            "slot A (CounterFilterA: CounterFilter v1)"
-        );
+        assert_eq!(describe_slot(0, &st.slots[0]), "slot A (CounterFilterA: CounterFilter v1)");
         assert_eq!(describe_slot(1, &st.slots[1]), "slot B (CounterFilterB)");
         assert_eq!(slot_label(7), "#7");
-        assert_eq!(
-            error_context(OpKind::UPGRADE.0, 1),
-            "during upgrade of slot B"
-        );
-        assert_eq!(
-            error_context(OpKind::CONTROL.0, SLOT_NONE),
-            "in a control request"
-        );
+        assert_eq!(error_context(OpKind::UPGRADE.0, 1), "during upgrade of slot B");
+        assert_eq!(error_context(OpKind::CONTROL.0, SLOT_NONE), "in a control request");
         assert_eq!(error_context(OpKind::STOP.0, SLOT_NONE), "during stop");
         let mut named = st.slots[0];
         named.name = shared_abi::payload::utf16_name("CounterFilter v1");
-        assert_eq!(
-            describe_slot(0, &named),
-            "slot A (CounterFilterA: CounterFilter v1)"
-        );
+        assert_eq!(describe_slot(0, &named), "slot A (CounterFilterA: CounterFilter v1)");
         named.service = [0; 32];
         assert_eq!(describe_slot(0, &named), "slot A (CounterFilter v1)");
     }

@@ -46,22 +46,13 @@ fn civil_from_days(days_since_1970: i64) -> (i64, u32, u32) {
     let z = days_since_1970 + 719_468; // days since 0000-03-01
     let era = z.div_euclid(146_097);
     let day_of_era = z.rem_euclid(146_097); // [0, 146096]
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365; // [0, 399]
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365; // [0, 399]
     let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100); // [0, 365]
     let month_from_march = (5 * day_of_year + 2) / 153; // [0, 11]
     let day = day_of_year - (153 * month_from_march + 2) / 5 + 1; // [1, 31]
-    let month = if month_from_march < 10 {
-        month_from_march + 3
-    } else {
-        month_from_march - 9
-    };
+    let month = if month_from_march < 10 { month_from_march + 3 } else { month_from_march - 9 };
     let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (
-        year,
-        u32::try_from(month).unwrap_or(1),
-        u32::try_from(day).unwrap_or(1),
-    )
+    (year, u32::try_from(month).unwrap_or(1), u32::try_from(day).unwrap_or(1))
 }
 
 /// `2026-11-21 05:03:12`, or `-` for 0 (never).
@@ -71,10 +62,7 @@ pub fn format_system_time(ticks: u64) -> String {
         return "-".to_owned();
     }
     let t = utc_from_system_time(ticks);
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-        t.year, t.month, t.day, t.hour, t.minute, t.second
-    )
+    format!("{:04}-{:02}-{:02} {:02}:{:02}:{:02}", t.year, t.month, t.day, t.hour, t.minute, t.second)
 }
 
 /// ISO 8601 form for JSON (`2026-11-21T05:03:12Z`), `None` for 0.
@@ -84,10 +72,7 @@ pub fn iso_system_time(ticks: u64) -> Option<String> {
         return None;
     }
     let t = utc_from_system_time(ticks);
-    Some(format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year, t.month, t.day, t.hour, t.minute, t.second
-    ))
+    Some(format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", t.year, t.month, t.day, t.hour, t.minute, t.second))
 }
 
 /// `later - earlier` in ticks, 0 if the clock went backwards.
@@ -129,10 +114,7 @@ pub(crate) mod tests {
 
     #[test]
     fn unix_epoch_is_1970() {
-        assert_eq!(
-            format_system_time(116_444_736_000_000_000),
-            "1970-01-01 00:00:00"
-        );
+        assert_eq!(format_system_time(116_444_736_000_000_000), "1970-01-01 00:00:00");
         assert_eq!(ticks_from_unix(0), 116_444_736_000_000_000);
     }
 
@@ -147,38 +129,17 @@ pub(crate) mod tests {
     #[test]
     fn known_dates() {
         // 2000-02-29 12:34:56 UTC = 951_827_696 Unix seconds (a leap day in a /400 year).
-        assert_eq!(
-            format_system_time(ticks_from_unix(951_827_696)),
-            "2000-02-29 12:34:56"
-        );
+        assert_eq!(format_system_time(ticks_from_unix(951_827_696)), "2000-02-29 12:34:56");
         // 2009-07-22, Windows 7 RTM: 1_248_220_800.
-        assert_eq!(
-            format_system_time(ticks_from_unix(1_248_220_800)),
-            "2009-07-22 00:00:00"
-        );
+        assert_eq!(format_system_time(ticks_from_unix(1_248_220_800)), "2009-07-22 00:00:00");
         // 2038-01-19 03:14:08, one past i32 Unix time.
-        assert_eq!(
-            format_system_time(ticks_from_unix(2_147_483_648)),
-            "2038-01-19 03:14:08"
-        );
+        assert_eq!(format_system_time(ticks_from_unix(2_147_483_648)), "2038-01-19 03:14:08");
         // 2100-03-01: 2100 is not a leap year, so Feb 28 is followed by Mar 1.
-        assert_eq!(
-            format_system_time(ticks_from_unix(4_107_542_400)),
-            "2100-03-01 00:00:00"
-        );
-        assert_eq!(
-            format_system_time(ticks_from_unix(4_107_542_399)),
-            "2100-02-28 23:59:59"
-        );
-        assert_eq!(
-            iso_system_time(ticks_from_unix(1_795_237_392)).as_deref(),
-            Some("2026-11-21T05:03:12Z")
-        );
+        assert_eq!(format_system_time(ticks_from_unix(4_107_542_400)), "2100-03-01 00:00:00");
+        assert_eq!(format_system_time(ticks_from_unix(4_107_542_399)), "2100-02-28 23:59:59");
+        assert_eq!(iso_system_time(ticks_from_unix(1_795_237_392)).as_deref(), Some("2026-11-21T05:03:12Z"));
         // Sub-second ticks are truncated, not rounded.
-        assert_eq!(
-            format_system_time(ticks_from_unix(60) + 9_999_999),
-            "1970-01-01 00:01:00"
-        );
+        assert_eq!(format_system_time(ticks_from_unix(60) + 9_999_999), "1970-01-01 00:01:00");
     }
 
     #[test]

@@ -59,9 +59,7 @@ impl OpenError {
         match self {
             OpenError::Unsupported => Failure {
                 exit: Exit::LoaderNotRunning,
-                message:
-                    "loaderctl talks to a Windows kernel driver; run it on Windows or under Wine"
-                        .to_owned(),
+                message: "loaderctl talks to a Windows kernel driver; run it on Windows or under Wine".to_owned(),
             },
             OpenError::Status { status, win32 } => {
                 let (exit, why) = match status {
@@ -79,10 +77,7 @@ impl OpenError {
                     ),
                     _ => (Exit::Internal, format!("the device could not be opened (Windows error {win32})")),
                 };
-                Failure {
-                    exit,
-                    message: format!("cannot open {path}: {}: {why}", status_label(status)),
-                }
+                Failure { exit, message: format!("cannot open {path}: {}: {why}", status_label(status)) }
             }
         }
     }
@@ -93,9 +88,7 @@ pub fn open(path: Option<&str>) -> Result<Box<dyn Control>, Failure> {
     let path = path.unwrap_or(WIN32_DEVICE_PATH);
     #[cfg(windows)]
     {
-        crate::device::Device::open(path)
-            .map(|d| Box::new(d) as Box<dyn Control>)
-            .map_err(|e| e.failure(path))
+        crate::device::Device::open(path).map(|d| Box::new(d) as Box<dyn Control>).map_err(|e| e.failure(path))
     }
     #[cfg(not(windows))]
     {
@@ -124,30 +117,16 @@ mod tests {
 
     #[test]
     fn open_failures_have_their_classes() {
-        let f = OpenError::Status {
-            status: status_from_win32(2),
-            win32: 2,
-        }
-        .failure(WIN32_DEVICE_PATH);
+        let f = OpenError::Status { status: status_from_win32(2), win32: 2 }.failure(WIN32_DEVICE_PATH);
         assert_eq!(f.exit.code(), 3);
         assert_eq!(
             f.message,
             "cannot open \\\\.\\SerialLoader: STATUS_OBJECT_NAME_NOT_FOUND (0xC0000034): the SerialLoader service is not running (start it with `sc start SerialLoader`)"
         );
-        let f = OpenError::Status {
-            status: status_from_win32(5),
-            win32: 5,
-        }
-        .failure(WIN32_DEVICE_PATH);
+        let f = OpenError::Status { status: status_from_win32(5), win32: 5 }.failure(WIN32_DEVICE_PATH);
         assert_eq!(f.exit.code(), 4);
-        assert!(f
-            .message
-            .contains("STATUS_ACCESS_DENIED (0xC0000022): access denied"));
-        let f = OpenError::Status {
-            status: status_from_win32(3),
-            win32: 3,
-        }
-        .failure(WIN32_DEVICE_PATH);
+        assert!(f.message.contains("STATUS_ACCESS_DENIED (0xC0000022): access denied"));
+        let f = OpenError::Status { status: status_from_win32(3), win32: 3 }.failure(WIN32_DEVICE_PATH);
         assert_eq!(f.exit.code(), 3);
         assert!(f.message.contains("STATUS_OBJECT_PATH_NOT_FOUND"));
         let f = OpenError::Unsupported.failure(WIN32_DEVICE_PATH);
@@ -159,9 +138,6 @@ mod tests {
     #[test]
     fn host_build_explains_it_needs_windows() {
         let f = open(None).err().expect("no device off Windows");
-        assert_eq!(
-            f.message,
-            "loaderctl talks to a Windows kernel driver; run it on Windows or under Wine"
-        );
+        assert_eq!(f.message, "loaderctl talks to a Windows kernel driver; run it on Windows or under Wine");
     }
 }

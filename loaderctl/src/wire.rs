@@ -5,9 +5,7 @@
 use shared_abi::control::{ControlRequest, SLOT_NONE};
 use shared_abi::{ABI_MAJOR, ABI_MINOR};
 
-pub use loader_protocol::control::{
-    decode_reply, decode_status, encode_request, REPLY_LEN, STATUS_LEN,
-};
+pub use loader_protocol::control::{decode_reply, decode_status, encode_request, REPLY_LEN, STATUS_LEN};
 
 /// A request for `slot` (or [`SLOT_NONE`]) from this tool's ABI version.
 #[must_use]

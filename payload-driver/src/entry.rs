@@ -38,7 +38,11 @@ pub(crate) fn driver() -> *mut DRIVER_OBJECT {
 ///
 /// # Safety
 /// `driver` must be the driver object the I/O manager passed to DriverEntry.
-pub unsafe fn driver_entry(spec: &'static Minifilter, driver: *mut DRIVER_OBJECT, _registry: *const UNICODE_STRING) -> i32 {
+pub unsafe fn driver_entry(
+    spec: &'static Minifilter,
+    driver: *mut DRIVER_OBJECT,
+    _registry: *const UNICODE_STRING,
+) -> i32 {
     if driver.is_null() {
         return NtStatus::INVALID_PARAMETER.0;
     }

@@ -20,8 +20,8 @@
 mod entry;
 mod filter;
 
-pub use filter::{log, publish};
 pub use entry::{driver_entry, driver_unload, register_entry, shutdown_entry, teardown_entry, PAYLOAD_POOL};
+pub use filter::{log, publish};
 pub use kernel_sys as sys;
 pub use shared_abi;
 

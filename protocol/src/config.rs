@@ -116,10 +116,7 @@ impl ServiceName {
     #[must_use]
     pub fn same_service(&self, other: &ServiceName) -> bool {
         let lower = |c: &u16| u8::try_from(*c).map_or(*c, |b| u16::from(b.to_ascii_lowercase()));
-        self.as_utf16()
-            .iter()
-            .map(lower)
-            .eq(other.as_utf16().iter().map(lower))
+        self.as_utf16().iter().map(lower).eq(other.as_utf16().iter().map(lower))
     }
 
     /// Writes `\Registry\Machine\System\CurrentControlSet\Services\<name>`
@@ -139,10 +136,7 @@ impl ServiceName {
     fn prefixed(&self, prefix: &str, out: &mut [u16; PATH_CHARS]) -> usize {
         *out = [0; PATH_CHARS];
         let mut len = 0usize;
-        for (dst, src) in out
-            .iter_mut()
-            .zip(prefix.encode_utf16().chain(self.as_utf16().iter().copied()))
-        {
+        for (dst, src) in out.iter_mut().zip(prefix.encode_utf16().chain(self.as_utf16().iter().copied())) {
             *dst = src;
             len = len.saturating_add(1);
         }
@@ -269,23 +263,17 @@ impl Config {
     ) -> Result<Config, NtStatus> {
         let [a, b] = slots;
         let slot = |v: Option<RawValue<'_>>| {
-            v.ok_or(NtStatus::OBJECT_NAME_NOT_FOUND)
-                .and_then(|v| parse_service_name(v.reg_type, v.data))
+            v.ok_or(NtStatus::OBJECT_NAME_NOT_FOUND).and_then(|v| parse_service_name(v.reg_type, v.data))
         };
         let active = match active {
             None => 0,
-            Some(v) => usize::try_from(parse_dword(v.reg_type, v.data)?)
-                .map_err(|_| NtStatus::INVALID_PARAMETER)?,
+            Some(v) => usize::try_from(parse_dword(v.reg_type, v.data)?).map_err(|_| NtStatus::INVALID_PARAMETER)?,
         };
         let timeout = match unload_timeout_ms {
             None => None,
             Some(v) => Some(parse_dword(v.reg_type, v.data)?),
         };
-        let config = Config {
-            slots: [slot(a)?, slot(b)?],
-            active,
-            unload_timeout_ms: clamp_unload_timeout(timeout),
-        };
+        let config = Config { slots: [slot(a)?, slot(b)?], active, unload_timeout_ms: clamp_unload_timeout(timeout) };
         config.validate()?;
         Ok(config)
     }
@@ -313,9 +301,7 @@ impl Config {
 /// to 100..=600000.
 #[must_use]
 pub fn clamp_unload_timeout(raw: Option<u32>) -> u32 {
-    raw.map_or(DEFAULT_UNLOAD_TIMEOUT_MS, |v| {
-        v.clamp(MIN_UNLOAD_TIMEOUT_MS, MAX_UNLOAD_TIMEOUT_MS)
-    })
+    raw.map_or(DEFAULT_UNLOAD_TIMEOUT_MS, |v| v.clamp(MIN_UNLOAD_TIMEOUT_MS, MAX_UNLOAD_TIMEOUT_MS))
 }
 
 /// UTF-16LE bytes of `s`, NUL-terminated, as the registry stores a `REG_SZ`
@@ -324,20 +310,14 @@ pub fn encode_reg_sz(s: &str, out: &mut [u8]) -> Result<usize, NtStatus> {
     let mut len = 0usize;
     for ch in s.encode_utf16().chain(core::iter::once(0)) {
         let end = len.checked_add(2).ok_or(NtStatus::BUFFER_TOO_SMALL)?;
-        out.get_mut(len..end)
-            .ok_or(NtStatus::BUFFER_TOO_SMALL)?
-            .copy_from_slice(&ch.to_le_bytes());
+        out.get_mut(len..end).ok_or(NtStatus::BUFFER_TOO_SMALL)?.copy_from_slice(&ch.to_le_bytes());
         len = end;
     }
     Ok(len)
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::arithmetic_side_effects
-)]
+#[allow(clippy::indexing_slicing, clippy::unwrap_used, clippy::arithmetic_side_effects)]
 mod tests {
     extern crate std;
     use super::*;
@@ -360,13 +340,7 @@ mod tests {
 
     #[test]
     fn valid_names_parse_with_or_without_terminators() {
-        for name in [
-            "CounterFilterA",
-            "a",
-            "x.y-z_9",
-            "...",
-            "A234567890123456789012345678901",
-        ] {
+        for name in ["CounterFilterA", "a", "x.y-z_9", "...", "A234567890123456789012345678901"] {
             let n = parse_service_name(REG_SZ, &sz(name)).unwrap();
             assert_eq!(text(n.as_utf16()), name);
             let mut bare = sz(name);
@@ -400,70 +374,30 @@ mod tests {
             "\\??\\C:\\evil.sys",
         ];
         for name in invalid {
-            assert_eq!(
-                parse_service_name(REG_SZ, &sz(name)),
-                Err(NtStatus::OBJECT_NAME_INVALID),
-                "{name:?}"
-            );
+            assert_eq!(parse_service_name(REG_SZ, &sz(name)), Err(NtStatus::OBJECT_NAME_INVALID), "{name:?}");
             assert!(ServiceName::new(name).is_err(), "{name:?}");
         }
         // Text after a NUL, odd byte counts, a lone surrogate.
-        assert_eq!(
-            parse_service_name(REG_SZ, b"a\0\0\0b\0"),
-            Err(NtStatus::OBJECT_NAME_INVALID)
-        );
-        assert_eq!(
-            parse_service_name(REG_SZ, b"a\0b"),
-            Err(NtStatus::OBJECT_NAME_INVALID)
-        );
-        assert_eq!(
-            parse_service_name(REG_SZ, &[0x00, 0xD8]),
-            Err(NtStatus::OBJECT_NAME_INVALID)
-        );
-        assert_eq!(
-            parse_service_name(REG_SZ, &[0; 8]),
-            Err(NtStatus::OBJECT_NAME_INVALID)
-        );
-        assert_eq!(
-            parse_service_name(REG_SZ, &[b'a'; 4096]),
-            Err(NtStatus::OBJECT_NAME_INVALID)
-        );
+        assert_eq!(parse_service_name(REG_SZ, b"a\0\0\0b\0"), Err(NtStatus::OBJECT_NAME_INVALID));
+        assert_eq!(parse_service_name(REG_SZ, b"a\0b"), Err(NtStatus::OBJECT_NAME_INVALID));
+        assert_eq!(parse_service_name(REG_SZ, &[0x00, 0xD8]), Err(NtStatus::OBJECT_NAME_INVALID));
+        assert_eq!(parse_service_name(REG_SZ, &[0; 8]), Err(NtStatus::OBJECT_NAME_INVALID));
+        assert_eq!(parse_service_name(REG_SZ, &[b'a'; 4096]), Err(NtStatus::OBJECT_NAME_INVALID));
         // Only REG_SZ.
         for t in [0, REG_EXPAND_SZ, 3, REG_DWORD, 7, u32::MAX] {
-            assert_eq!(
-                parse_service_name(t, &sz("CounterFilterA")),
-                Err(NtStatus::INVALID_PARAMETER)
-            );
+            assert_eq!(parse_service_name(t, &sz("CounterFilterA")), Err(NtStatus::INVALID_PARAMETER));
         }
     }
 
     #[test]
     fn dwords_are_exactly_four_bytes() {
         assert_eq!(parse_dword(REG_DWORD, &[1, 0, 0, 0]), Ok(1));
-        assert_eq!(
-            parse_dword(REG_DWORD, &0x0009_27C0u32.to_le_bytes()),
-            Ok(600_000)
-        );
-        assert_eq!(
-            parse_dword(REG_DWORD, &[1, 0, 0]),
-            Err(NtStatus::INFO_LENGTH_MISMATCH)
-        );
-        assert_eq!(
-            parse_dword(REG_DWORD, &[1, 0, 0, 0, 0]),
-            Err(NtStatus::INFO_LENGTH_MISMATCH)
-        );
-        assert_eq!(
-            parse_dword(REG_DWORD, &[]),
-            Err(NtStatus::INFO_LENGTH_MISMATCH)
-        );
-        assert_eq!(
-            parse_dword(5, &[0, 0, 0, 1]),
-            Err(NtStatus::INVALID_PARAMETER)
-        ); // REG_DWORD_BIG_ENDIAN
-        assert_eq!(
-            parse_dword(REG_SZ, &[0x31, 0, 0, 0]),
-            Err(NtStatus::INVALID_PARAMETER)
-        );
+        assert_eq!(parse_dword(REG_DWORD, &0x0009_27C0u32.to_le_bytes()), Ok(600_000));
+        assert_eq!(parse_dword(REG_DWORD, &[1, 0, 0]), Err(NtStatus::INFO_LENGTH_MISMATCH));
+        assert_eq!(parse_dword(REG_DWORD, &[1, 0, 0, 0, 0]), Err(NtStatus::INFO_LENGTH_MISMATCH));
+        assert_eq!(parse_dword(REG_DWORD, &[]), Err(NtStatus::INFO_LENGTH_MISMATCH));
+        assert_eq!(parse_dword(5, &[0, 0, 0, 1]), Err(NtStatus::INVALID_PARAMETER)); // REG_DWORD_BIG_ENDIAN
+        assert_eq!(parse_dword(REG_SZ, &[0x31, 0, 0, 0]), Err(NtStatus::INVALID_PARAMETER));
     }
 
     #[test]
@@ -471,10 +405,7 @@ mod tests {
         let n = ServiceName::new("CounterFilterA").unwrap();
         let mut out = [0xFFFFu16; PATH_CHARS];
         let len = n.service_key_path(&mut out);
-        assert_eq!(
-            text(&out[..len]),
-            "\\Registry\\Machine\\System\\CurrentControlSet\\Services\\CounterFilterA"
-        );
+        assert_eq!(text(&out[..len]), "\\Registry\\Machine\\System\\CurrentControlSet\\Services\\CounterFilterA");
         assert!(out[len..].iter().all(|c| *c == 0));
         let len = n.driver_object_name(DriverObjectKind::FileSystem, &mut out);
         assert_eq!(text(&out[..len]), "\\FileSystem\\CounterFilterA");
@@ -496,47 +427,26 @@ mod tests {
         let a = sz("CounterFilterA");
         let b = sz("CounterFilterB");
         let c = Config::from_values([value(REG_SZ, &a), value(REG_SZ, &b)], None, None).unwrap();
-        assert_eq!(
-            (c.active, c.unload_timeout_ms),
-            (0, DEFAULT_UNLOAD_TIMEOUT_MS)
-        );
+        assert_eq!((c.active, c.unload_timeout_ms), (0, DEFAULT_UNLOAD_TIMEOUT_MS));
         assert_eq!(text(c.slots[1].as_utf16()), "CounterFilterB");
         let one = 1u32.to_le_bytes();
         let big = u32::MAX.to_le_bytes();
-        let c = Config::from_values(
-            [value(REG_SZ, &a), value(REG_SZ, &b)],
-            value(REG_DWORD, &one),
-            value(REG_DWORD, &big),
-        )
-        .unwrap();
+        let c =
+            Config::from_values([value(REG_SZ, &a), value(REG_SZ, &b)], value(REG_DWORD, &one), value(REG_DWORD, &big))
+                .unwrap();
         assert_eq!((c.active, c.unload_timeout_ms), (1, MAX_UNLOAD_TIMEOUT_MS));
         let zero = 0u32.to_le_bytes();
-        let c = Config::from_values(
-            [value(REG_SZ, &a), value(REG_SZ, &b)],
-            None,
-            value(REG_DWORD, &zero),
-        )
-        .unwrap();
+        let c = Config::from_values([value(REG_SZ, &a), value(REG_SZ, &b)], None, value(REG_DWORD, &zero)).unwrap();
         assert_eq!(c.unload_timeout_ms, MIN_UNLOAD_TIMEOUT_MS);
         assert_eq!(clamp_unload_timeout(Some(7000)), 7000);
 
         let two = 2u32.to_le_bytes();
         assert_eq!(
-            Config::from_values(
-                [value(REG_SZ, &a), value(REG_SZ, &b)],
-                value(REG_DWORD, &two),
-                None
-            ),
+            Config::from_values([value(REG_SZ, &a), value(REG_SZ, &b)], value(REG_DWORD, &two), None),
             Err(NtStatus::INVALID_PARAMETER)
         );
-        assert_eq!(
-            Config::from_values([value(REG_SZ, &a), None], None, None),
-            Err(NtStatus::OBJECT_NAME_NOT_FOUND)
-        );
-        assert_eq!(
-            Config::from_values([None, value(REG_SZ, &b)], None, None),
-            Err(NtStatus::OBJECT_NAME_NOT_FOUND)
-        );
+        assert_eq!(Config::from_values([value(REG_SZ, &a), None], None, None), Err(NtStatus::OBJECT_NAME_NOT_FOUND));
+        assert_eq!(Config::from_values([None, value(REG_SZ, &b)], None, None), Err(NtStatus::OBJECT_NAME_NOT_FOUND));
         assert_eq!(
             Config::from_values([value(REG_SZ, &a), value(REG_SZ, &a)], None, None),
             Err(NtStatus::OBJECT_NAME_COLLISION)
@@ -552,11 +462,7 @@ mod tests {
             Err(NtStatus::OBJECT_NAME_COLLISION)
         );
         assert_eq!(
-            Config::from_values(
-                [value(REG_SZ, &a), value(REG_SZ, &b)],
-                value(REG_SZ, &one),
-                None
-            ),
+            Config::from_values([value(REG_SZ, &a), value(REG_SZ, &b)], value(REG_SZ, &one), None),
             Err(NtStatus::INVALID_PARAMETER)
         );
 
@@ -564,16 +470,9 @@ mod tests {
         let nb = ServiceName::new("CounterFilterB").unwrap();
         let made = Config::new(na, nb, 1, 1).map(|c| (c.active, c.unload_timeout_ms));
         assert_eq!(made, Ok((1, MIN_UNLOAD_TIMEOUT_MS)));
-        assert_eq!(
-            Config::new(na, nb, 2, 5000),
-            Err(NtStatus::INVALID_PARAMETER)
-        );
-        assert_eq!(
-            Config::new(na, na, 0, 5000),
-            Err(NtStatus::OBJECT_NAME_COLLISION)
-        );
-        let mut c =
-            Config::from_values([value(REG_SZ, &a), value(REG_SZ, &b)], None, None).unwrap();
+        assert_eq!(Config::new(na, nb, 2, 5000), Err(NtStatus::INVALID_PARAMETER));
+        assert_eq!(Config::new(na, na, 0, 5000), Err(NtStatus::OBJECT_NAME_COLLISION));
+        let mut c = Config::from_values([value(REG_SZ, &a), value(REG_SZ, &b)], None, None).unwrap();
         c.unload_timeout_ms = 99;
         assert_eq!(c.validate(), Err(NtStatus::INVALID_PARAMETER));
         c.unload_timeout_ms = 100;
@@ -584,10 +483,7 @@ mod tests {
     #[test]
     fn reg_sz_encoding_checks_room() {
         let mut small = [0u8; 5];
-        assert_eq!(
-            encode_reg_sz("ab", &mut small),
-            Err(NtStatus::BUFFER_TOO_SMALL)
-        );
+        assert_eq!(encode_reg_sz("ab", &mut small), Err(NtStatus::BUFFER_TOO_SMALL));
         let mut ok = [0u8; 6];
         assert_eq!(encode_reg_sz("ab", &mut ok), Ok(6));
         assert_eq!(ok, *b"a\0b\0\0\0");

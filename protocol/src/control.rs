@@ -17,9 +17,9 @@
 
 use core::mem::size_of;
 use shared_abi::control::{
-    ControlReply, ControlRequest, ErrorRecord, IoctlCode, LoaderStatus, PoolCount, SlotStatus,
-    IOCTL_LOADER_LOAD, IOCTL_LOADER_QUERY_STATUS, IOCTL_LOADER_ROLLBACK, IOCTL_LOADER_UNLOAD,
-    IOCTL_LOADER_UPGRADE, METHOD_BUFFERED, SLOT_COUNT, SLOT_NONE,
+    ControlReply, ControlRequest, ErrorRecord, IoctlCode, LoaderStatus, PoolCount, SlotStatus, IOCTL_LOADER_LOAD,
+    IOCTL_LOADER_QUERY_STATUS, IOCTL_LOADER_ROLLBACK, IOCTL_LOADER_UNLOAD, IOCTL_LOADER_UPGRADE, METHOD_BUFFERED,
+    SLOT_COUNT, SLOT_NONE,
 };
 use shared_abi::payload::{PayloadReport, NAME_CHARS};
 use shared_abi::{NtStatus, ABI_MAJOR};
@@ -82,11 +82,7 @@ impl ControlCommand {
 ///    `SLOT_COUNT`), else `STATUS_INVALID_PARAMETER`;
 /// 3. `output_len` holds the answer (512 bytes for the status code, 16 for
 ///    the others), else `STATUS_BUFFER_TOO_SMALL`.
-pub fn decode_request(
-    ioctl: u32,
-    input: &[u8],
-    output_len: usize,
-) -> Result<ControlCommand, NtStatus> {
+pub fn decode_request(ioctl: u32, input: &[u8], output_len: usize) -> Result<ControlCommand, NtStatus> {
     let code = IoctlCode(ioctl);
     if code.method() != METHOD_BUFFERED {
         return Err(NtStatus::INVALID_DEVICE_REQUEST);
@@ -142,13 +138,8 @@ fn parse_request(input: &[u8]) -> Result<ControlRequest, NtStatus> {
         return Err(NtStatus::INFO_LENGTH_MISMATCH);
     }
     let mut r = Reader::new(input);
-    let req = ControlRequest {
-        size: r.u32()?,
-        abi_major: r.u16()?,
-        abi_minor: r.u16()?,
-        slot: r.u32()?,
-        flags: r.u32()?,
-    };
+    let req =
+        ControlRequest { size: r.u32()?, abi_major: r.u16()?, abi_minor: r.u16()?, slot: r.u32()?, flags: r.u32()? };
     if usize::try_from(req.size) != Ok(REQUEST_LEN) {
         return Err(NtStatus::INVALID_BUFFER_SIZE);
     }
@@ -181,9 +172,7 @@ pub fn encode_request(req: &ControlRequest) -> [u8; 16] {
 /// returns the byte count (512). Never writes past `out`; a shorter buffer
 /// is left untouched and gives `STATUS_BUFFER_TOO_SMALL`.
 pub fn encode_status(status: &LoaderStatus, out: &mut [u8]) -> Result<usize, NtStatus> {
-    let dst = out
-        .get_mut(..STATUS_LEN)
-        .ok_or(NtStatus::BUFFER_TOO_SMALL)?;
+    let dst = out.get_mut(..STATUS_LEN).ok_or(NtStatus::BUFFER_TOO_SMALL)?;
     let mut w = Writer::new(dst);
     w.u32(status.size)?
         .u16(status.abi_major)?
@@ -205,11 +194,7 @@ pub fn encode_status(status: &LoaderStatus, out: &mut [u8]) -> Result<usize, NtS
 }
 
 fn write_error(w: &mut Writer<'_>, e: &ErrorRecord) -> Result<(), NtStatus> {
-    w.i32(e.status)?
-        .u32(e.op)?
-        .u32(e.slot)?
-        .u32(e.reserved)?
-        .u64(e.time)?;
+    w.i32(e.status)?.u32(e.op)?.u32(e.slot)?.u32(e.reserved)?.u64(e.time)?;
     Ok(())
 }
 
@@ -221,11 +206,7 @@ fn write_pool(w: &mut Writer<'_>, p: &PoolCount) -> Result<(), NtStatus> {
 fn write_slot(w: &mut Writer<'_>, s: &SlotStatus) -> Result<(), NtStatus> {
     w.u32(s.state)?.u32(s.payload_version)?;
     w.name(&s.service)?.name(&s.name)?;
-    w.u64(s.registered_since)?
-        .u64(s.state_since)?
-        .i32(s.last_status)?
-        .u32(s.last_op)?
-        .u64(s.report_time)?;
+    w.u64(s.registered_since)?.u64(s.state_since)?.i32(s.last_status)?.u32(s.last_op)?.u64(s.report_time)?;
     let r = &s.report;
     w.u32(r.size)?
         .u32(r.phase)?
@@ -243,11 +224,7 @@ fn write_slot(w: &mut Writer<'_>, s: &SlotStatus) -> Result<(), NtStatus> {
 /// Shorter input or a smaller `size` gives `STATUS_INFO_LENGTH_MISMATCH`,
 /// another `abi_major` `STATUS_REVISION_MISMATCH`.
 pub fn decode_status(bytes: &[u8]) -> Result<LoaderStatus, NtStatus> {
-    let mut r = Reader::new(
-        bytes
-            .get(..STATUS_LEN)
-            .ok_or(NtStatus::INFO_LENGTH_MISMATCH)?,
-    );
+    let mut r = Reader::new(bytes.get(..STATUS_LEN).ok_or(NtStatus::INFO_LENGTH_MISMATCH)?);
     let size = r.u32()?;
     if usize::try_from(size).is_ok_and(|s| s < STATUS_LEN) {
         return Err(NtStatus::INFO_LENGTH_MISMATCH);
@@ -262,19 +239,8 @@ pub fn decode_status(bytes: &[u8]) -> Result<LoaderStatus, NtStatus> {
     let busy = r.u32()?;
     let unload_timeout_ms = r.u32()?;
     let now = r.u64()?;
-    let last_error = ErrorRecord {
-        status: r.i32()?,
-        op: r.u32()?,
-        slot: r.u32()?,
-        reserved: r.u32()?,
-        time: r.u64()?,
-    };
-    let loader_pool = PoolCount {
-        tag: r.u32()?,
-        reserved: r.u32()?,
-        allocs: r.u64()?,
-        frees: r.u64()?,
-    };
+    let last_error = ErrorRecord { status: r.i32()?, op: r.u32()?, slot: r.u32()?, reserved: r.u32()?, time: r.u64()? };
+    let loader_pool = PoolCount { tag: r.u32()?, reserved: r.u32()?, allocs: r.u64()?, frees: r.u64()? };
     let slots = [read_slot(&mut r)?, read_slot(&mut r)?];
     Ok(LoaderStatus {
         size,
@@ -319,28 +285,15 @@ fn read_slot(r: &mut Reader<'_>) -> Result<SlotStatus, NtStatus> {
 /// left untouched and gives `STATUS_BUFFER_TOO_SMALL`.
 pub fn encode_reply(reply: &ControlReply, out: &mut [u8]) -> Result<usize, NtStatus> {
     let dst = out.get_mut(..REPLY_LEN).ok_or(NtStatus::BUFFER_TOO_SMALL)?;
-    Writer::new(dst)
-        .u32(reply.size)?
-        .i32(reply.status)?
-        .u32(reply.active_slot)?
-        .u32(reply.flags)?;
+    Writer::new(dst).u32(reply.size)?.i32(reply.status)?.u32(reply.active_slot)?.u32(reply.flags)?;
     Ok(REPLY_LEN)
 }
 
 /// Reads a reply: at least 16 bytes with a `size` field of at least 16
 /// (forward compatible), else `STATUS_INFO_LENGTH_MISMATCH`.
 pub fn decode_reply(bytes: &[u8]) -> Result<ControlReply, NtStatus> {
-    let mut r = Reader::new(
-        bytes
-            .get(..REPLY_LEN)
-            .ok_or(NtStatus::INFO_LENGTH_MISMATCH)?,
-    );
-    let reply = ControlReply {
-        size: r.u32()?,
-        status: r.i32()?,
-        active_slot: r.u32()?,
-        flags: r.u32()?,
-    };
+    let mut r = Reader::new(bytes.get(..REPLY_LEN).ok_or(NtStatus::INFO_LENGTH_MISMATCH)?);
+    let reply = ControlReply { size: r.u32()?, status: r.i32()?, active_slot: r.u32()?, flags: r.u32()? };
     if usize::try_from(reply.size).is_ok_and(|s| s < REPLY_LEN) {
         return Err(NtStatus::INFO_LENGTH_MISMATCH);
     }
@@ -359,14 +312,8 @@ impl<'a> Reader<'a> {
     }
 
     fn take<const N: usize>(&mut self) -> Result<[u8; N], NtStatus> {
-        let end = self
-            .pos
-            .checked_add(N)
-            .ok_or(NtStatus::INFO_LENGTH_MISMATCH)?;
-        let chunk = self
-            .bytes
-            .get(self.pos..end)
-            .ok_or(NtStatus::INFO_LENGTH_MISMATCH)?;
+        let end = self.pos.checked_add(N).ok_or(NtStatus::INFO_LENGTH_MISMATCH)?;
+        let chunk = self.bytes.get(self.pos..end).ok_or(NtStatus::INFO_LENGTH_MISMATCH)?;
         let array = <[u8; N]>::try_from(chunk).map_err(|_| NtStatus::INFO_LENGTH_MISMATCH)?;
         self.pos = end;
         Ok(array)
@@ -409,14 +356,8 @@ impl<'a> Writer<'a> {
     }
 
     fn put(&mut self, bytes: &[u8]) -> Result<&mut Self, NtStatus> {
-        let end = self
-            .pos
-            .checked_add(bytes.len())
-            .ok_or(NtStatus::BUFFER_TOO_SMALL)?;
-        self.buf
-            .get_mut(self.pos..end)
-            .ok_or(NtStatus::BUFFER_TOO_SMALL)?
-            .copy_from_slice(bytes);
+        let end = self.pos.checked_add(bytes.len()).ok_or(NtStatus::BUFFER_TOO_SMALL)?;
+        self.buf.get_mut(self.pos..end).ok_or(NtStatus::BUFFER_TOO_SMALL)?.copy_from_slice(bytes);
         self.pos = end;
         Ok(self)
     }
@@ -445,29 +386,16 @@ impl<'a> Writer<'a> {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::arithmetic_side_effects,
-    clippy::panic
-)]
+#[allow(clippy::indexing_slicing, clippy::unwrap_used, clippy::arithmetic_side_effects, clippy::panic)]
 mod tests {
     extern crate std;
     use super::*;
     use core::mem::offset_of;
-    use shared_abi::control::{
-        ALL_IOCTLS, FILE_DEVICE_UNKNOWN, FILE_READ_ACCESS, FILE_WRITE_ACCESS,
-    };
+    use shared_abi::control::{ALL_IOCTLS, FILE_DEVICE_UNKNOWN, FILE_READ_ACCESS, FILE_WRITE_ACCESS};
     use shared_abi::ABI_MINOR;
 
     fn req(slot: u32) -> ControlRequest {
-        ControlRequest {
-            size: 16,
-            abi_major: ABI_MAJOR,
-            abi_minor: ABI_MINOR,
-            slot,
-            flags: 0,
-        }
+        ControlRequest { size: 16, abi_major: ABI_MAJOR, abi_minor: ABI_MINOR, slot, flags: 0 }
     }
 
     fn bytes(r: &ControlRequest) -> [u8; 16] {
@@ -486,18 +414,10 @@ mod tests {
             ("security.rs", include_str!("security.rs")),
         ];
         for (file, text) in modules {
-            let gate = text
-                .find("#![deny(")
-                .unwrap_or_else(|| panic!("{file}: no #![deny(...)]"));
-            let first_item = ["\nuse ", "\npub ", "\nfn ", "\nconst "]
-                .iter()
-                .filter_map(|item| text.find(item))
-                .min()
-                .unwrap();
-            assert!(
-                gate < first_item,
-                "{file}: the deny must be the module's inner attribute"
-            );
+            let gate = text.find("#![deny(").unwrap_or_else(|| panic!("{file}: no #![deny(...)]"));
+            let first_item =
+                ["\nuse ", "\npub ", "\nfn ", "\nconst "].iter().filter_map(|item| text.find(item)).min().unwrap();
+            assert!(gate < first_item, "{file}: the deny must be the module's inner attribute");
             let block = &text[gate..gate + text[gate..].find(")]").unwrap()];
             for lint in [
                 "clippy::indexing_slicing",
@@ -520,10 +440,7 @@ mod tests {
             slot: 0x0506_0708,
             flags: 0x090A_0B0C,
         });
-        assert_eq!(
-            b,
-            [16, 0, 0, 0, 2, 1, 4, 3, 8, 7, 6, 5, 0x0C, 0x0B, 0x0A, 9]
-        );
+        assert_eq!(b, [16, 0, 0, 0, 2, 1, 4, 3, 8, 7, 6, 5, 0x0C, 0x0B, 0x0A, 9]);
         assert_eq!(offset_of!(ControlRequest, slot), 8);
     }
 
@@ -531,42 +448,18 @@ mod tests {
     fn well_formed_requests_decode() {
         let q = IOCTL_LOADER_QUERY_STATUS.0;
         assert_eq!(decode_request(q, &[], 512), Ok(ControlCommand::QueryStatus));
-        assert_eq!(
-            decode_request(q, &bytes(&req(SLOT_NONE)), 4096),
-            Ok(ControlCommand::QueryStatus)
-        );
+        assert_eq!(decode_request(q, &bytes(&req(SLOT_NONE)), 4096), Ok(ControlCommand::QueryStatus));
         let u = IOCTL_LOADER_UPGRADE.0;
-        assert_eq!(
-            decode_request(u, &bytes(&req(SLOT_NONE)), 16),
-            Ok(ControlCommand::Upgrade { slot: None })
-        );
-        assert_eq!(
-            decode_request(u, &bytes(&req(0)), 16),
-            Ok(ControlCommand::Upgrade { slot: Some(0) })
-        );
-        assert_eq!(
-            decode_request(u, &bytes(&req(1)), 16),
-            Ok(ControlCommand::Upgrade { slot: Some(1) })
-        );
-        assert_eq!(
-            decode_request(IOCTL_LOADER_ROLLBACK.0, &bytes(&req(SLOT_NONE)), 16),
-            Ok(ControlCommand::Rollback)
-        );
-        assert_eq!(
-            decode_request(IOCTL_LOADER_LOAD.0, &bytes(&req(SLOT_NONE)), 16),
-            Ok(ControlCommand::Load)
-        );
-        assert_eq!(
-            decode_request(IOCTL_LOADER_UNLOAD.0, &bytes(&req(SLOT_NONE)), 16),
-            Ok(ControlCommand::Unload)
-        );
+        assert_eq!(decode_request(u, &bytes(&req(SLOT_NONE)), 16), Ok(ControlCommand::Upgrade { slot: None }));
+        assert_eq!(decode_request(u, &bytes(&req(0)), 16), Ok(ControlCommand::Upgrade { slot: Some(0) }));
+        assert_eq!(decode_request(u, &bytes(&req(1)), 16), Ok(ControlCommand::Upgrade { slot: Some(1) }));
+        assert_eq!(decode_request(IOCTL_LOADER_ROLLBACK.0, &bytes(&req(SLOT_NONE)), 16), Ok(ControlCommand::Rollback));
+        assert_eq!(decode_request(IOCTL_LOADER_LOAD.0, &bytes(&req(SLOT_NONE)), 16), Ok(ControlCommand::Load));
+        assert_eq!(decode_request(IOCTL_LOADER_UNLOAD.0, &bytes(&req(SLOT_NONE)), 16), Ok(ControlCommand::Unload));
         // A newer minor version is compatible.
         let mut newer = req(SLOT_NONE);
         newer.abi_minor = ABI_MINOR + 7;
-        assert_eq!(
-            decode_request(IOCTL_LOADER_LOAD.0, &bytes(&newer), 16),
-            Ok(ControlCommand::Load)
-        );
+        assert_eq!(decode_request(IOCTL_LOADER_LOAD.0, &bytes(&newer), 16), Ok(ControlCommand::Load));
         for c in [
             ControlCommand::QueryStatus,
             ControlCommand::Upgrade { slot: None },
@@ -581,16 +474,8 @@ mod tests {
     #[test]
     fn unknown_and_non_buffered_codes_are_refused() {
         let ok = bytes(&req(SLOT_NONE));
-        for code in [
-            0,
-            0x0022_2000,
-            IoctlCode::new(FILE_DEVICE_UNKNOWN, 0x805, 0, FILE_WRITE_ACCESS).0,
-            u32::MAX,
-        ] {
-            assert_eq!(
-                decode_request(code, &ok, 4096),
-                Err(NtStatus::INVALID_DEVICE_REQUEST)
-            );
+        for code in [0, 0x0022_2000, IoctlCode::new(FILE_DEVICE_UNKNOWN, 0x805, 0, FILE_WRITE_ACCESS).0, u32::MAX] {
+            assert_eq!(decode_request(code, &ok, 4096), Err(NtStatus::INVALID_DEVICE_REQUEST));
         }
         for c in ALL_IOCTLS {
             for method in 1..4 {
@@ -601,91 +486,43 @@ mod tests {
                 );
             }
             // Same function, other access bits: another code, refused.
-            let other = IoctlCode::new(
-                FILE_DEVICE_UNKNOWN,
-                (c.0 >> 2) & 0xFFF,
-                0,
-                (!(c.0 >> 14)) & 3,
-            );
-            assert_eq!(
-                decode_request(other.0, &ok, 4096),
-                Err(NtStatus::INVALID_DEVICE_REQUEST)
-            );
+            let other = IoctlCode::new(FILE_DEVICE_UNKNOWN, (c.0 >> 2) & 0xFFF, 0, (!(c.0 >> 14)) & 3);
+            assert_eq!(decode_request(other.0, &ok, 4096), Err(NtStatus::INVALID_DEVICE_REQUEST));
         }
         let _ = FILE_READ_ACCESS;
     }
 
     #[test]
     fn mutating_codes_check_every_field() {
-        for c in [
-            IOCTL_LOADER_UPGRADE,
-            IOCTL_LOADER_ROLLBACK,
-            IOCTL_LOADER_LOAD,
-            IOCTL_LOADER_UNLOAD,
-        ] {
+        for c in [IOCTL_LOADER_UPGRADE, IOCTL_LOADER_ROLLBACK, IOCTL_LOADER_LOAD, IOCTL_LOADER_UNLOAD] {
             let good = bytes(&req(SLOT_NONE));
-            assert_eq!(
-                decode_request(c.0, &[], 16),
-                Err(NtStatus::INFO_LENGTH_MISMATCH)
-            );
-            assert_eq!(
-                decode_request(c.0, &good[..15], 16),
-                Err(NtStatus::INFO_LENGTH_MISMATCH)
-            );
+            assert_eq!(decode_request(c.0, &[], 16), Err(NtStatus::INFO_LENGTH_MISMATCH));
+            assert_eq!(decode_request(c.0, &good[..15], 16), Err(NtStatus::INFO_LENGTH_MISMATCH));
             let mut long = [0u8; 17];
             long[..16].copy_from_slice(&good);
-            assert_eq!(
-                decode_request(c.0, &long, 16),
-                Err(NtStatus::INFO_LENGTH_MISMATCH)
-            );
+            assert_eq!(decode_request(c.0, &long, 16), Err(NtStatus::INFO_LENGTH_MISMATCH));
             for size in [0, 15, 17, 512, u32::MAX] {
                 let mut r = req(SLOT_NONE);
                 r.size = size;
-                assert_eq!(
-                    decode_request(c.0, &bytes(&r), 16),
-                    Err(NtStatus::INVALID_BUFFER_SIZE)
-                );
+                assert_eq!(decode_request(c.0, &bytes(&r), 16), Err(NtStatus::INVALID_BUFFER_SIZE));
             }
             for major in [0, ABI_MAJOR + 1, u16::MAX] {
                 let mut r = req(SLOT_NONE);
                 r.abi_major = major;
-                assert_eq!(
-                    decode_request(c.0, &bytes(&r), 16),
-                    Err(NtStatus::REVISION_MISMATCH)
-                );
+                assert_eq!(decode_request(c.0, &bytes(&r), 16), Err(NtStatus::REVISION_MISMATCH));
             }
             let mut r = req(SLOT_NONE);
             r.flags = 1;
-            assert_eq!(
-                decode_request(c.0, &bytes(&r), 16),
-                Err(NtStatus::INVALID_PARAMETER)
-            );
+            assert_eq!(decode_request(c.0, &bytes(&r), 16), Err(NtStatus::INVALID_PARAMETER));
             for slot in [2, 3, 0x8000_0000, u32::MAX - 1] {
-                assert_eq!(
-                    decode_request(c.0, &bytes(&req(slot)), 16),
-                    Err(NtStatus::INVALID_PARAMETER)
-                );
+                assert_eq!(decode_request(c.0, &bytes(&req(slot)), 16), Err(NtStatus::INVALID_PARAMETER));
             }
-            assert_eq!(
-                decode_request(c.0, &good, 15),
-                Err(NtStatus::BUFFER_TOO_SMALL)
-            );
-            assert_eq!(
-                decode_request(c.0, &good, 0),
-                Err(NtStatus::BUFFER_TOO_SMALL)
-            );
+            assert_eq!(decode_request(c.0, &good, 15), Err(NtStatus::BUFFER_TOO_SMALL));
+            assert_eq!(decode_request(c.0, &good, 0), Err(NtStatus::BUFFER_TOO_SMALL));
         }
         // Only an upgrade may name a slot.
-        for c in [
-            IOCTL_LOADER_ROLLBACK,
-            IOCTL_LOADER_LOAD,
-            IOCTL_LOADER_UNLOAD,
-            IOCTL_LOADER_QUERY_STATUS,
-        ] {
-            assert_eq!(
-                decode_request(c.0, &bytes(&req(0)), 512),
-                Err(NtStatus::INVALID_PARAMETER)
-            );
+        for c in [IOCTL_LOADER_ROLLBACK, IOCTL_LOADER_LOAD, IOCTL_LOADER_UNLOAD, IOCTL_LOADER_QUERY_STATUS] {
+            assert_eq!(decode_request(c.0, &bytes(&req(0)), 512), Err(NtStatus::INVALID_PARAMETER));
         }
     }
 
@@ -705,18 +542,10 @@ mod tests {
                 let mut input = header.to_vec();
                 input.extend(path.encode_utf16().flat_map(u16::to_le_bytes));
                 let r = decode_request(code.0, &input, 4096);
-                assert_eq!(
-                    r,
-                    Err(NtStatus::INFO_LENGTH_MISMATCH),
-                    "{code:?} with {path:?}"
-                );
+                assert_eq!(r, Err(NtStatus::INFO_LENGTH_MISMATCH), "{code:?} with {path:?}");
                 // The name alone, without a header, is no request either.
-                let name: std::vec::Vec<u8> =
-                    path.encode_utf16().flat_map(u16::to_le_bytes).collect();
-                assert!(
-                    decode_request(code.0, &name, 4096).is_err(),
-                    "{code:?} with bare {path:?}"
-                );
+                let name: std::vec::Vec<u8> = path.encode_utf16().flat_map(u16::to_le_bytes).collect();
+                assert!(decode_request(code.0, &name, 4096).is_err(), "{code:?} with bare {path:?}");
             }
         }
         // The slot is an index into the admin's configuration, nothing more.
@@ -731,16 +560,10 @@ mod tests {
         let q = IOCTL_LOADER_QUERY_STATUS.0;
         assert_eq!(decode_request(q, &[], 511), Err(NtStatus::BUFFER_TOO_SMALL));
         assert_eq!(decode_request(q, &[], 16), Err(NtStatus::BUFFER_TOO_SMALL));
-        assert_eq!(
-            decode_request(q, &[0; 4], 512),
-            Err(NtStatus::INFO_LENGTH_MISMATCH)
-        );
+        assert_eq!(decode_request(q, &[0; 4], 512), Err(NtStatus::INFO_LENGTH_MISMATCH));
         let mut r = req(SLOT_NONE);
         r.abi_major = 9;
-        assert_eq!(
-            decode_request(q, &bytes(&r), 512),
-            Err(NtStatus::REVISION_MISMATCH)
-        );
+        assert_eq!(decode_request(q, &bytes(&r), 512), Err(NtStatus::REVISION_MISMATCH));
     }
 
     fn sample_status() -> LoaderStatus {
@@ -755,29 +578,15 @@ mod tests {
             now: 0x0102_0304_0506_0708,
             ..LoaderStatus::default()
         };
-        s.last_error = ErrorRecord {
-            status: NtStatus::IO_TIMEOUT.0,
-            op: 3,
-            slot: 0,
-            reserved: 0,
-            time: 0x1122_3344_5566_7788,
-        };
-        s.loader_pool = PoolCount {
-            tag: shared_abi::POOL_TAG_LOADER,
-            reserved: 0,
-            allocs: 9,
-            frees: 8,
-        };
+        s.last_error =
+            ErrorRecord { status: NtStatus::IO_TIMEOUT.0, op: 3, slot: 0, reserved: 0, time: 0x1122_3344_5566_7788 };
+        s.loader_pool = PoolCount { tag: shared_abi::POOL_TAG_LOADER, reserved: 0, allocs: 9, frees: 8 };
         for (i, slot) in s.slots.iter_mut().enumerate() {
             let i32v = i32::try_from(i).unwrap();
             let iu = u32::try_from(i).unwrap();
             slot.state = 3 + iu;
             slot.payload_version = 1 + iu;
-            slot.service = shared_abi::payload::utf16_name(if i == 0 {
-                "CounterFilterA"
-            } else {
-                "CounterFilterB"
-            });
+            slot.service = shared_abi::payload::utf16_name(if i == 0 { "CounterFilterA" } else { "CounterFilterB" });
             slot.name = shared_abi::payload::utf16_name("Counter filter");
             slot.registered_since = 0xAAAA_0000 + u64::from(iu);
             slot.state_since = 0xBBBB_0000;
@@ -811,36 +620,21 @@ mod tests {
         let mut buf = [0u8; 600];
         assert_eq!(encode_status(&s, &mut buf), Ok(512));
         assert!(buf[512..].iter().all(|b| *b == 0), "wrote past the struct");
-        assert_eq!(
-            le32(&buf, offset_of!(LoaderStatus, unload_timeout_ms)),
-            5000
-        );
+        assert_eq!(le32(&buf, offset_of!(LoaderStatus, unload_timeout_ms)), 5000);
         assert_eq!(le64(&buf, offset_of!(LoaderStatus, now)), s.now);
         let e = offset_of!(LoaderStatus, last_error);
-        assert_eq!(
-            le64(&buf, e + offset_of!(ErrorRecord, time)),
-            s.last_error.time
-        );
+        assert_eq!(le64(&buf, e + offset_of!(ErrorRecord, time)), s.last_error.time);
         let p = offset_of!(LoaderStatus, loader_pool);
         assert_eq!(le64(&buf, p + offset_of!(PoolCount, frees)), 8);
         let slot1 = offset_of!(LoaderStatus, slots) + size_of::<SlotStatus>();
-        assert_eq!(
-            le64(&buf, slot1 + offset_of!(SlotStatus, registered_since)),
-            0xAAAA_0001
-        );
-        assert_eq!(
-            le32(&buf, slot1 + offset_of!(SlotStatus, last_status)),
-            u32::from_le_bytes((-2i32).to_le_bytes())
-        );
+        assert_eq!(le64(&buf, slot1 + offset_of!(SlotStatus, registered_since)), 0xAAAA_0001);
+        assert_eq!(le32(&buf, slot1 + offset_of!(SlotStatus, last_status)), u32::from_le_bytes((-2i32).to_le_bytes()));
         let rep = slot1 + offset_of!(SlotStatus, report);
         assert_eq!(
             le64(&buf, rep + offset_of!(PayloadReport, pool_outstanding)),
             u64::from_le_bytes((-8i64).to_le_bytes())
         );
-        assert_eq!(
-            buf[slot1 + offset_of!(SlotStatus, service) + 26],
-            u8::try_from(u32::from('B')).unwrap()
-        );
+        assert_eq!(buf[slot1 + offset_of!(SlotStatus, service) + 26], u8::try_from(u32::from('B')).unwrap());
         assert_eq!(decode_status(&buf), Ok(s));
         assert_eq!(decode_status(&buf[..512]), Ok(s));
     }
@@ -850,10 +644,7 @@ mod tests {
         let s = sample_status();
         for len in [0, 1, 16, 511] {
             let mut buf = [0xEEu8; 511];
-            assert_eq!(
-                encode_status(&s, &mut buf[..len]),
-                Err(NtStatus::BUFFER_TOO_SMALL)
-            );
+            assert_eq!(encode_status(&s, &mut buf[..len]), Err(NtStatus::BUFFER_TOO_SMALL));
             assert!(buf.iter().all(|b| *b == 0xEE));
         }
     }
@@ -866,10 +657,7 @@ mod tests {
         encode_status(&s, &mut buf).unwrap();
         buf[600] = 0x55; // a field a newer loader appended
         assert_eq!(decode_status(&buf).map(|d| d.size), Ok(640));
-        assert_eq!(
-            decode_status(&buf[..511]),
-            Err(NtStatus::INFO_LENGTH_MISMATCH)
-        );
+        assert_eq!(decode_status(&buf[..511]), Err(NtStatus::INFO_LENGTH_MISMATCH));
         s.size = 511;
         encode_status(&s, &mut buf).unwrap();
         assert_eq!(decode_status(&buf), Err(NtStatus::INFO_LENGTH_MISMATCH));
@@ -881,26 +669,15 @@ mod tests {
 
     #[test]
     fn replies_round_trip() {
-        let r = ControlReply {
-            size: 16,
-            status: NtStatus::IMAGE_ALREADY_LOADED.0,
-            active_slot: 1,
-            flags: 1,
-        };
+        let r = ControlReply { size: 16, status: NtStatus::IMAGE_ALREADY_LOADED.0, active_slot: 1, flags: 1 };
         let mut buf = [0u8; 20];
         assert_eq!(encode_reply(&r, &mut buf), Ok(16));
         assert_eq!(&buf[4..8], &0xC000_010Eu32.to_le_bytes());
         assert!(buf[16..].iter().all(|b| *b == 0));
         assert_eq!(decode_reply(&buf), Ok(r));
-        assert_eq!(
-            decode_reply(&buf[..15]),
-            Err(NtStatus::INFO_LENGTH_MISMATCH)
-        );
+        assert_eq!(decode_reply(&buf[..15]), Err(NtStatus::INFO_LENGTH_MISMATCH));
         let mut small = [0xEEu8; 15];
-        assert_eq!(
-            encode_reply(&r, &mut small),
-            Err(NtStatus::BUFFER_TOO_SMALL)
-        );
+        assert_eq!(encode_reply(&r, &mut small), Err(NtStatus::BUFFER_TOO_SMALL));
         assert!(small.iter().all(|b| *b == 0xEE));
         buf[0] = 8;
         assert_eq!(decode_reply(&buf), Err(NtStatus::INFO_LENGTH_MISMATCH));

@@ -146,10 +146,13 @@ mod tests {
             (|d| d.flags = 1, NtStatus::INVALID_PARAMETER),
             (|d| d.has_teardown = false, NtStatus::PROCEDURE_NOT_FOUND),
             (|d| d.entries_inside_image = false, NtStatus::INVALID_IMAGE_FORMAT),
-            (|d| {
-                d.magic = 0;
-                d.abi_major = 9;
-            }, NtStatus::INVALID_IMAGE_FORMAT),
+            (
+                |d| {
+                    d.magic = 0;
+                    d.abi_major = 9;
+                },
+                NtStatus::INVALID_IMAGE_FORMAT,
+            ),
         ];
         for (defect, status) in cases {
             let mut d = good();

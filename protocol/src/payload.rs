@@ -214,7 +214,8 @@ pub fn teardown<P: PayloadPlatform>(p: &P) -> NtStatus {
             _ => p.wait_settled(settle),
         }
     }
-    let (filter, setup_built, settle) = p.with_state(|s| (s.filter.take(), core::mem::take(&mut s.setup_built), s.settle));
+    let (filter, setup_built, settle) =
+        p.with_state(|s| (s.filter.take(), core::mem::take(&mut s.setup_built), s.settle));
     if let Some(settle) = settle {
         p.report_phase(settle, PayloadPhase::TEARING_DOWN);
     }
@@ -244,7 +245,6 @@ pub fn filter_unload<P: PayloadPlatform>(p: &P, mandatory: bool) -> NtStatus {
         NtStatus::FLT_DO_NOT_DETACH
     }
 }
-
 
 #[cfg(test)]
 mod tests {

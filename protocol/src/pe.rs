@@ -15,8 +15,8 @@
     clippy::panic
 )]
 
-use core::mem::size_of;
 use crate::descriptor::DescriptorInfo;
+use core::mem::size_of;
 use shared_abi::payload::{PayloadDescriptor, NAME_CHARS};
 use shared_abi::NtStatus;
 
@@ -120,9 +120,7 @@ impl<'a> Headers<'a> {
         let section_count = usize::from(u16_at(image, add(coff, 2)?)?);
         let optional_len = usize::from(u16_at(image, add(coff, 16)?)?);
         let optional = add(coff, COFF_HEADER_LEN)?;
-        let optional_bytes = image
-            .get(optional..add(optional, optional_len)?)
-            .ok_or(BAD)?;
+        let optional_bytes = image.get(optional..add(optional, optional_len)?).ok_or(BAD)?;
         let (count_at, dirs_at) = match u16_at(optional_bytes, 0)? {
             PE32_MAGIC => (92, 96),
             PE32_PLUS_MAGIC => (108, 112),
@@ -134,10 +132,7 @@ impl<'a> Headers<'a> {
         let (export_rva, export_size) = if u32_at(optional_bytes, count_at)? == 0 {
             (0, 0)
         } else {
-            (
-                u32_at(optional_bytes, dirs_at)?,
-                u32_at(optional_bytes, add(dirs_at, 4)?)?,
-            )
+            (u32_at(optional_bytes, dirs_at)?, u32_at(optional_bytes, add(dirs_at, 4)?)?)
         };
         let table = add(optional, optional_len)?;
         let table_len = section_count.checked_mul(SECTION_HEADER_LEN).ok_or(BAD)?;
@@ -158,29 +153,19 @@ impl<'a> Headers<'a> {
             }
             Layout::Mapped => {}
         }
-        Ok(Headers {
-            image,
-            layout,
-            size_of_image,
-            header_bytes,
-            sections,
-            export_rva,
-            export_size,
-        })
+        Ok(Headers { image, layout, size_of_image, header_bytes, sections, export_rva, export_size })
     }
 
     fn sections(&self) -> impl Iterator<Item = Section> + 'a {
-        self.sections
-            .chunks_exact(SECTION_HEADER_LEN)
-            .filter_map(|h| {
-                Some(Section {
-                    virtual_size: u32_at(h, 8).ok()?,
-                    virtual_address: u32_at(h, 12).ok()?,
-                    raw_size: u32_at(h, 16).ok()?,
-                    raw_offset: u32_at(h, 20).ok()?,
-                    characteristics: u32_at(h, 36).ok()?,
-                })
+        self.sections.chunks_exact(SECTION_HEADER_LEN).filter_map(|h| {
+            Some(Section {
+                virtual_size: u32_at(h, 8).ok()?,
+                virtual_address: u32_at(h, 12).ok()?,
+                raw_size: u32_at(h, 16).ok()?,
+                raw_offset: u32_at(h, 20).ok()?,
+                characteristics: u32_at(h, 36).ok()?,
             })
+        })
     }
 
     /// `len` bytes at `rva`, all inside the image (and, on disk, inside one
@@ -261,11 +246,7 @@ impl<'a> Headers<'a> {
         let functions = self.slice(u32_at(dir, 28)?, function_count.checked_mul(4).ok_or(BAD)?)?;
         let names = self.slice(u32_at(dir, 32)?, name_count.checked_mul(4).ok_or(BAD)?)?;
         let ordinals = self.slice(u32_at(dir, 36)?, name_count.checked_mul(2).ok_or(BAD)?)?;
-        Ok(ExportDirectory {
-            functions,
-            names,
-            ordinals,
-        })
+        Ok(ExportDirectory { functions, names, ordinals })
     }
 
     /// The NUL-terminated name at `rva`, without its NUL.
@@ -282,9 +263,7 @@ impl<'a> Headers<'a> {
         if rva == 0 {
             return Err(NOT_FOUND);
         }
-        let forwarded = rva
-            .checked_sub(self.export_rva)
-            .is_some_and(|delta| delta < self.export_size);
+        let forwarded = rva.checked_sub(self.export_rva).is_some_and(|delta| delta < self.export_size);
         if forwarded {
             return Err(NOT_FOUND);
         }
@@ -346,8 +325,7 @@ pub fn check_code_rva(image: &[u8], layout: Layout, rva: u32) -> Result<(), NtSt
     }
     match headers.section_of(rva) {
         Some((s, _))
-            if s.characteristics & IMAGE_SCN_MEM_EXECUTE != 0
-                && s.characteristics & IMAGE_SCN_MEM_DISCARDABLE == 0 =>
+            if s.characteristics & IMAGE_SCN_MEM_EXECUTE != 0 && s.characteristics & IMAGE_SCN_MEM_DISCARDABLE == 0 =>
         {
             Ok(())
         }
@@ -414,9 +392,7 @@ pub struct RawDescriptor {
 /// `STATUS_INFO_LENGTH_MISMATCH`. Checks nothing else: see
 /// [`RawDescriptor::validate`].
 pub fn parse_descriptor(bytes: &[u8]) -> Result<RawDescriptor, NtStatus> {
-    let d = bytes
-        .get(..DESCRIPTOR_LEN)
-        .ok_or(NtStatus::INFO_LENGTH_MISMATCH)?;
+    let d = bytes.get(..DESCRIPTOR_LEN).ok_or(NtStatus::INFO_LENGTH_MISMATCH)?;
     let mut name = [0u16; NAME_CHARS];
     let mut offset = 24;
     for ch in &mut name {
@@ -574,20 +550,8 @@ mod tests {
         // Sections.
         let table = opt + OPTIONAL_LEN;
         for (i, (name, rva, virtual_len, raw, flags)) in [
-            (
-                *b".text\0\0\0",
-                TEXT_RVA,
-                SECTION_RAW_LEN as u32,
-                TEXT_RAW,
-                0x6000_0020u32,
-            ),
-            (
-                *b".rdata\0\0",
-                RDATA_RVA,
-                RDATA_VIRTUAL_LEN,
-                RDATA_RAW,
-                0x4000_0040,
-            ),
+            (*b".text\0\0\0", TEXT_RVA, SECTION_RAW_LEN as u32, TEXT_RAW, 0x6000_0020u32),
+            (*b".rdata\0\0", RDATA_RVA, RDATA_VIRTUAL_LEN, RDATA_RAW, 0x4000_0040),
         ]
         .into_iter()
         .enumerate()
@@ -601,10 +565,7 @@ mod tests {
             put32(&mut file, h + 36, flags);
         }
         // .text: a recognisable byte pattern.
-        for (i, b) in file[TEXT_RAW..TEXT_RAW + SECTION_RAW_LEN]
-            .iter_mut()
-            .enumerate()
-        {
+        for (i, b) in file[TEXT_RAW..TEXT_RAW + SECTION_RAW_LEN].iter_mut().enumerate() {
             *b = (i as u8) ^ 0xCC;
         }
         // .rdata: directory, tables, strings, descriptor.
@@ -644,10 +605,7 @@ mod tests {
             };
             put32(&mut file, functions + 4 * i, rva);
         }
-        assert!(
-            strings <= descriptor,
-            "fixture strings overflow into the descriptor"
-        );
+        assert!(strings <= descriptor, "fixture strings overflow into the descriptor");
         put32(&mut file, dir + 12, rva_of(dll_name));
         put32(&mut file, dir + 16, 1); // Base
         put32(&mut file, dir + 20, n as u32);
@@ -658,12 +616,7 @@ mod tests {
         // Data directory 0: the export directory, up to the descriptor.
         put32(&mut file, opt + 112, RDATA_RVA);
         put32(&mut file, opt + 116, (descriptor - RDATA_RAW) as u32);
-        Fixture {
-            file,
-            dir,
-            first_name,
-            descriptor_rva: rva_of(descriptor),
-        }
+        Fixture { file, dir, first_name, descriptor_rva: rva_of(descriptor) }
     }
 
     fn payload() -> Fixture {
@@ -711,10 +664,7 @@ mod tests {
         let f = payload();
         for layout in BOTH {
             let image = image_for(&f, layout);
-            assert_eq!(
-                export_rva(&image, layout, REGISTER_EXPORT),
-                Ok(TEXT_RVA + 0x10)
-            );
+            assert_eq!(export_rva(&image, layout, REGISTER_EXPORT), Ok(TEXT_RVA + 0x10));
             assert_eq!(export_rva(&image, layout, "DriverEntry"), Ok(TEXT_RVA));
             let at = export_rva(&image, layout, DESCRIPTOR_EXPORT).unwrap();
             assert_eq!(at, f.descriptor_rva);
@@ -731,20 +681,12 @@ mod tests {
             let names: Vec<_> = export_names(&image, layout).map(Result::unwrap).collect();
             assert_eq!(
                 names,
-                [
-                    &b"DriverEntry"[..],
-                    b"Forwarded",
-                    b"LoaderPayloadDescriptor",
-                    b"LoaderPayloadRegister"
-                ]
+                [&b"DriverEntry"[..], b"Forwarded", b"LoaderPayloadDescriptor", b"LoaderPayloadRegister"]
             );
             assert_eq!(size_of_image(&image, layout), Ok(IMAGE_SIZE));
         }
         // The layouts really differ: file offsets are not RVAs.
-        assert_eq!(
-            export_rva(&f.file, Layout::Mapped, REGISTER_EXPORT),
-            Err(BAD)
-        );
+        assert_eq!(export_rva(&f.file, Layout::Mapped, REGISTER_EXPORT), Err(BAD));
     }
 
     #[test]
@@ -753,34 +695,22 @@ mod tests {
         for layout in BOTH {
             let image = image_for(&f, layout);
             assert_eq!(export_rva(&image, layout, "Forwarded"), Err(NOT_FOUND));
-            assert_eq!(
-                export_rva(&image, layout, "LoaderPayloadRegisterX"),
-                Err(NOT_FOUND)
-            );
+            assert_eq!(export_rva(&image, layout, "LoaderPayloadRegisterX"), Err(NOT_FOUND));
             assert_eq!(export_rva(&image, layout, "LoaderPayload"), Err(NOT_FOUND));
             assert_eq!(export_rva(&image, layout, ""), Err(NOT_FOUND));
         }
         let none = build(&[]);
-        assert_eq!(
-            export_rva(&none.file, Layout::File, REGISTER_EXPORT),
-            Err(NOT_FOUND)
-        );
+        assert_eq!(export_rva(&none.file, Layout::File, REGISTER_EXPORT), Err(NOT_FOUND));
         // No export directory at all.
         let mut bare = payload().file;
         put32(&mut bare, 0x58 + 112, 0);
         put32(&mut bare, 0x58 + 116, 0);
-        assert_eq!(
-            export_rva(&bare, Layout::File, REGISTER_EXPORT),
-            Err(NOT_FOUND)
-        );
+        assert_eq!(export_rva(&bare, Layout::File, REGISTER_EXPORT), Err(NOT_FOUND));
         assert_eq!(export_names(&bare, Layout::File).count(), 0);
         // Zero data directories.
         let mut nodirs = payload().file;
         put32(&mut nodirs, 0x58 + 108, 0);
-        assert_eq!(
-            export_rva(&nodirs, Layout::File, REGISTER_EXPORT),
-            Err(NOT_FOUND)
-        );
+        assert_eq!(export_rva(&nodirs, Layout::File, REGISTER_EXPORT), Err(NOT_FOUND));
     }
 
     #[test]
@@ -799,10 +729,7 @@ mod tests {
         // A Mapped image shorter than SizeOfImage is malformed even if the
         // export directory happens to be inside it.
         let mapped = map(&f.file);
-        assert_eq!(
-            export_rva(&mapped[..0x2FFF], Layout::Mapped, REGISTER_EXPORT),
-            Err(BAD)
-        );
+        assert_eq!(export_rva(&mapped[..0x2FFF], Layout::Mapped, REGISTER_EXPORT), Err(BAD));
     }
 
     #[test]
@@ -849,20 +776,10 @@ mod tests {
             let image = image_for(&f, layout);
             assert_eq!(slice_at_rva(&image, layout, u32::MAX, 1), Err(BAD));
             assert_eq!(slice_at_rva(&image, layout, IMAGE_SIZE - 4, 5), Err(BAD));
-            assert_eq!(
-                slice_at_rva(&image, layout, RDATA_RVA, usize::MAX),
-                Err(BAD)
-            );
+            assert_eq!(slice_at_rva(&image, layout, RDATA_RVA, usize::MAX), Err(BAD));
             // The zero-filled tail of .rdata exists in memory only.
             let tail = slice_at_rva(&image, layout, IMAGE_SIZE - 4, 4).map(<[u8]>::len);
-            assert_eq!(
-                tail,
-                if layout == Layout::Mapped {
-                    Ok(4)
-                } else {
-                    Err(BAD)
-                }
-            );
+            assert_eq!(tail, if layout == Layout::Mapped { Ok(4) } else { Err(BAD) });
         }
         let mut file = f.file.clone();
         put32(&mut file, 0x58 + 112, 0x2FE0);
@@ -916,22 +833,10 @@ mod tests {
     #[test]
     fn descriptor_parsing_and_identity_checks() {
         let good = sample_descriptor();
-        assert_eq!(
-            parse_descriptor(&good[..103]),
-            Err(NtStatus::INFO_LENGTH_MISMATCH)
-        );
+        assert_eq!(parse_descriptor(&good[..103]), Err(NtStatus::INFO_LENGTH_MISMATCH));
         assert_eq!(parse_descriptor(&[]), Err(NtStatus::INFO_LENGTH_MISMATCH));
         let d = parse_descriptor(&good).unwrap();
-        assert_eq!(
-            (
-                d.size,
-                d.abi_major,
-                d.abi_minor,
-                d.min_services_size,
-                d.flags
-            ),
-            (104, ABI_MAJOR, 3, 48, 0)
-        );
+        assert_eq!((d.size, d.abi_major, d.abi_minor, d.min_services_size, d.flags), (104, ABI_MAJOR, 3, 48, 0));
         assert_eq!(d.shutdown_va, 0x1_4000_1020);
         let base = 0x1_4000_0000;
         let size = u64::from(IMAGE_SIZE);
@@ -944,17 +849,11 @@ mod tests {
             verdict(&x)
         };
         assert_eq!(check(|x| x.magic = u32::from_le_bytes(*b"SLPX")), Err(BAD));
-        assert_eq!(
-            check(|x| x.abi_major = ABI_MAJOR + 1),
-            Err(NtStatus::REVISION_MISMATCH)
-        );
+        assert_eq!(check(|x| x.abi_major = ABI_MAJOR + 1), Err(NtStatus::REVISION_MISMATCH));
         assert_eq!(check(|x| x.abi_minor = 99), Ok(()));
         assert_eq!(check(|x| x.size = 100), Err(NtStatus::INFO_LENGTH_MISMATCH));
         assert_eq!(check(|x| x.size = 200), Ok(()));
-        assert_eq!(
-            check(|x| x.min_services_size = 49),
-            Err(NtStatus::INFO_LENGTH_MISMATCH)
-        );
+        assert_eq!(check(|x| x.min_services_size = 49), Err(NtStatus::INFO_LENGTH_MISMATCH));
         assert_eq!(check(|x| x.flags = 1), Err(NtStatus::INVALID_PARAMETER));
         assert_eq!(check(|x| x.teardown_va = 0), Err(NtStatus::PROCEDURE_NOT_FOUND));
         assert_eq!(check(|x| x.teardown_va = 0x1_4000_3000), Err(BAD));
@@ -968,8 +867,7 @@ mod tests {
 
     fn wine(name: &str) -> Vec<u8> {
         let path = format!("{WINE_DIR}/{name}");
-        std::fs::read(&path)
-            .unwrap_or_else(|e| panic!("{path}: {e} (Wine is installed by the project's setup)"))
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e} (Wine is installed by the project's setup)"))
     }
 
     /// The section header holding `rva`, from a separate minimal reading.
@@ -981,9 +879,7 @@ mod tests {
             let h = table + 40 * i;
             let va = u32_at(file, h + 12).ok()?;
             let vs = u32_at(file, h + 8).ok()?;
-            (rva >= va && rva < va + vs)
-                .then(|| u32_at(file, h + 36).ok())
-                .flatten()
+            (rva >= va && rva < va + vs).then(|| u32_at(file, h + 36).ok()).flatten()
         })
     }
 
@@ -993,57 +889,25 @@ mod tests {
         for (image, wanted) in [
             (
                 "ntoskrnl.exe",
-                &[
-                    "KeBugCheckEx",
-                    "IoCreateDevice",
-                    "ZwLoadDriver",
-                    "ObReferenceObjectByName",
-                    "ExAllocatePoolWithTag",
-                ][..],
+                &["KeBugCheckEx", "IoCreateDevice", "ZwLoadDriver", "ObReferenceObjectByName", "ExAllocatePoolWithTag"]
+                    [..],
             ),
-            (
-                "fltmgr.sys",
-                &[
-                    "FltRegisterFilter",
-                    "FltStartFiltering",
-                    "FltUnregisterFilter",
-                ][..],
-            ),
+            ("fltmgr.sys", &["FltRegisterFilter", "FltStartFiltering", "FltUnregisterFilter"][..]),
             ("hal.dll", &["HalGetBusData", "HalMakeBeep"][..]),
         ] {
             let file = wine(image);
             let mapped = map(&file);
-            let names: Vec<_> = export_names(&file, Layout::File)
-                .collect::<Result<_, _>>()
-                .unwrap();
+            let names: Vec<_> = export_names(&file, Layout::File).collect::<Result<_, _>>().unwrap();
             assert!(names.len() > 2, "{image}: {} names", names.len());
-            assert!(
-                names.windows(2).all(|w| w[0] < w[1]),
-                "{image}: names not sorted"
-            );
+            assert!(names.windows(2).all(|w| w[0] < w[1]), "{image}: names not sorted");
             for name in wanted {
-                let rva = export_rva(&file, Layout::File, name)
-                    .unwrap_or_else(|e| panic!("{image}!{name}: {e}"));
+                let rva = export_rva(&file, Layout::File, name).unwrap_or_else(|e| panic!("{image}!{name}: {e}"));
                 let flags = section_flags(&file, rva).expect("export inside a section");
-                assert!(
-                    flags & CODE != 0,
-                    "{image}!{name} at {rva:#x} is not in code"
-                );
-                assert_eq!(
-                    check_code_rva(&file, Layout::File, rva),
-                    Ok(()),
-                    "{image}!{name}"
-                );
-                assert_eq!(
-                    export_rva(&mapped, Layout::Mapped, name),
-                    Ok(rva),
-                    "{image}!{name}"
-                );
+                assert!(flags & CODE != 0, "{image}!{name} at {rva:#x} is not in code");
+                assert_eq!(check_code_rva(&file, Layout::File, rva), Ok(()), "{image}!{name}");
+                assert_eq!(export_rva(&mapped, Layout::Mapped, name), Ok(rva), "{image}!{name}");
             }
-            assert_eq!(
-                export_rva(&file, Layout::File, "LoaderPayloadRegister"),
-                Err(NOT_FOUND)
-            );
+            assert_eq!(export_rva(&file, Layout::File, "LoaderPayloadRegister"), Err(NOT_FOUND));
             // Every named export resolves the same way in both layouts.
             for name in names.iter().take(400) {
                 let name = core::str::from_utf8(name).unwrap();
@@ -1089,11 +953,7 @@ mod tests {
         assert_eq!(check_code_rva(&data, Layout::File, TEXT_RVA), Err(BAD));
         // Export tables in a discardable section: refused before any read.
         let mut edata = f.file.clone();
-        put32(
-            &mut edata,
-            characteristics_at(1),
-            0x4000_0040 | IMAGE_SCN_MEM_DISCARDABLE,
-        );
+        put32(&mut edata, characteristics_at(1), 0x4000_0040 | IMAGE_SCN_MEM_DISCARDABLE);
         for layout in BOTH {
             let image = image_for_file(&edata, layout);
             assert_eq!(export_rva(&image, layout, REGISTER_EXPORT), Err(BAD));
@@ -1105,16 +965,10 @@ mod tests {
     fn real_wine_forwarded_exports_are_refused() {
         // Both are forwarders ("NTDLL.Rtl…", "ntdll.Nls…") in Wine's images.
         let kernel32 = wine("kernel32.dll");
-        assert_eq!(
-            export_rva(&kernel32, Layout::File, "AcquireSRWLockExclusive"),
-            Err(NOT_FOUND)
-        );
+        assert_eq!(export_rva(&kernel32, Layout::File, "AcquireSRWLockExclusive"), Err(NOT_FOUND));
         assert!(export_names(&kernel32, Layout::File).any(|n| n == Ok(b"AcquireSRWLockExclusive")));
         let nt = wine("ntoskrnl.exe");
-        assert_eq!(
-            export_rva(&nt, Layout::File, "NlsAnsiCodePage"),
-            Err(NOT_FOUND)
-        );
+        assert_eq!(export_rva(&nt, Layout::File, "NlsAnsiCodePage"), Err(NOT_FOUND));
         assert!(export_rva(&kernel32, Layout::File, "CreateFileW").is_ok());
     }
 }

@@ -59,11 +59,7 @@ pub const CONTROL_DEVICE_SD_LEN: usize = DACL_AT + DACL_LEN;
 /// (see [`CONTROL_DEVICE_SD`]): an out-of-range write fails the build, it
 /// cannot panic at run time.
 #[allow(clippy::indexing_slicing, clippy::arithmetic_side_effects)]
-const fn put(
-    mut dst: [u8; CONTROL_DEVICE_SD_LEN],
-    at: usize,
-    src: &[u8],
-) -> [u8; CONTROL_DEVICE_SD_LEN] {
+const fn put(mut dst: [u8; CONTROL_DEVICE_SD_LEN], at: usize, src: &[u8]) -> [u8; CONTROL_DEVICE_SD_LEN] {
     let mut i = 0;
     while i < src.len() {
         dst[at + i] = src[i];
@@ -117,34 +113,24 @@ pub fn control_device_sd() -> [u8; CONTROL_DEVICE_SD_LEN] {
 fn u16_at(b: &[u8], at: usize) -> Result<u16, NtStatus> {
     let end = at.checked_add(2).ok_or(NtStatus::INVALID_PARAMETER)?;
     let bytes = b.get(at..end).ok_or(NtStatus::INVALID_PARAMETER)?;
-    Ok(u16::from_le_bytes(
-        <[u8; 2]>::try_from(bytes).map_err(|_| NtStatus::INVALID_PARAMETER)?,
-    ))
+    Ok(u16::from_le_bytes(<[u8; 2]>::try_from(bytes).map_err(|_| NtStatus::INVALID_PARAMETER)?))
 }
 
 fn u32_at(b: &[u8], at: usize) -> Result<u32, NtStatus> {
     let end = at.checked_add(4).ok_or(NtStatus::INVALID_PARAMETER)?;
     let bytes = b.get(at..end).ok_or(NtStatus::INVALID_PARAMETER)?;
-    Ok(u32::from_le_bytes(
-        <[u8; 4]>::try_from(bytes).map_err(|_| NtStatus::INVALID_PARAMETER)?,
-    ))
+    Ok(u32::from_le_bytes(<[u8; 4]>::try_from(bytes).map_err(|_| NtStatus::INVALID_PARAMETER)?))
 }
 
 /// The SID starting at `at` in `b`, bounds-checked (8 bytes + 4 per
 /// sub-authority).
 fn sid_at(b: &[u8], at: usize) -> Result<&[u8], NtStatus> {
-    let count = *b
-        .get(at.checked_add(1).ok_or(NtStatus::INVALID_PARAMETER)?)
-        .ok_or(NtStatus::INVALID_PARAMETER)?;
+    let count = *b.get(at.checked_add(1).ok_or(NtStatus::INVALID_PARAMETER)?).ok_or(NtStatus::INVALID_PARAMETER)?;
     if *b.get(at).ok_or(NtStatus::INVALID_PARAMETER)? != 1 || count > 15 {
         return Err(NtStatus::INVALID_PARAMETER);
     }
-    let len = usize::from(count)
-        .checked_mul(4)
-        .and_then(|n| n.checked_add(8))
-        .ok_or(NtStatus::INVALID_PARAMETER)?;
-    b.get(at..at.checked_add(len).ok_or(NtStatus::INVALID_PARAMETER)?)
-        .ok_or(NtStatus::INVALID_PARAMETER)
+    let len = usize::from(count).checked_mul(4).and_then(|n| n.checked_add(8)).ok_or(NtStatus::INVALID_PARAMETER)?;
+    b.get(at..at.checked_add(len).ok_or(NtStatus::INVALID_PARAMETER)?).ok_or(NtStatus::INVALID_PARAMETER)
 }
 
 fn is_system_or_admins(sid: &[u8]) -> bool {
@@ -183,9 +169,7 @@ pub fn dacl_admits_only_system_and_admins(sd: &[u8]) -> Result<bool, NtStatus> {
         return Err(bad);
     }
     let acl_bytes = usize::from(u16_at(sd, dacl.checked_add(2).ok_or(bad)?)?);
-    let acl = sd
-        .get(dacl..dacl.checked_add(acl_bytes).ok_or(bad)?)
-        .ok_or(bad)?;
+    let acl = sd.get(dacl..dacl.checked_add(acl_bytes).ok_or(bad)?).ok_or(bad)?;
     let ace_count = u16_at(acl, 4)?;
     let mut at = ACL_HEADER_LEN;
     let mut admits_only_ours = true;
@@ -195,9 +179,7 @@ pub fn dacl_admits_only_system_and_admins(sd: &[u8]) -> Result<bool, NtStatus> {
         if ace_len < ACE_HEADER_LEN || ace_len % 4 != 0 {
             return Err(bad);
         }
-        let ace = acl
-            .get(at..at.checked_add(ace_len).ok_or(bad)?)
-            .ok_or(bad)?;
+        let ace = acl.get(at..at.checked_add(ace_len).ok_or(bad)?).ok_or(bad)?;
         match ace_type {
             ACCESS_DENIED_ACE_TYPE => {}
             ACCESS_ALLOWED_ACE_TYPE => {
@@ -215,12 +197,7 @@ pub fn dacl_admits_only_system_and_admins(sd: &[u8]) -> Result<bool, NtStatus> {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::arithmetic_side_effects,
-    clippy::panic
-)]
+#[allow(clippy::indexing_slicing, clippy::unwrap_used, clippy::arithmetic_side_effects, clippy::panic)]
 mod tests {
     extern crate std;
     use super::*;
@@ -243,10 +220,7 @@ mod tests {
         assert_eq!(&sd[64..76], &[1, 1, 0, 0, 0, 0, 0, 5, 18, 0, 0, 0]);
         // ACE 2: allowed, 24 bytes, FILE_ALL_ACCESS, S-1-5-32-544.
         assert_eq!(&sd[76..84], &[0, 0, 24, 0, 0xFF, 0x01, 0x1F, 0x00]);
-        assert_eq!(
-            &sd[84..100],
-            &[1, 2, 0, 0, 0, 0, 0, 5, 32, 0, 0, 0, 0x20, 0x02, 0, 0]
-        );
+        assert_eq!(&sd[84..100], &[1, 2, 0, 0, 0, 0, 0, 5, 32, 0, 0, 0, 0x20, 0x02, 0, 0]);
         assert_eq!(dacl_admits_only_system_and_admins(&sd), Ok(true));
     }
 
@@ -254,10 +228,7 @@ mod tests {
     fn sddl_constant_matches_the_binary_form() {
         // Parse the SDDL string independently: protected DACL of allow ACEs.
         let dacl = CONTROL_DEVICE_SDDL.strip_prefix("D:P").unwrap();
-        let aces: Vec<&str> = dacl
-            .trim_matches(|c| c == '(' || c == ')')
-            .split(")(")
-            .collect();
+        let aces: Vec<&str> = dacl.trim_matches(|c| c == '(' || c == ')').split(")(").collect();
         let sd = control_device_sd();
         assert_eq!(u16_at(&sd, 52), Ok(u16::try_from(aces.len()).unwrap()));
         let mut at = 56;
@@ -342,11 +313,7 @@ mod tests {
         for (at, bytes) in cases {
             let mut bad = sd;
             bad[at..at + bytes.len()].copy_from_slice(bytes);
-            assert_eq!(
-                dacl_admits_only_system_and_admins(&bad),
-                Err(NtStatus::INVALID_PARAMETER),
-                "patch at {at}"
-            );
+            assert_eq!(dacl_admits_only_system_and_admins(&bad), Err(NtStatus::INVALID_PARAMETER), "patch at {at}");
         }
     }
 }

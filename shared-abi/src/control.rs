@@ -59,20 +59,14 @@ pub const IOCTL_LOADER_UPGRADE: IoctlCode =
 pub const IOCTL_LOADER_ROLLBACK: IoctlCode =
     IoctlCode::new(FILE_DEVICE_UNKNOWN, 0x802, METHOD_BUFFERED, FILE_WRITE_ACCESS);
 /// Loads the persisted active slot when no payload is active. Input: [`ControlRequest`].
-pub const IOCTL_LOADER_LOAD: IoctlCode =
-    IoctlCode::new(FILE_DEVICE_UNKNOWN, 0x803, METHOD_BUFFERED, FILE_WRITE_ACCESS);
+pub const IOCTL_LOADER_LOAD: IoctlCode = IoctlCode::new(FILE_DEVICE_UNKNOWN, 0x803, METHOD_BUFFERED, FILE_WRITE_ACCESS);
 /// Retires the active payload and keeps the loader running. Input: [`ControlRequest`].
 pub const IOCTL_LOADER_UNLOAD: IoctlCode =
     IoctlCode::new(FILE_DEVICE_UNKNOWN, 0x804, METHOD_BUFFERED, FILE_WRITE_ACCESS);
 
 /// Every control code, for tests and the malformed-request suite.
-pub const ALL_IOCTLS: [IoctlCode; 5] = [
-    IOCTL_LOADER_QUERY_STATUS,
-    IOCTL_LOADER_UPGRADE,
-    IOCTL_LOADER_ROLLBACK,
-    IOCTL_LOADER_LOAD,
-    IOCTL_LOADER_UNLOAD,
-];
+pub const ALL_IOCTLS: [IoctlCode; 5] =
+    [IOCTL_LOADER_QUERY_STATUS, IOCTL_LOADER_UPGRADE, IOCTL_LOADER_ROLLBACK, IOCTL_LOADER_LOAD, IOCTL_LOADER_UNLOAD];
 
 /// Input of every mutating control code.
 #[repr(C)]

@@ -202,7 +202,9 @@ pub fn check(name: &str, property: Violation, race: Race, config: Config, expect
     println!("model {name}: unload requests landed: {}", landings());
     match expect {
         Expect::Clean => assert_eq!(summary.total(), 0, "{name}: the protocol violated {kinds:?}"),
-        Expect::Caught => assert!(summary.of(property) > 0, "{name}: the checker no longer catches {}", property.name()),
+        Expect::Caught => {
+            assert!(summary.of(property) > 0, "{name}: the checker no longer catches {}", property.name())
+        }
     }
     summary
 }

@@ -19,8 +19,8 @@ use crate::naive;
 use crate::platforms::ModelPayload;
 use crate::sync::{pause, Arc};
 use crate::world::{Design, DriverObject, FilterRef, ImageId, Landing, UnloadRoutine, Violation, World};
-use loader_protocol::payload::Stage;
 use loader_protocol::payload;
+use loader_protocol::payload::Stage;
 use loader_protocol::{PayloadState, Slot};
 use shared_abi::NtStatus;
 

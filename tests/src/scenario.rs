@@ -154,16 +154,17 @@ fn check_upgrade(w: &World, loader: &Loader<ModelLoader>, outcome: OpOutcome, ol
     let (old_state, new_state, active) =
         loader.platform().with_state(|s| (s.slot_state(old), s.slot_state(new), s.active()));
     let mut k = w.kernel();
-    let registered = |slot: Slot, k: &crate::world::Kernel| {
-        k.objects.iter().any(|o| o.slot == slot && o.registrations > 0)
-    };
+    let registered =
+        |slot: Slot, k: &crate::world::Kernel| k.objects.iter().any(|o| o.slot == slot && o.registrations > 0);
     let old_live = k.objects.iter().any(|o| o.slot == old && o.filter_registered && o.mapped);
     if outcome.status == NtStatus::DEVICE_BUSY || who == Adversary::ControlUnload {
         // Another control operation ran instead, or runs right after us.
         return;
     }
     let ok = if outcome.status.is_success() {
-        outcome.active == Some(new) && new_state == SlotState::ACTIVE && old_state != SlotState::ACTIVE
+        outcome.active == Some(new)
+            && new_state == SlotState::ACTIVE
+            && old_state != SlotState::ACTIVE
             && registered(new, &k)
     } else {
         outcome.active == Some(old)

@@ -36,10 +36,18 @@ pub const PAYLOAD_VARIANTS: &[Variant] = &[
     Variant { file: "payload_v2.sys", features: "v2", purpose: "version 2 of the same filter (upgrade target)" },
     Variant { file: "payload_noexport.sys", features: "fault-no-export", purpose: "lacks the registration export" },
     Variant { file: "payload_badmagic.sys", features: "fault-bad-magic", purpose: "descriptor with the wrong magic" },
-    Variant { file: "payload_badabi.sys", features: "fault-bad-abi", purpose: "descriptor with another ABI major version" },
+    Variant {
+        file: "payload_badabi.sys",
+        features: "fault-bad-abi",
+        purpose: "descriptor with another ABI major version",
+    },
     Variant { file: "payload_entryfail.sys", features: "fault-entry-fails", purpose: "DriverEntry fails" },
     Variant { file: "payload_regfail.sys", features: "fault-register-fails", purpose: "filter registration fails" },
-    Variant { file: "payload_hang.sys", features: "fault-hang-teardown", purpose: "teardown outlasts the loader's bound" },
+    Variant {
+        file: "payload_hang.sys",
+        features: "fault-hang-teardown",
+        purpose: "teardown outlasts the loader's bound",
+    },
 ];
 
 /// Where the package goes.
@@ -57,14 +65,21 @@ pub fn test_payload_dir() -> PathBuf {
 fn debian_cargo() -> Command {
     let mut c = Command::new("/usr/bin/cargo");
     for var in [
-        "RUSTUP_TOOLCHAIN", "RUSTC", "RUSTDOC", "RUSTC_WRAPPER", "RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS",
-        "CARGO_BUILD_TARGET", "CARGO_TARGET_DIR", "CARGO", "CARGO_MANIFEST_DIR", "CARGO_PKG_NAME",
+        "RUSTUP_TOOLCHAIN",
+        "RUSTC",
+        "RUSTDOC",
+        "RUSTC_WRAPPER",
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "CARGO",
+        "CARGO_MANIFEST_DIR",
+        "CARGO_PKG_NAME",
     ] {
         c.env_remove(var);
     }
-    c.env("PATH", "/usr/bin:/bin:/usr/sbin:/sbin")
-        .env("RUSTC_BOOTSTRAP", "1")
-        .current_dir(root());
+    c.env("PATH", "/usr/bin:/bin:/usr/sbin:/sbin").env("RUSTC_BOOTSTRAP", "1").current_dir(root());
     c
 }
 

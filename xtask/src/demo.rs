@@ -26,9 +26,8 @@ fn wait_active(s: &WineSession, slot: u64) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         let r = s.loaderctl(&["status", "--json"]);
-        let active = serde_json::from_str::<serde_json::Value>(&r.stdout)
-            .ok()
-            .and_then(|v| v["active_slot"]["raw"].as_u64());
+        let active =
+            serde_json::from_str::<serde_json::Value>(&r.stdout).ok().and_then(|v| v["active_slot"]["raw"].as_u64());
         if r.code == 0 && active == Some(slot) {
             return Ok(());
         }
@@ -89,7 +88,9 @@ pub fn run() -> Result<(), String> {
     show(&s, &["status"]);
     seen = print_driver_log(&s, seen);
 
-    say("Stopping the loader: it retires its payload first (teardown waits on the loader's event), then unloads itself");
+    say(
+        "Stopping the loader: it retires its payload first (teardown waits on the loader's event), then unloads itself",
+    );
     let (ok, out) = s.sc(&["stop", LOADER_SERVICE]);
     if !ok {
         return Err(format!("sc stop {LOADER_SERVICE} failed: {out}"));

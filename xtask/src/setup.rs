@@ -8,13 +8,13 @@ use std::process::Command;
 
 /// Debian packages the build and the tests need.
 pub const PACKAGES: &[&str] = &[
-    "rustc-web",           // Rust 1.96: the toolchain that matches rust-web-src
-    "cargo-web",           // its cargo
-    "rust-web-src",        // library source for -Zbuild-std
-    "lld-22",              // lld-link-22, the PE linker
-    "llvm-22",             // llvm tools (objdump for inspection)
-    "wine",                // the embedded kernel emulation
-    "wine64",              // 64-bit winedevice.exe
+    "rustc-web",            // Rust 1.96: the toolchain that matches rust-web-src
+    "cargo-web",            // its cargo
+    "rust-web-src",         // library source for -Zbuild-std
+    "lld-22",               // lld-link-22, the PE linker
+    "llvm-22",              // llvm tools (objdump for inspection)
+    "wine",                 // the embedded kernel emulation
+    "wine64",               // 64-bit winedevice.exe
     "gcc-mingw-w64-x86-64", // linker for the Windows 7 user-mode tool
 ];
 

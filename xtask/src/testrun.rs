@@ -115,9 +115,17 @@ fn loader_test(t: &mut Tally, label: &str, test: &str, extra: &[&str]) {
 /// The model suites: loom over every interleaving, then the stress simulator.
 fn model_suites(t: &mut Tally) {
     let mut loom = host_cargo();
-    loom.env("RUSTFLAGS", "--cfg loom")
-        .env("CARGO_TARGET_DIR", target().join("loom"))
-        .args(["test", "--release", "-p", "loader-tests", "--test", "model_*", "--", "--nocapture", "--test-threads=1"]);
+    loom.env("RUSTFLAGS", "--cfg loom").env("CARGO_TARGET_DIR", target().join("loom")).args([
+        "test",
+        "--release",
+        "-p",
+        "loader-tests",
+        "--test",
+        "model_*",
+        "--",
+        "--nocapture",
+        "--test-threads=1",
+    ]);
     t.libtest("model: loom suite (all interleavings, bounded preemption)", &mut loom);
     let mut stress = host_cargo();
     stress.args(["run", "--release", "-p", "loader-tests", "--bin", "stress"]);

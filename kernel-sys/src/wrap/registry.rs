@@ -59,8 +59,9 @@ impl RegKey {
         let mut got = 0u32;
         let cap = u32::try_from(core::mem::size_of_val(&raw)).unwrap_or(0);
         // SAFETY: `raw` is writable for `cap` bytes; `uname` views `wide`, alive here.
-        let status =
-            unsafe { ZwQueryValueKey(self.handle, &uname, KeyValuePartialInformation, raw.as_mut_ptr().cast(), cap, &mut got) };
+        let status = unsafe {
+            ZwQueryValueKey(self.handle, &uname, KeyValuePartialInformation, raw.as_mut_ptr().cast(), cap, &mut got)
+        };
         if status < 0 {
             return Err(status);
         }

@@ -18,7 +18,8 @@ pub fn system_time() -> u64 {
     let mut got = 0u32;
     let size = u32::try_from(core::mem::size_of::<SYSTEM_TIMEOFDAY_INFORMATION>()).unwrap_or(0);
     // SAFETY: `info` is writable for `size` bytes and outlives the call.
-    let status = unsafe { ZwQuerySystemInformation(SystemTimeOfDayInformation, (&raw mut info).cast(), size, &mut got) };
+    let status =
+        unsafe { ZwQuerySystemInformation(SystemTimeOfDayInformation, (&raw mut info).cast(), size, &mut got) };
     if status >= 0 {
         u64::try_from(info.CurrentTime).unwrap_or(0)
     } else {

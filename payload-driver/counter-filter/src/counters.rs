@@ -134,7 +134,12 @@ pre_op!(pre_read, READS, 2, false);
 pre_op!(pre_write, WRITES, 3, false);
 
 /// InstanceSetupCallback: attach to every volume.
-pub unsafe extern "system" fn instance_setup(_objects: *const c_void, _flags: u32, _device_type: u32, _fs_type: u32) -> i32 {
+pub unsafe extern "system" fn instance_setup(
+    _objects: *const c_void,
+    _flags: u32,
+    _device_type: u32,
+    _fs_type: u32,
+) -> i32 {
     INSTANCES.fetch_add(1, Ordering::Relaxed);
     NtStatus::SUCCESS.0
 }

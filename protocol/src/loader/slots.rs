@@ -159,7 +159,8 @@ impl<P: LoaderPlatform> Loader<P> {
         self.begin_retirement(slot, op);
         if let Err(status) = self.platform.start_retire_worker(slot) {
             // No thread: retire inline. The bound is lost, not the order.
-            self.platform.log(LogLevel::WARN, format_args!("slot {slot}: no retire worker ({status}), retiring inline"));
+            self.platform
+                .log(LogLevel::WARN, format_args!("slot {slot}: no retire worker ({status}), retiring inline"));
             self.retire_worker(slot);
         }
     }

@@ -146,7 +146,10 @@ fn rate(n: usize, d: usize) -> f64 {
 #[allow(clippy::cast_precision_loss)] // figures for a person
 fn main() {
     let o = options();
-    println!("stress: {} protocol races, {} naive races, {} runner threads, seed {:#x}", o.races, o.naive_races, o.threads, o.seed);
+    println!(
+        "stress: {} protocol races, {} naive races, {} runner threads, seed {:#x}",
+        o.races, o.naive_races, o.threads, o.seed
+    );
 
     let protocol = Tally::default();
     let started = Instant::now();
