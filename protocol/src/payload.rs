@@ -1,106 +1,53 @@
 //! The payload's side of the protocol: what `DriverEntry`, the registration
 //! entry, the teardown entry, `FilterUnloadCallback` and `DriverUnload` do.
 //!
-//! Owns [`PayloadState`] (the payload's globals) and the rules over it:
-//! - `DriverEntry` builds nothing, so an unload racing it has nothing to tear.
+//! Owns the rules over [`PayloadState`] (the payload's globals):
+//! - `DriverEntry` builds nothing, prepares "teardown finished", and
+//!   publishes `DriverUnload` as its very last act, so an unload racing it
+//!   either fails (no `DriverUnload` yet) or finds nothing built.
 //! - Registration runs only when the loader calls it, once, and is refused
 //!   once teardown began; a failed registration undoes itself inline.
 //! - Teardown of a registration in progress waits for the loader to settle
 //!   it, with no lock held; the filter is unregistered and the set-up cleaned
 //!   exactly once, by whichever teardown takes them out of the state.
+//! - `FilterUnloadCallback` and `DriverUnload` are routed here, so every
+//!   unload path (FltMgr's, the I/O manager's, the loader's) takes the same
+//!   teardown.
 //!
 //! Must never wait on "registration settled" from inside [`register`] (the
 //! loader sets it only after `register` returns), and never wait inside
 //! `with_state`.
-use crate::platform::{Mutation, PayloadPlatform};
+#[cfg(feature = "mutations")]
+use crate::mutation::Mutation;
+use crate::payload_state::Stage;
+pub use crate::payload_state::PayloadState;
+use crate::platform::PayloadPlatform;
 use shared_abi::payload::PayloadPhase;
 use shared_abi::NtStatus;
 
-/// Where the payload is in its life. Only moves forward.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Stage {
-    /// The image is mapped; `DriverEntry` has not recorded anything yet.
-    Mapped,
-    /// `DriverEntry` ran; waiting for the loader's registration call.
-    Loaded,
-    /// The registration call is running (set-up, `FltRegisterFilter`, start).
-    Registering,
-    /// Registered and filtering.
-    Filtering,
-    /// The registration call failed and undid itself.
-    RegistrationFailed,
-    /// A teardown is running.
-    TearingDown,
-    /// Torn down: nothing of the registration is left.
-    TornDown,
-}
+/// `FLTFL_FILTER_UNLOAD_MANDATORY`: the unload cannot be refused.
+pub const FILTER_UNLOAD_MANDATORY: u32 = 0x1;
 
-/// The payload's globals, behind the platform's lock.
-#[derive(Debug)]
-pub struct PayloadState<S, F> {
-    stage: Stage,
-    /// The loader's settle service, from the registration call on.
-    settle: Option<S>,
-    /// The registered filter; taken out (once) by whoever unregisters it.
-    filter: Option<F>,
-    /// The set-up finished; taken out (once) by whoever cleans it up.
-    setup_built: bool,
-    /// A teardown has begun (refuses registration from then on).
-    teardown_begun: bool,
-}
-
-impl<S: Copy, F: Copy> Default for PayloadState<S, F> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<S: Copy, F: Copy> PayloadState<S, F> {
-    /// The state of a freshly mapped image (fits a `static`).
-    #[must_use]
-    pub const fn new() -> Self {
-        PayloadState { stage: Stage::Mapped, settle: None, filter: None, setup_built: false, teardown_begun: false }
-    }
-    /// The loader's settle service, once registration was called.
-    #[must_use]
-    pub fn settle(&self) -> Option<S> {
-        self.settle
-    }
-    /// The stage, for tests and diagnostics.
-    #[must_use]
-    pub fn stage(&self) -> Stage {
-        self.stage
-    }
-    /// The phase as reported to the loader.
-    #[must_use]
-    pub fn phase(&self) -> PayloadPhase {
-        match self.stage {
-            Stage::Mapped | Stage::Loaded | Stage::RegistrationFailed => PayloadPhase::LOADED,
-            Stage::Registering => PayloadPhase::REGISTERING,
-            Stage::Filtering => PayloadPhase::FILTERING,
-            Stage::TearingDown => PayloadPhase::TEARING_DOWN,
-            Stage::TornDown => PayloadPhase::TORN_DOWN,
-        }
-    }
-    /// A registration is live (filter registered).
-    #[must_use]
-    pub fn is_registered(&self) -> bool {
-        self.filter.is_some()
-    }
-}
-
-/// `DriverEntry`'s part: record that the image is loaded. Builds nothing.
-/// Called by the I/O manager on its load thread.
+/// `DriverEntry`. Called by the I/O manager on its load thread. Records that
+/// the image is loaded, prepares "teardown finished", and publishes
+/// `DriverUnload` last: until then an unload request fails (Windows 7
+/// refuses to unload a driver without `DriverUnload`).
 pub fn driver_entry<P: PayloadPlatform>(p: &P) {
+    #[cfg(feature = "mutations")]
+    if p.mutation() == Mutation::PublishUnloadFirst {
+        p.publish_driver_unload();
+    }
+    p.teardown_done_init();
     p.with_state(|s| {
         if s.stage == Stage::Mapped {
             s.stage = Stage::Loaded;
         }
     });
+    p.publish_driver_unload();
 }
 
 /// The registration entry. Called by the loader once `ZwLoadDriver` returned,
-/// on the loader's thread, with the loader holding a reference on the image.
+/// on a thread of the loader, with the loader holding a reference on the image.
 ///
 /// Refuses with `DELETE_PENDING` once teardown began and with
 /// `INVALID_DEVICE_REQUEST` on a second call. On failure everything built is
@@ -127,6 +74,7 @@ pub fn register<P: PayloadPlatform>(p: &P, settle: P::Settle) -> NtStatus {
         Err(status) => status,
     };
     let failed = !status.is_success();
+    #[cfg(feature = "mutations")]
     if failed && p.mutation() == Mutation::RegisterWaitsOnSettle {
         p.wait_settled(settle);
     }
@@ -171,6 +119,10 @@ fn build_registration<P: PayloadPlatform>(p: &P) -> Result<(), NtStatus> {
         s.setup_built = true;
         s.teardown_begun
     });
+    #[cfg(feature = "mutations")]
+    if p.mutation() == Mutation::NoRecheckAfterPublish {
+        return Ok(());
+    }
     if teardown_began {
         return Err(NtStatus::DELETE_PENDING);
     }
@@ -182,15 +134,16 @@ fn teardown_begun<P: PayloadPlatform>(p: &P) -> bool {
 }
 
 /// Tears the payload down. Idempotent. Called from the loader's teardown
-/// entry (loader's retire worker), from `FilterUnloadCallback` (`FltMgr`'s unload
-/// worker) and from `DriverUnload` (the I/O manager's unload thread).
+/// entry (a thread of the loader), from `FilterUnloadCallback` (`FltMgr`'s
+/// unload worker) and from `DriverUnload` (the I/O manager's unload thread).
 ///
 /// If a registration call is running it waits, with no lock held, until the
 /// loader settled it. Then it unregisters and cleans up what exists, once.
 /// A second, concurrent teardown waits until the first one has finished: the
 /// first owns the work, and no caller (the loader's own unload above all)
 /// may go on while the payload still runs its teardown and calls the
-/// loader's services.
+/// loader's services. The loader's services are forgotten at the end, so
+/// nothing of this image calls the loader after its teardown.
 pub fn teardown<P: PayloadPlatform>(p: &P) -> NtStatus {
     let must_wait = p.with_state(|s| {
         if s.teardown_begun {
@@ -202,20 +155,17 @@ pub fn teardown<P: PayloadPlatform>(p: &P) -> NtStatus {
         Some(if registering { s.settle } else { None })
     });
     let Some(must_wait) = must_wait else {
-        if p.mutation() != Mutation::SecondTeardownReturnsEarly {
-            p.wait_teardown_done();
+        #[cfg(feature = "mutations")]
+        if p.mutation() == Mutation::SecondTeardownReturnsEarly {
+            return NtStatus::SUCCESS;
         }
+        p.wait_teardown_done();
         return NtStatus::SUCCESS;
     };
     if let Some(settle) = must_wait {
-        match p.mutation() {
-            Mutation::TeardownSkipsSettleWait => {}
-            Mutation::WaitUnderLock => p.with_state(|_| p.wait_settled(settle)),
-            _ => p.wait_settled(settle),
-        }
+        wait_settled_for_teardown(p, settle);
     }
-    let (filter, setup_built, settle) =
-        p.with_state(|s| (s.filter.take(), core::mem::take(&mut s.setup_built), s.settle));
+    let (filter, setup_built, settle) = p.with_state(|s| (s.filter.take(), core::mem::take(&mut s.setup_built), s.settle));
     if let Some(settle) = settle {
         p.report_phase(settle, PayloadPhase::TEARING_DOWN);
     }
@@ -225,7 +175,11 @@ pub fn teardown<P: PayloadPlatform>(p: &P) -> NtStatus {
     if setup_built {
         p.cleanup();
     }
-    p.with_state(|s| s.stage = Stage::TornDown);
+    p.with_state(|s| {
+        s.stage = Stage::TornDown;
+        // After this, `log`/`publish` of the payload find no loader to call.
+        s.settle = None;
+    });
     if let Some(settle) = settle {
         p.report_phase(settle, PayloadPhase::TORN_DOWN);
     }
@@ -234,16 +188,34 @@ pub fn teardown<P: PayloadPlatform>(p: &P) -> NtStatus {
     NtStatus::SUCCESS
 }
 
+fn wait_settled_for_teardown<P: PayloadPlatform>(p: &P, settle: P::Settle) {
+    #[cfg(feature = "mutations")]
+    match p.mutation() {
+        Mutation::TeardownSkipsSettleWait => return,
+        Mutation::WaitUnderLock => return p.with_state(|_| p.wait_settled(settle)),
+        _ => {}
+    }
+    p.wait_settled(settle);
+}
+
 /// `FilterUnloadCallback`. `FltMgr` calls it on its unload worker for
-/// `fltmc unload` (`mandatory == false`) and for `sc stop` / `ZwUnloadDriver`
-/// (`mandatory == true`). The loader manages the payload, so a non-mandatory
-/// unload is refused with `FLT_DO_NOT_DETACH`; a mandatory one tears down.
-pub fn filter_unload<P: PayloadPlatform>(p: &P, mandatory: bool) -> NtStatus {
-    if mandatory {
+/// `fltmc unload` (not [`FILTER_UNLOAD_MANDATORY`]) and for `sc stop` /
+/// `ZwUnloadDriver` (mandatory). The loader manages the payload, so a
+/// non-mandatory unload is refused with `FLT_DO_NOT_DETACH`; a mandatory one
+/// tears down.
+pub fn filter_unload<P: PayloadPlatform>(p: &P, flags: u32) -> NtStatus {
+    if flags & FILTER_UNLOAD_MANDATORY != 0 {
         teardown(p)
     } else {
         NtStatus::FLT_DO_NOT_DETACH
     }
+}
+
+/// `DriverUnload`. The I/O manager calls it on `ZwUnloadDriver` before a
+/// registration (FltMgr has not replaced it yet), and FltMgr calls it after
+/// `FilterUnloadCallback` (the saved routine). Both land in [`teardown`].
+pub fn driver_unload<P: PayloadPlatform>(p: &P) -> NtStatus {
+    teardown(p)
 }
 
 #[cfg(test)]
@@ -258,6 +230,7 @@ mod tests {
     struct Fake {
         state: RefCell<PayloadState<u8, u8>>,
         calls: RefCell<Vec<&'static str>>,
+        entry_calls: RefCell<Vec<&'static str>>,
         fail_register: bool,
         fail_start: bool,
         teardown_during_setup: bool,
@@ -317,13 +290,20 @@ mod tests {
         fn wait_teardown_done(&self) {
             self.calls.borrow_mut().push("wait_teardown_done");
         }
+        fn teardown_done_init(&self) {
+            self.entry_calls.borrow_mut().push("teardown_done_init");
+        }
+        fn publish_driver_unload(&self) {
+            self.entry_calls.borrow_mut().push("publish_driver_unload");
+        }
     }
 
     #[test]
-    fn driver_entry_builds_nothing() {
+    fn driver_entry_builds_nothing_and_publishes_driver_unload_last() {
         let p = Fake::default();
         driver_entry(&p);
         assert!(p.calls().is_empty());
+        assert_eq!(*p.entry_calls.borrow(), ["teardown_done_init", "publish_driver_unload"]);
         assert_eq!(p.state.borrow().stage(), Stage::Loaded);
     }
 
@@ -336,7 +316,7 @@ mod tests {
         assert_eq!(p.state.borrow().phase(), PayloadPhase::FILTERING);
         assert_eq!(teardown(&p), NtStatus::SUCCESS);
         assert_eq!(teardown(&p), NtStatus::SUCCESS);
-        assert_eq!(filter_unload(&p, true), NtStatus::SUCCESS);
+        assert_eq!(filter_unload(&p, FILTER_UNLOAD_MANDATORY), NtStatus::SUCCESS);
         assert_eq!((p.count("unregister_filter"), p.count("cleanup"), p.count("wait_settled")), (1, 1, 0));
         assert_eq!(p.state.borrow().stage(), Stage::TornDown);
         // The later teardowns waited for the first one to finish.
@@ -387,12 +367,25 @@ mod tests {
         assert!(!p.state.borrow().is_registered());
     }
 
+    /// Defect 8: after teardown the payload's `log`/`publish` must find no
+    /// loader to call (the loader may be gone once the teardown finished).
+    #[test]
+    fn teardown_forgets_the_loader_services_at_its_end() {
+        let p = Fake::default();
+        driver_entry(&p);
+        register(&p, 1);
+        assert_eq!(p.state.borrow().settle(), Some(1));
+        teardown(&p);
+        assert_eq!(p.state.borrow().settle(), None);
+        assert_eq!(p.state.borrow().stage(), Stage::TornDown);
+    }
+
     #[test]
     fn a_non_mandatory_unload_is_refused() {
         let p = Fake::default();
         driver_entry(&p);
         register(&p, 1);
-        assert_eq!(filter_unload(&p, false), NtStatus::FLT_DO_NOT_DETACH);
+        assert_eq!(filter_unload(&p, 0), NtStatus::FLT_DO_NOT_DETACH);
         assert!(p.state.borrow().is_registered());
         assert_eq!(p.count("unregister_filter"), 0);
     }

@@ -1,105 +1,93 @@
 //! The primitives the protocol is generic over: what a platform (the kernel
 //! drivers, or the model in `tests/`) must provide.
 //!
-//! This module owns only trait definitions and the negative-control
-//! [`Mutation`] switch. It must never hold state or logic: the protocol's
-//! rules live in [`crate::loader`] and [`crate::payload`], once.
+//! This module owns only trait definitions and the event names. It must
+//! never hold state or logic: the protocol's rules live in [`crate::loader`]
+//! and [`crate::payload`], once.
 //!
 //! Every piece of shared mutable state is reached through a closure-scoped
 //! critical section (`with_state`), so a lock cannot be held across a wait:
 //! the closure gets only `&mut` state and must return before any platform
 //! call that may block. Implementations of `with_state` must never block
 //! (kernel: a spin lock; model: a mutex that is never contended for long).
-use crate::descriptor::DescriptorInfo;
-use crate::loader::LoaderState;
-use crate::payload::PayloadState;
+#[cfg(feature = "mutations")]
+use crate::mutation::Mutation;
+use crate::payload_state::PayloadState;
+use crate::state::LoaderState;
+use loader_parsers::pe::ImageBytes;
 use shared_abi::payload::{LogLevel, PayloadPhase};
-use shared_abi::NtStatus;
+use shared_abi::{NtStatus, Slot};
 
-/// A payload slot: `0` is A, `1` is B (`shared_abi::control::SLOT_COUNT`).
-pub type Slot = usize;
-
-/// Deliberate protocol bugs, switched on only by the model's negative
-/// controls to prove the checker can see each one. Drivers never override
-/// [`LoaderPlatform::mutation`] / [`PayloadPlatform::mutation`].
-#[doc(hidden)]
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
-pub enum Mutation {
-    /// The protocol as shipped.
-    #[default]
-    None,
-    /// Loader: set "registration settled" before calling the registration
-    /// entry (the seed's "event set too early").
-    SettleBeforeRegister,
-    /// Loader: drop the image reference right after reading the descriptor,
-    /// before calling into the image.
-    ReleaseImageEarly,
-    /// Loader: forget to set "registration settled" when registration fails.
-    NoSettleOnFailure,
-    /// Loader: make the new slot active even when its registration failed.
-    ActivateFailedUpgrade,
-    /// Payload: teardown does not wait for the registration to settle.
-    TeardownSkipsSettleWait,
-    /// Payload: a failed registration waits on "settled" from inside the
-    /// registration call (self-deadlock: the loader sets it only afterwards).
-    RegisterWaitsOnSettle,
-    /// Payload: teardown waits on "settled" inside its critical section.
-    WaitUnderLock,
-    /// Payload: a second, concurrent teardown returns before the first one
-    /// finished (so the loader can unload while the payload still calls it).
-    SecondTeardownReturnsEarly,
+/// The loader's notification events.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum LoaderEvent {
+    /// "Registration settled" of a slot: set once the registration call
+    /// returned (or never happened), reset only while no image of the slot
+    /// exists. The payload's teardown waits on it.
+    Settled(Slot),
+    /// "Retirement finished" of a slot: set by its retire worker as its
+    /// last act.
+    Retired(Slot),
+    /// No control operation runs: set when `busy` is cleared, reset when it
+    /// is claimed. The loader's own unload waits on it.
+    Idle,
 }
 
-/// What the loader driver provides. Kernel: `KEVENTs` in statics, a spin lock,
-/// `ZwLoadDriver`/`ZwUnloadDriver`, `ObReferenceObjectByName`, and calls
-/// through the payload's exports.
+/// What the loader driver provides. Kernel: `KEVENTs` in statics, a spin
+/// lock, `ZwLoadDriver`/`ZwUnloadDriver`, `ObReferenceObjectByName`, the
+/// payload image's mapped bytes, and calls through its checked entries.
 pub trait LoaderPlatform {
     /// A counted reference keeping a payload image mapped (kernel: a
     /// referenced `DRIVER_OBJECT` with its `DriverStart`/`DriverSize`).
     type Image: Copy;
+    /// The mapped bytes of a referenced image, for the parser.
+    type Bytes<'a>: ImageBytes
+    where
+        Self: 'a;
 
     /// Runs `f` on the loader's state under its lock. Short; never blocks.
     fn with_state<R>(&self, f: impl FnOnce(&mut LoaderState<Self::Image>) -> R) -> R;
 
-    /// Signals "registration settled" for `slot` (notification event).
-    fn settle_set(&self, slot: Slot);
-    /// Clears "registration settled" for `slot`. The protocol calls it only
-    /// while no image of `slot` exists.
-    fn settle_reset(&self, slot: Slot);
-    /// Waits for "registration settled" of `slot`, without a bound. The
-    /// service a payload's teardown calls; `PASSIVE_LEVEL`, no lock held.
-    fn wait_settled(&self, slot: Slot);
-
-    /// Signals "retirement finished" for `slot` (notification event).
-    fn retired_set(&self, slot: Slot);
-    /// Clears "retirement finished" for `slot`.
-    fn retired_reset(&self, slot: Slot);
-    /// Waits at most `timeout_ms` (`u32::MAX`: forever) for "retirement
-    /// finished"; `true` if it was signalled.
-    fn retired_wait(&self, slot: Slot, timeout_ms: u32) -> bool;
+    /// Signals an event (notification: stays set until reset).
+    fn event_set(&self, event: LoaderEvent);
+    /// Clears an event.
+    fn event_reset(&self, event: LoaderEvent);
+    /// Waits for an event: `None` without a bound, `Some(ms)` at most that
+    /// long. `true` if it was signalled. `PASSIVE_LEVEL`, no lock held.
+    fn event_wait(&self, event: LoaderEvent, timeout_ms: Option<u32>) -> bool;
 
     /// `ZwLoadDriver` on the slot's service key; runs the payload's `DriverEntry`.
     fn load_driver(&self, slot: Slot) -> Result<(), NtStatus>;
-    /// `ObReferenceObjectByName` on the slot's driver object. Fails with
-    /// `OBJECT_NAME_NOT_FOUND` once the driver is gone.
+    /// `ObReferenceObjectByName` on the slot's driver object. Fails once the
+    /// driver is gone.
     fn reference_image(&self, slot: Slot) -> Result<Self::Image, NtStatus>;
-    /// Finds the payload's exports in the referenced image and copies its
-    /// descriptor. `PROCEDURE_NOT_FOUND` when an export is missing.
-    fn read_descriptor(&self, image: Self::Image) -> Result<DescriptorInfo, NtStatus>;
-    /// Calls the payload's registration entry with the services of `slot`.
-    fn call_register(&self, image: Self::Image, slot: Slot) -> NtStatus;
+    /// The referenced image's mapped bytes and the address it is mapped at.
+    fn image_bytes(&self, image: Self::Image) -> (Self::Bytes<'_>, u64);
+    /// Calls the payload's registration entry (a checked entry point of
+    /// `image`) with the services of `slot`.
+    fn call_register(&self, image: Self::Image, entry: u64, slot: Slot) -> NtStatus;
     /// Calls the payload's teardown entry. May block without bound (an
-    /// instance draining, seed 002); the protocol calls it on a worker only.
-    fn call_teardown(&self, image: Self::Image) -> NtStatus;
+    /// instance draining, seed 002); the protocol calls it on a worker, or
+    /// on the loader's own unloading thread.
+    fn call_teardown(&self, image: Self::Image, entry: u64) -> NtStatus;
     /// Calls the payload's shutdown hook. Must not block long.
-    fn call_shutdown(&self, image: Self::Image);
+    fn call_shutdown(&self, image: Self::Image, entry: u64);
     /// `ZwUnloadDriver` on the slot's service key.
     fn unload_driver(&self, slot: Slot) -> NtStatus;
     /// `ObDereferenceObject`: the image may be unmapped right here.
     fn release_image(&self, image: Self::Image);
-    /// Runs [`crate::loader::Loader::retire_worker`]`(slot)` on another thread.
+    /// Runs [`crate::Loader::retire_worker`]`(slot)` on a new thread of the
+    /// loader (kernel: a system thread).
     fn start_retire_worker(&self, slot: Slot) -> Result<(), NtStatus>;
-    /// Writes `Parameters\ActiveSlot` (absent for `None`) and flushes it.
+    /// Waits until the last retire worker started for `slot` has exited
+    /// (returns at once if there is none). After this, no late signal of
+    /// that worker can reach the slot's events.
+    fn join_retire_worker(&self, slot: Slot);
+    /// Asks for [`crate::Loader::reap`] to run soon on a thread of the
+    /// loader (a payload was stopped from outside). Never blocks.
+    fn request_reap(&self) {}
+    /// Writes `Parameters\ActiveSlot` (`loader_parsers::config::encode_active_slot`)
+    /// and flushes it.
     fn persist_active(&self, slot: Option<Slot>) -> Result<(), NtStatus>;
     /// System time, 100 ns units since 1601.
     fn now(&self) -> u64;
@@ -108,8 +96,8 @@ pub trait LoaderPlatform {
     fn log(&self, level: LogLevel, args: core::fmt::Arguments<'_>) {
         let _ = (level, args);
     }
-    /// Negative controls only; see [`Mutation`].
-    #[doc(hidden)]
+    /// Negative controls only (feature `mutations`, never in a driver build).
+    #[cfg(feature = "mutations")]
     fn mutation(&self) -> Mutation {
         Mutation::None
     }
@@ -126,6 +114,12 @@ pub trait PayloadPlatform {
 
     /// Runs `f` on the payload's state under its lock. Short; never blocks.
     fn with_state<R>(&self, f: impl FnOnce(&mut PayloadState<Self::Settle, Self::Filter>) -> R) -> R;
+    /// Prepares "teardown finished" (kernel: initialises the image's
+    /// notification event). `DriverEntry`, before `DriverUnload` is published.
+    fn teardown_done_init(&self);
+    /// Publishes `DriverUnload` in the driver object. From here an unload
+    /// request reaches the payload. `DriverEntry`'s last act.
+    fn publish_driver_unload(&self);
     /// Blocks until the loader settled this image's registration call
     /// (`LoaderServices::wait_registration_settled`).
     fn wait_settled(&self, settle: Self::Settle);
@@ -140,18 +134,18 @@ pub trait PayloadPlatform {
     fn unregister_filter(&self, filter: Self::Filter);
     /// The minifilter's own teardown (the seed's `StopWorkerQueues`).
     fn cleanup(&self);
-    /// Signals "teardown finished" (kernel: a notification event of the
-    /// payload image, initialised in `DriverEntry`).
+    /// Signals "teardown finished".
     fn teardown_done_set(&self);
     /// Waits for "teardown finished", without a bound. `PASSIVE_LEVEL`, no
     /// lock held.
     fn wait_teardown_done(&self);
-    /// Tells the loader the payload's phase (`LoaderServices::report`).
+    /// Tells the loader the payload's phase (`LoaderServices::report`). The
+    /// loader learns this way that something outside it tore the payload down.
     fn report_phase(&self, settle: Self::Settle, phase: PayloadPhase) {
         let _ = (settle, phase);
     }
-    /// Negative controls only; see [`Mutation`].
-    #[doc(hidden)]
+    /// Negative controls only (feature `mutations`, never in a driver build).
+    #[cfg(feature = "mutations")]
     fn mutation(&self) -> Mutation {
         Mutation::None
     }

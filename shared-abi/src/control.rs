@@ -114,6 +114,10 @@ impl SlotState {
     pub const RETIRING: SlotState = SlotState(4);
     pub const STUCK: SlotState = SlotState(5);
     pub const FAILED: SlotState = SlotState(6);
+    /// The payload was torn down from outside the loader (`sc stop` of its
+    /// service, a foreign `ZwUnloadDriver`): nothing of it filters, and the
+    /// loader has dropped (or is dropping) its reference. `load` loads it again.
+    pub const STOPPED: SlotState = SlotState(7);
 
     /// Lower-case name for tables and JSON.
     #[must_use]
@@ -126,6 +130,7 @@ impl SlotState {
             SlotState::RETIRING => "retiring",
             SlotState::STUCK => "stuck",
             SlotState::FAILED => "failed",
+            SlotState::STOPPED => "stopped",
             _ => "unknown",
         }
     }
@@ -144,6 +149,10 @@ impl OpKind {
     pub const UNLOAD: OpKind = OpKind(5);
     pub const STOP: OpKind = OpKind(6);
     pub const CONTROL: OpKind = OpKind(7);
+    /// System shutdown (`IRP_MJ_SHUTDOWN`): the payload's shutdown hook.
+    pub const SHUTDOWN: OpKind = OpKind(8);
+    /// Something outside the loader (`sc stop` of a payload service).
+    pub const EXTERNAL: OpKind = OpKind(9);
 
     /// Lower-case name for tables and JSON.
     #[must_use]
@@ -157,6 +166,8 @@ impl OpKind {
             OpKind::UNLOAD => "unload",
             OpKind::STOP => "stop",
             OpKind::CONTROL => "control",
+            OpKind::SHUTDOWN => "shutdown",
+            OpKind::EXTERNAL => "external",
             _ => "unknown",
         }
     }

@@ -1,23 +1,20 @@
 //! Export-directory resolution on a payload image, bounds-checked and
 //! panic-free.
 //!
-//! The loader runs this on the bytes `DriverStart..DriverStart + DriverSize`
-//! of a payload it has just loaded ([`Layout::Mapped`]); tests and tools run
-//! it on `.sys` files ([`Layout::File`]). The image is outside input: every
-//! offset, count and RVA is checked before use, every failure is an
-//! `NtStatus`, and nothing here calls into or trusts the image. Forwarded
-//! exports are refused: a payload's entry points must be its own code.
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::arithmetic_side_effects,
-    clippy::panic
-)]
-
-use crate::descriptor::DescriptorInfo;
-use core::mem::size_of;
-use shared_abi::payload::{PayloadDescriptor, NAME_CHARS};
+//! The loader runs this on a payload it has just loaded, as mapped at
+//! `DriverStart` ([`Layout::Mapped`]); tests and tools run it on `.sys`
+//! files ([`Layout::File`]). The image is outside input: every offset, count
+//! and RVA is checked before use, every failure is an `NtStatus`, and
+//! nothing here calls into or trusts the image. Forwarded exports are
+//! refused: a payload's entry points must be its own code.
+//!
+//! Bytes are reached only through [`ImageBytes::read`], one range at a time.
+//! On a mapped image the parser asks only for ranges that are resident once
+//! `DriverEntry` has returned: the headers, which must fit in the image's
+//! first page, and ranges inside one section the kernel keeps (not
+//! `IMAGE_SCN_MEM_DISCARDABLE`, and not named `INIT...`, which Windows 7
+//! frees after `DriverEntry` whatever its flags say). So the kernel side
+//! never forms a reference to a discarded page.
 use shared_abi::NtStatus;
 
 /// How the image bytes are laid out.
@@ -29,8 +26,34 @@ pub enum Layout {
     File,
 }
 
+/// Read access to an image's bytes, one range at a time.
+///
+/// The kernel implements it over a referenced, mapped driver image
+/// (`DriverStart`, `DriverSize`); `[u8]` implements it for files and tests.
+/// With [`Layout::Mapped`] the parser calls [`ImageBytes::read`] only for
+/// ranges that stay resident after `DriverEntry` (see the module docs), so
+/// an implementation may create the slice for exactly the range asked.
+pub trait ImageBytes {
+    /// Total bytes (`DriverSize`, or the file length).
+    fn size(&self) -> usize;
+    /// `len` bytes at `offset`; `None` if any of them lies past [`size`](ImageBytes::size).
+    fn read(&self, offset: usize, len: usize) -> Option<&[u8]>;
+}
+
+impl<T: AsRef<[u8]> + ?Sized> ImageBytes for T {
+    fn size(&self) -> usize {
+        self.as_ref().len()
+    }
+    fn read(&self, offset: usize, len: usize) -> Option<&[u8]> {
+        self.as_ref().get(offset..offset.checked_add(len)?)
+    }
+}
+
 /// Longest export name this parser follows (bytes, without the NUL).
 pub const MAX_EXPORT_NAME: usize = 512;
+/// Where a mapped image's headers must end: its first page, which the
+/// kernel maps for the image's whole life.
+pub const MAPPED_HEADER_LIMIT: usize = 0x1000;
 
 const BAD: NtStatus = NtStatus::INVALID_IMAGE_FORMAT;
 const NOT_FOUND: NtStatus = NtStatus::PROCEDURE_NOT_FOUND;
@@ -44,8 +67,11 @@ const SECTION_HEADER_LEN: usize = 40;
 const EXPORT_DIRECTORY_LEN: usize = 40;
 /// `IMAGE_SCN_MEM_EXECUTE`.
 pub const IMAGE_SCN_MEM_EXECUTE: u32 = 0x2000_0000;
-/// `IMAGE_SCN_MEM_DISCARDABLE`: freed after `DriverEntry` (e.g. `INIT`).
+/// `IMAGE_SCN_MEM_DISCARDABLE`: freed after `DriverEntry`.
 pub const IMAGE_SCN_MEM_DISCARDABLE: u32 = 0x0200_0000;
+/// Windows 7 frees a section whose name starts with this after
+/// `DriverEntry`, whether or not it is marked discardable.
+pub const INIT_SECTION_PREFIX: &[u8] = b"INIT";
 
 fn read<const N: usize>(bytes: &[u8], offset: usize) -> Result<[u8; N], NtStatus> {
     let end = offset.checked_add(N).ok_or(BAD)?;
@@ -53,15 +79,15 @@ fn read<const N: usize>(bytes: &[u8], offset: usize) -> Result<[u8; N], NtStatus
     <[u8; N]>::try_from(chunk).map_err(|_| BAD)
 }
 
-fn u16_at(bytes: &[u8], offset: usize) -> Result<u16, NtStatus> {
+pub(crate) fn u16_at(bytes: &[u8], offset: usize) -> Result<u16, NtStatus> {
     read(bytes, offset).map(u16::from_le_bytes)
 }
 
-fn u32_at(bytes: &[u8], offset: usize) -> Result<u32, NtStatus> {
+pub(crate) fn u32_at(bytes: &[u8], offset: usize) -> Result<u32, NtStatus> {
     read(bytes, offset).map(u32::from_le_bytes)
 }
 
-fn u64_at(bytes: &[u8], offset: usize) -> Result<u64, NtStatus> {
+pub(crate) fn u64_at(bytes: &[u8], offset: usize) -> Result<u64, NtStatus> {
     read(bytes, offset).map(u64::from_le_bytes)
 }
 
@@ -70,13 +96,14 @@ fn to_usize(v: u32) -> Result<usize, NtStatus> {
 }
 
 /// Offset `base + delta`, or `INVALID_IMAGE_FORMAT` on overflow.
-fn add(base: usize, delta: usize) -> Result<usize, NtStatus> {
+pub(crate) fn add(base: usize, delta: usize) -> Result<usize, NtStatus> {
     base.checked_add(delta).ok_or(BAD)
 }
 
 /// One section header, as far as RVA mapping needs it.
 #[derive(Clone, Copy)]
 struct Section {
+    name: [u8; 8],
     virtual_address: u32,
     virtual_size: u32,
     raw_offset: u32,
@@ -93,12 +120,19 @@ impl Section {
             self.virtual_size
         }
     }
+
+    /// The kernel frees this section once `DriverEntry` has returned.
+    fn discarded(&self) -> bool {
+        self.characteristics & IMAGE_SCN_MEM_DISCARDABLE != 0 || self.name.starts_with(INIT_SECTION_PREFIX)
+    }
 }
 
 /// The checked headers of a PE image.
-struct Headers<'a> {
-    image: &'a [u8],
+struct Headers<'a, I: ImageBytes + ?Sized> {
+    image: &'a I,
     layout: Layout,
+    /// `ImageBase` from the optional header (the VA the file was linked for).
+    image_base: u64,
     size_of_image: u32,
     header_bytes: u32,
     /// The section table's bytes, exactly `count * 40` of them.
@@ -107,23 +141,32 @@ struct Headers<'a> {
     export_size: u32,
 }
 
-impl<'a> Headers<'a> {
-    fn parse(image: &'a [u8], layout: Layout) -> Result<Self, NtStatus> {
-        if u16_at(image, 0)? != DOS_MAGIC {
+impl<'a, I: ImageBytes + ?Sized> Headers<'a, I> {
+    /// Header bytes: on a mapped image only from its first page.
+    fn header(image: &'a I, layout: Layout, offset: usize, len: usize) -> Result<&'a [u8], NtStatus> {
+        if layout == Layout::Mapped && add(offset, len)? > MAPPED_HEADER_LIMIT {
             return Err(BAD);
         }
-        let nt = to_usize(u32_at(image, 0x3C)?)?;
-        if u32_at(image, nt)? != NT_SIGNATURE {
+        image.read(offset, len).ok_or(BAD)
+    }
+
+    fn parse(image: &'a I, layout: Layout) -> Result<Self, NtStatus> {
+        let dos = Self::header(image, layout, 0, 0x40)?;
+        if u16_at(dos, 0)? != DOS_MAGIC {
             return Err(BAD);
         }
-        let coff = add(nt, 4)?;
-        let section_count = usize::from(u16_at(image, add(coff, 2)?)?);
-        let optional_len = usize::from(u16_at(image, add(coff, 16)?)?);
-        let optional = add(coff, COFF_HEADER_LEN)?;
-        let optional_bytes = image.get(optional..add(optional, optional_len)?).ok_or(BAD)?;
-        let (count_at, dirs_at) = match u16_at(optional_bytes, 0)? {
-            PE32_MAGIC => (92, 96),
-            PE32_PLUS_MAGIC => (108, 112),
+        let nt = to_usize(u32_at(dos, 0x3C)?)?;
+        let file_header = Self::header(image, layout, nt, 4 + COFF_HEADER_LEN)?;
+        if u32_at(file_header, 0)? != NT_SIGNATURE {
+            return Err(BAD);
+        }
+        let section_count = usize::from(u16_at(file_header, 4 + 2)?);
+        let optional_len = usize::from(u16_at(file_header, 4 + 16)?);
+        let optional = add(nt, 4 + COFF_HEADER_LEN)?;
+        let optional_bytes = Self::header(image, layout, optional, optional_len)?;
+        let (count_at, dirs_at, image_base) = match u16_at(optional_bytes, 0)? {
+            PE32_MAGIC => (92, 96, u64::from(u32_at(optional_bytes, 28)?)),
+            PE32_PLUS_MAGIC => (108, 112, u64_at(optional_bytes, 24)?),
             _ => return Err(BAD),
         };
         let size_of_image = u32_at(optional_bytes, 56)?;
@@ -136,29 +179,30 @@ impl<'a> Headers<'a> {
         };
         let table = add(optional, optional_len)?;
         let table_len = section_count.checked_mul(SECTION_HEADER_LEN).ok_or(BAD)?;
-        let sections = image.get(table..add(table, table_len)?).ok_or(BAD)?;
+        let sections = Self::header(image, layout, table, table_len)?;
         match layout {
-            Layout::Mapped if to_usize(size_of_image)? > image.len() => return Err(BAD),
+            Layout::Mapped if to_usize(size_of_image)? > image.size() => return Err(BAD),
             // On disk, a truncated file is malformed even where the parts
             // this lookup needs survived.
-            Layout::File if to_usize(header_bytes)? > image.len() => return Err(BAD),
+            Layout::File if to_usize(header_bytes)? > image.size() => return Err(BAD),
             Layout::File => {
                 for h in sections.chunks_exact(SECTION_HEADER_LEN) {
                     let raw_size = to_usize(u32_at(h, 16)?)?;
                     let raw_offset = to_usize(u32_at(h, 20)?)?;
-                    if raw_size != 0 && add(raw_offset, raw_size)? > image.len() {
+                    if raw_size != 0 && add(raw_offset, raw_size)? > image.size() {
                         return Err(BAD);
                     }
                 }
             }
             Layout::Mapped => {}
         }
-        Ok(Headers { image, layout, size_of_image, header_bytes, sections, export_rva, export_size })
+        Ok(Headers { image, layout, image_base, size_of_image, header_bytes, sections, export_rva, export_size })
     }
 
     fn sections(&self) -> impl Iterator<Item = Section> + 'a {
         self.sections.chunks_exact(SECTION_HEADER_LEN).filter_map(|h| {
             Some(Section {
+                name: read::<8>(h, 0).ok()?,
                 virtual_size: u32_at(h, 8).ok()?,
                 virtual_address: u32_at(h, 12).ok()?,
                 raw_size: u32_at(h, 16).ok()?,
@@ -168,26 +212,20 @@ impl<'a> Headers<'a> {
         })
     }
 
-    /// `len` bytes at `rva`, all inside the image (and, on disk, inside one
-    /// section's raw data or the headers).
+    /// `len` bytes at `rva`, all inside one resident region of the image
+    /// (and, on disk, inside one section's raw data or the headers).
     fn slice(&self, rva: u32, len: usize) -> Result<&'a [u8], NtStatus> {
-        let start = self.offset_of(rva, len)?;
-        self.image.get(start..add(start, len)?).ok_or(BAD)
+        let (start, available) = self.region_of(rva)?;
+        if len > available {
+            return Err(BAD);
+        }
+        self.image.read(start, len).ok_or(BAD)
     }
 
     /// All bytes from `rva` to the end of the region holding it, at most `max`.
     fn tail(&self, rva: u32, max: usize) -> Result<&'a [u8], NtStatus> {
         let (start, available) = self.region_of(rva)?;
-        let len = available.min(max);
-        self.image.get(start..add(start, len)?).ok_or(BAD)
-    }
-
-    fn offset_of(&self, rva: u32, len: usize) -> Result<usize, NtStatus> {
-        let (start, available) = self.region_of(rva)?;
-        if len > available {
-            return Err(BAD);
-        }
-        Ok(start)
+        self.image.read(start, available.min(max)).ok_or(BAD)
     }
 
     /// The section holding `rva` (in memory), with `rva`'s offset into it.
@@ -198,25 +236,25 @@ impl<'a> Headers<'a> {
         })
     }
 
-    /// File offset of `rva` and how many bytes of the same region follow it.
+    /// Offset (in the bytes) of `rva` and how many bytes of the same region
+    /// follow it.
     ///
     /// A region is one section (its raw data, on disk) or the headers. A
-    /// discardable section (`INIT`) is refused in both layouts: the kernel
-    /// frees it once `DriverEntry` has returned, so the loader must never
-    /// read it.
+    /// section the kernel frees after `DriverEntry` (discardable, or named
+    /// `INIT...`) is refused in both layouts: the loader must never read it.
     fn region_of(&self, rva: u32) -> Result<(usize, usize), NtStatus> {
         if rva >= self.size_of_image {
             return Err(BAD);
         }
         let rva_offset = to_usize(rva)?;
         if let Some((s, delta)) = self.section_of(rva) {
-            if s.characteristics & IMAGE_SCN_MEM_DISCARDABLE != 0 {
+            if s.discarded() {
                 return Err(BAD);
             }
             return match self.layout {
                 Layout::Mapped => {
                     let in_section = to_usize(s.span().checked_sub(delta).ok_or(BAD)?)?;
-                    let end = to_usize(self.size_of_image)?.min(self.image.len());
+                    let end = to_usize(self.size_of_image)?.min(self.image.size());
                     let in_image = end.checked_sub(rva_offset).ok_or(BAD)?;
                     Ok((rva_offset, in_section.min(in_image)))
                 }
@@ -224,13 +262,16 @@ impl<'a> Headers<'a> {
                     // Only the section's raw data exists on disk.
                     let in_file = s.raw_size.min(s.span()).checked_sub(delta).ok_or(BAD)?;
                     let start = add(to_usize(s.raw_offset)?, to_usize(delta)?)?;
-                    let file_left = self.image.len().checked_sub(start).ok_or(BAD)?;
+                    let file_left = self.image.size().checked_sub(start).ok_or(BAD)?;
                     Ok((start, to_usize(in_file)?.min(file_left)))
                 }
             };
         }
         if rva < self.header_bytes {
-            let end = to_usize(self.header_bytes)?.min(self.image.len());
+            let mut end = to_usize(self.header_bytes)?.min(self.image.size());
+            if self.layout == Layout::Mapped {
+                end = end.min(MAPPED_HEADER_LIMIT);
+            }
             return Ok((rva_offset, end.checked_sub(rva_offset).ok_or(BAD)?));
         }
         Err(BAD)
@@ -272,6 +313,27 @@ impl<'a> Headers<'a> {
         }
         Ok(rva)
     }
+
+    fn find_export(&self, name: &str) -> Result<u32, NtStatus> {
+        let dir = self.export_directory()?;
+        let wanted = name.as_bytes();
+        for index in 0..dir.name_count() {
+            if self.c_str(dir.name_rva(index)?)? == wanted {
+                return self.resolve(&dir, index);
+            }
+        }
+        Err(NOT_FOUND)
+    }
+
+    fn check_code(&self, rva: u32) -> Result<(), NtStatus> {
+        if rva >= self.size_of_image {
+            return Err(BAD);
+        }
+        match self.section_of(rva) {
+            Some((s, _)) if s.characteristics & IMAGE_SCN_MEM_EXECUTE != 0 && !s.discarded() => Ok(()),
+            _ => Err(BAD),
+        }
+    }
 }
 
 struct ExportDirectory<'a> {
@@ -290,57 +352,81 @@ impl ExportDirectory<'_> {
     }
 }
 
-/// The RVA of the export `name`.
-///
-/// A malformed image (bad headers, tables or name pointers outside the
-/// image, a name without NUL, an ordinal past the address table) gives
-/// `STATUS_INVALID_IMAGE_FORMAT`; a missing name, a forwarded export or an
-/// image without export directory gives `STATUS_PROCEDURE_NOT_FOUND`.
-pub fn export_rva(image: &[u8], layout: Layout, name: &str) -> Result<u32, NtStatus> {
-    let headers = Headers::parse(image, layout)?;
-    let dir = headers.export_directory()?;
-    let wanted = name.as_bytes();
-    for index in 0..dir.name_count() {
-        if headers.c_str(dir.name_rva(index)?)? == wanted {
-            return headers.resolve(&dir, index);
-        }
-    }
-    Err(NOT_FOUND)
+/// A parsed image: headers checked once, then any number of look-ups.
+pub struct Image<'a, I: ImageBytes + ?Sized> {
+    headers: Headers<'a, I>,
 }
 
-/// `len` bytes at `rva` in the image, or `STATUS_INVALID_IMAGE_FORMAT` if
-/// any of them lies outside it (on disk: outside one section's raw data).
-pub fn slice_at_rva(image: &[u8], layout: Layout, rva: u32, len: usize) -> Result<&[u8], NtStatus> {
+impl<'a, I: ImageBytes + ?Sized> Image<'a, I> {
+    /// Checks the headers (DOS, NT, optional, section table).
+    pub fn parse(image: &'a I, layout: Layout) -> Result<Self, NtStatus> {
+        Headers::parse(image, layout).map(|headers| Image { headers })
+    }
+
+    /// The RVA of the export `name`.
+    ///
+    /// A malformed image (bad headers, tables or name pointers outside the
+    /// image or in a discarded section, a name without NUL, an ordinal past
+    /// the address table) gives `STATUS_INVALID_IMAGE_FORMAT`; a missing
+    /// name, a forwarded export or an image without export directory gives
+    /// `STATUS_PROCEDURE_NOT_FOUND`.
+    pub fn export_rva(&self, name: &str) -> Result<u32, NtStatus> {
+        self.headers.find_export(name)
+    }
+
+    /// `len` bytes at `rva`, or `STATUS_INVALID_IMAGE_FORMAT` if any of them
+    /// lies outside one resident region (on disk: outside one section's raw
+    /// data).
+    pub fn slice_at_rva(&self, rva: u32, len: usize) -> Result<&'a [u8], NtStatus> {
+        self.headers.slice(rva, len)
+    }
+
+    /// Checks that `rva` may be called once `DriverEntry` has returned: it
+    /// lies in an executable section that the kernel does not free
+    /// (not discardable, not `INIT...`), else `STATUS_INVALID_IMAGE_FORMAT`.
+    pub fn check_code_rva(&self, rva: u32) -> Result<(), NtStatus> {
+        self.headers.check_code(rva)
+    }
+
+    /// `SizeOfImage`.
+    #[must_use]
+    pub fn size_of_image(&self) -> u32 {
+        self.headers.size_of_image
+    }
+
+    /// `ImageBase` (where the file was linked to run).
+    #[must_use]
+    pub fn image_base(&self) -> u64 {
+        self.headers.image_base
+    }
+}
+
+/// The RVA of the export `name` ([`Image::export_rva`]).
+pub fn export_rva<I: ImageBytes + ?Sized>(image: &I, layout: Layout, name: &str) -> Result<u32, NtStatus> {
+    Image::parse(image, layout)?.export_rva(name)
+}
+
+/// [`Image::slice_at_rva`] on a fresh parse.
+pub fn slice_at_rva<I: ImageBytes + ?Sized>(image: &I, layout: Layout, rva: u32, len: usize) -> Result<&[u8], NtStatus> {
     Headers::parse(image, layout)?.slice(rva, len)
 }
 
-/// Checks that `rva` may be called once `DriverEntry` has returned: it lies
-/// in an executable section that the kernel does not discard, else
-/// `STATUS_INVALID_IMAGE_FORMAT`. The loader runs this on the registration
-/// entry and on the descriptor's teardown and shutdown entries.
-pub fn check_code_rva(image: &[u8], layout: Layout, rva: u32) -> Result<(), NtStatus> {
-    let headers = Headers::parse(image, layout)?;
-    if rva >= headers.size_of_image {
-        return Err(BAD);
-    }
-    match headers.section_of(rva) {
-        Some((s, _))
-            if s.characteristics & IMAGE_SCN_MEM_EXECUTE != 0 && s.characteristics & IMAGE_SCN_MEM_DISCARDABLE == 0 =>
-        {
-            Ok(())
-        }
-        _ => Err(BAD),
-    }
+/// [`Image::check_code_rva`] on a fresh parse.
+pub fn check_code_rva<I: ImageBytes + ?Sized>(image: &I, layout: Layout, rva: u32) -> Result<(), NtStatus> {
+    Image::parse(image, layout)?.check_code_rva(rva)
 }
 
 /// The image's `SizeOfImage`, after the header checks [`export_rva`] makes.
-pub fn size_of_image(image: &[u8], layout: Layout) -> Result<u32, NtStatus> {
+pub fn size_of_image<I: ImageBytes + ?Sized>(image: &I, layout: Layout) -> Result<u32, NtStatus> {
     Headers::parse(image, layout).map(|h| h.size_of_image)
 }
 
 /// The export names in table order, for tests and diagnostics. A malformed
 /// image or name yields one `Err` and ends the iteration.
-pub fn export_names(image: &[u8], layout: Layout) -> impl Iterator<Item = Result<&[u8], NtStatus>> {
+pub fn export_names<I: ImageBytes + ?Sized>(
+    image: &I,
+    layout: Layout,
+) -> impl Iterator<Item = Result<&[u8], NtStatus>> {
     let state = Headers::parse(image, layout).and_then(|h| {
         let dir = h.export_directory()?;
         Ok((h, dir))
@@ -368,86 +454,6 @@ pub fn export_names(image: &[u8], layout: Layout) -> impl Iterator<Item = Result
     })
 }
 
-/// Bytes of a [`PayloadDescriptor`].
-pub const DESCRIPTOR_LEN: usize = size_of::<PayloadDescriptor>();
-
-/// A [`PayloadDescriptor`] read as plain data: function pointers stay
-/// numbers until [`RawDescriptor::validate`] has placed them in the image.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RawDescriptor {
-    pub size: u32,
-    pub magic: u32,
-    pub abi_major: u16,
-    pub abi_minor: u16,
-    pub payload_version: u32,
-    pub min_services_size: u32,
-    pub flags: u32,
-    pub name: [u16; NAME_CHARS],
-    pub teardown_va: u64,
-    pub shutdown_va: u64,
-}
-
-/// Reads a descriptor in the `repr(C)` little-endian layout of
-/// [`PayloadDescriptor`]; fewer than 104 bytes give
-/// `STATUS_INFO_LENGTH_MISMATCH`. Checks nothing else: see
-/// [`RawDescriptor::validate`].
-pub fn parse_descriptor(bytes: &[u8]) -> Result<RawDescriptor, NtStatus> {
-    let d = bytes.get(..DESCRIPTOR_LEN).ok_or(NtStatus::INFO_LENGTH_MISMATCH)?;
-    let mut name = [0u16; NAME_CHARS];
-    let mut offset = 24;
-    for ch in &mut name {
-        *ch = u16_at(d, offset)?;
-        offset = add(offset, 2)?;
-    }
-    Ok(RawDescriptor {
-        size: u32_at(d, 0)?,
-        magic: u32_at(d, 4)?,
-        abi_major: u16_at(d, 8)?,
-        abi_minor: u16_at(d, 10)?,
-        payload_version: u32_at(d, 12)?,
-        min_services_size: u32_at(d, 16)?,
-        flags: u32_at(d, 20)?,
-        name,
-        teardown_va: u64_at(d, 88)?,
-        shutdown_va: u64_at(d, 96)?,
-    })
-}
-
-impl RawDescriptor {
-    /// The fields the protocol's descriptor check (`crate::descriptor::check`,
-    /// the one decision about a payload's identity) works on.
-    /// `entries_inside_image` is the caller's finding that the registration
-    /// entry and the descriptor's entries are code of the image (the loader
-    /// uses [`check_code_rva`] on the mapped image).
-    #[must_use]
-    pub fn to_info(&self, entries_inside_image: bool) -> DescriptorInfo {
-        DescriptorInfo {
-            size: self.size,
-            magic: self.magic,
-            abi_major: self.abi_major,
-            abi_minor: self.abi_minor,
-            payload_version: self.payload_version,
-            min_services_size: self.min_services_size,
-            flags: self.flags,
-            name: self.name,
-            has_teardown: self.teardown_va != 0,
-            entries_inside_image,
-        }
-    }
-
-    /// Whether `register_va` and the descriptor's non-null entries lie in
-    /// `image_base..image_base + image_size` (a bounds check only; tools and
-    /// tests use it where no mapped image is at hand).
-    #[must_use]
-    pub fn entries_inside(&self, register_va: u64, image_base: u64, image_size: u64) -> bool {
-        let Some(end) = image_base.checked_add(image_size) else { return false };
-        let inside = |va: u64| va >= image_base && va < end;
-        inside(register_va)
-            && (self.teardown_va == 0 || inside(self.teardown_va))
-            && (self.shutdown_va == 0 || inside(self.shutdown_va))
-    }
-}
-
 #[cfg(test)]
 #[allow(
     clippy::indexing_slicing,
@@ -460,195 +466,13 @@ impl RawDescriptor {
 mod tests {
     extern crate std;
     use super::*;
-    use shared_abi::payload::{utf16_name, DESCRIPTOR_EXPORT, PAYLOAD_MAGIC, REGISTER_EXPORT};
-    use shared_abi::ABI_MAJOR;
+    use crate::fixture::{
+        build, characteristics_at, map, payload, put32, Fixture, Target, IMAGE_SIZE, RDATA_RAW,
+        RDATA_RVA, SECTION_RAW_LEN, TEXT_RAW, TEXT_RVA,
+    };
+    use shared_abi::payload::{DESCRIPTOR_EXPORT, REGISTER_EXPORT};
     use std::vec::Vec;
     use std::{format, vec};
-
-    /// Where an export of the fixture points.
-    #[derive(Clone, Copy)]
-    enum Target {
-        /// An offset into the fixture's `.text`.
-        Code(u32),
-        /// The descriptor in `.rdata`.
-        Descriptor,
-        /// A forwarder string `"OTHER.<name>"`.
-        Forward,
-    }
-
-    const TEXT_RVA: u32 = 0x1000;
-    const RDATA_RVA: u32 = 0x2000;
-    const TEXT_RAW: usize = 0x200;
-    const RDATA_RAW: usize = 0xA00;
-    const SECTION_RAW_LEN: usize = 0x800;
-    /// `.rdata` is larger in memory than on disk (a zero-filled tail).
-    const RDATA_VIRTUAL_LEN: u32 = 0x1000;
-    const IMAGE_SIZE: u32 = 0x3000;
-    const OPTIONAL_LEN: usize = 240;
-
-    fn put16(b: &mut [u8], at: usize, v: u16) {
-        b[at..at + 2].copy_from_slice(&v.to_le_bytes());
-    }
-    fn put32(b: &mut [u8], at: usize, v: u32) {
-        b[at..at + 4].copy_from_slice(&v.to_le_bytes());
-    }
-    fn put64(b: &mut [u8], at: usize, v: u64) {
-        b[at..at + 8].copy_from_slice(&v.to_le_bytes());
-    }
-
-    /// Offsets of the fixture's interesting fields, for the corruption tests.
-    struct Fixture {
-        file: Vec<u8>,
-        /// File offset of the export directory.
-        dir: usize,
-        /// File offset of the first name string.
-        first_name: usize,
-        descriptor_rva: u32,
-    }
-
-    fn sample_descriptor() -> [u8; DESCRIPTOR_LEN] {
-        let mut d = [0u8; DESCRIPTOR_LEN];
-        put32(&mut d, 0, DESCRIPTOR_LEN as u32);
-        put32(&mut d, 4, PAYLOAD_MAGIC);
-        put16(&mut d, 8, ABI_MAJOR);
-        put16(&mut d, 10, 3);
-        put32(&mut d, 12, 2);
-        put32(&mut d, 16, 48);
-        for (i, ch) in utf16_name("CounterFilter v2").iter().enumerate() {
-            put16(&mut d, 24 + 2 * i, *ch);
-        }
-        put64(&mut d, 88, 0x1_4000_1010);
-        put64(&mut d, 96, 0x1_4000_1020);
-        d
-    }
-
-    /// A PE32+ file with `.text` and `.rdata` whose file offsets differ from
-    /// their RVAs, and an export directory naming `exports` (sorted).
-    #[allow(clippy::too_many_lines)]
-    fn build(exports: &[(&str, Target)]) -> Fixture {
-        let mut file = vec![0u8; RDATA_RAW + SECTION_RAW_LEN];
-        // DOS header.
-        put16(&mut file, 0, 0x5A4D);
-        put32(&mut file, 0x3C, 0x40);
-        // NT headers.
-        put32(&mut file, 0x40, 0x4550);
-        let coff = 0x44;
-        put16(&mut file, coff, 0x8664);
-        put16(&mut file, coff + 2, 2);
-        put16(&mut file, coff + 16, OPTIONAL_LEN as u16);
-        put16(&mut file, coff + 18, 0x2022);
-        let opt = coff + 20;
-        put16(&mut file, opt, 0x20B);
-        put32(&mut file, opt + 16, TEXT_RVA); // AddressOfEntryPoint
-        put64(&mut file, opt + 24, 0x1_4000_0000); // ImageBase
-        put32(&mut file, opt + 32, 0x1000); // SectionAlignment
-        put32(&mut file, opt + 36, 0x200); // FileAlignment
-        put32(&mut file, opt + 56, IMAGE_SIZE);
-        put32(&mut file, opt + 60, 0x200); // SizeOfHeaders
-        put16(&mut file, opt + 68, 1); // Subsystem: native
-        put32(&mut file, opt + 108, 16);
-        // Sections.
-        let table = opt + OPTIONAL_LEN;
-        for (i, (name, rva, virtual_len, raw, flags)) in [
-            (*b".text\0\0\0", TEXT_RVA, SECTION_RAW_LEN as u32, TEXT_RAW, 0x6000_0020u32),
-            (*b".rdata\0\0", RDATA_RVA, RDATA_VIRTUAL_LEN, RDATA_RAW, 0x4000_0040),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let h = table + 40 * i;
-            file[h..h + 8].copy_from_slice(&name);
-            put32(&mut file, h + 8, virtual_len);
-            put32(&mut file, h + 12, rva);
-            put32(&mut file, h + 16, SECTION_RAW_LEN as u32);
-            put32(&mut file, h + 20, raw as u32);
-            put32(&mut file, h + 36, flags);
-        }
-        // .text: a recognisable byte pattern.
-        for (i, b) in file[TEXT_RAW..TEXT_RAW + SECTION_RAW_LEN].iter_mut().enumerate() {
-            *b = (i as u8) ^ 0xCC;
-        }
-        // .rdata: directory, tables, strings, descriptor.
-        let mut sorted: Vec<(&str, Target)> = exports.to_vec();
-        sorted.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-        let n = sorted.len();
-        let dir = RDATA_RAW;
-        let functions = dir + 40;
-        let names = functions + 4 * n;
-        let ordinals = names + 4 * n;
-        let mut strings = ordinals + 2 * n;
-        let rva_of = |offset: usize| RDATA_RVA + (offset - RDATA_RAW) as u32;
-        let descriptor = RDATA_RAW + 0x700;
-        file[descriptor..descriptor + DESCRIPTOR_LEN].copy_from_slice(&sample_descriptor());
-        let dll_name = strings;
-        file[strings..strings + 12].copy_from_slice(b"payload.sys\0");
-        strings += 12;
-        let mut first_name = 0;
-        for (i, (name, target)) in sorted.iter().enumerate() {
-            if i == 0 {
-                first_name = strings;
-            }
-            put32(&mut file, names + 4 * i, rva_of(strings));
-            put16(&mut file, ordinals + 2 * i, i as u16);
-            file[strings..strings + name.len()].copy_from_slice(name.as_bytes());
-            strings += name.len() + 1;
-            let rva = match target {
-                Target::Code(off) => TEXT_RVA + off,
-                Target::Descriptor => rva_of(descriptor),
-                Target::Forward => {
-                    let fwd = format!("OTHER.{name}");
-                    let at = strings;
-                    file[at..at + fwd.len()].copy_from_slice(fwd.as_bytes());
-                    strings += fwd.len() + 1;
-                    rva_of(at)
-                }
-            };
-            put32(&mut file, functions + 4 * i, rva);
-        }
-        assert!(strings <= descriptor, "fixture strings overflow into the descriptor");
-        put32(&mut file, dir + 12, rva_of(dll_name));
-        put32(&mut file, dir + 16, 1); // Base
-        put32(&mut file, dir + 20, n as u32);
-        put32(&mut file, dir + 24, n as u32);
-        put32(&mut file, dir + 28, rva_of(functions));
-        put32(&mut file, dir + 32, rva_of(names));
-        put32(&mut file, dir + 36, rva_of(ordinals));
-        // Data directory 0: the export directory, up to the descriptor.
-        put32(&mut file, opt + 112, RDATA_RVA);
-        put32(&mut file, opt + 116, (descriptor - RDATA_RAW) as u32);
-        Fixture { file, dir, first_name, descriptor_rva: rva_of(descriptor) }
-    }
-
-    fn payload() -> Fixture {
-        build(&[
-            (REGISTER_EXPORT, Target::Code(0x10)),
-            (DESCRIPTOR_EXPORT, Target::Descriptor),
-            ("DriverEntry", Target::Code(0)),
-            ("Forwarded", Target::Forward),
-        ])
-    }
-
-    /// Lays a file image out as the kernel maps it.
-    fn map(file: &[u8]) -> Vec<u8> {
-        let nt = u32_at(file, 0x3C).unwrap() as usize;
-        let opt = nt + 24;
-        let size = u32_at(file, opt + 56).unwrap() as usize;
-        let headers = u32_at(file, opt + 60).unwrap() as usize;
-        let count = u16_at(file, nt + 6).unwrap() as usize;
-        let table = opt + u16_at(file, nt + 20).unwrap() as usize;
-        let mut image = vec![0u8; size];
-        image[..headers].copy_from_slice(&file[..headers]);
-        for i in 0..count {
-            let h = table + 40 * i;
-            let va = u32_at(file, h + 12).unwrap() as usize;
-            let raw_len = u32_at(file, h + 16).unwrap() as usize;
-            let raw = u32_at(file, h + 20).unwrap() as usize;
-            let virt = u32_at(file, h + 8).unwrap() as usize;
-            let len = raw_len.min(if virt == 0 { raw_len } else { virt });
-            image[va..va + len].copy_from_slice(&file[raw..raw + len]);
-        }
-        image
-    }
 
     const BOTH: [Layout; 2] = [Layout::File, Layout::Mapped];
 
@@ -664,18 +488,11 @@ mod tests {
         let f = payload();
         for layout in BOTH {
             let image = image_for(&f, layout);
-            assert_eq!(export_rva(&image, layout, REGISTER_EXPORT), Ok(TEXT_RVA + 0x10));
+            assert_eq!(export_rva(&image[..], layout, REGISTER_EXPORT), Ok(TEXT_RVA + crate::fixture::REGISTER_OFFSET));
             assert_eq!(export_rva(&image, layout, "DriverEntry"), Ok(TEXT_RVA));
             let at = export_rva(&image, layout, DESCRIPTOR_EXPORT).unwrap();
             assert_eq!(at, f.descriptor_rva);
-            let bytes = slice_at_rva(&image, layout, at, DESCRIPTOR_LEN).unwrap();
-            let d = parse_descriptor(bytes).unwrap();
-            assert_eq!(d.magic, PAYLOAD_MAGIC);
-            assert_eq!(d.payload_version, 2);
-            assert_eq!(d.name, utf16_name("CounterFilter v2"));
-            assert_eq!(d.teardown_va, 0x1_4000_1010);
-            let info = d.to_info(d.entries_inside(0x1_4000_1000, 0x1_4000_0000, u64::from(IMAGE_SIZE)));
-            assert_eq!(crate::descriptor::check(&info), Ok(()));
+            assert_eq!(slice_at_rva(&image[..], layout, at, 8).map(<[u8]>::len), Ok(8));
             let code = slice_at_rva(&image, layout, TEXT_RVA + 4, 4).unwrap();
             assert_eq!(code, &[4 ^ 0xCC, 5 ^ 0xCC, 6 ^ 0xCC, 7 ^ 0xCC]);
             let names: Vec<_> = export_names(&image, layout).map(Result::unwrap).collect();
@@ -830,39 +647,6 @@ mod tests {
         assert_eq!(export_rva(&fits.file, Layout::File, &ok), Ok(TEXT_RVA));
     }
 
-    #[test]
-    fn descriptor_parsing_and_identity_checks() {
-        let good = sample_descriptor();
-        assert_eq!(parse_descriptor(&good[..103]), Err(NtStatus::INFO_LENGTH_MISMATCH));
-        assert_eq!(parse_descriptor(&[]), Err(NtStatus::INFO_LENGTH_MISMATCH));
-        let d = parse_descriptor(&good).unwrap();
-        assert_eq!((d.size, d.abi_major, d.abi_minor, d.min_services_size, d.flags), (104, ABI_MAJOR, 3, 48, 0));
-        assert_eq!(d.shutdown_va, 0x1_4000_1020);
-        let base = 0x1_4000_0000;
-        let size = u64::from(IMAGE_SIZE);
-        let register = base + 0x1000;
-        let verdict = |x: &RawDescriptor| crate::descriptor::check(&x.to_info(x.entries_inside(register, base, size)));
-        assert_eq!(verdict(&d), Ok(()));
-        let check = |f: fn(&mut RawDescriptor)| {
-            let mut x = d;
-            f(&mut x);
-            verdict(&x)
-        };
-        assert_eq!(check(|x| x.magic = u32::from_le_bytes(*b"SLPX")), Err(BAD));
-        assert_eq!(check(|x| x.abi_major = ABI_MAJOR + 1), Err(NtStatus::REVISION_MISMATCH));
-        assert_eq!(check(|x| x.abi_minor = 99), Ok(()));
-        assert_eq!(check(|x| x.size = 100), Err(NtStatus::INFO_LENGTH_MISMATCH));
-        assert_eq!(check(|x| x.size = 200), Ok(()));
-        assert_eq!(check(|x| x.min_services_size = 49), Err(NtStatus::INFO_LENGTH_MISMATCH));
-        assert_eq!(check(|x| x.flags = 1), Err(NtStatus::INVALID_PARAMETER));
-        assert_eq!(check(|x| x.teardown_va = 0), Err(NtStatus::PROCEDURE_NOT_FOUND));
-        assert_eq!(check(|x| x.teardown_va = 0x1_4000_3000), Err(BAD));
-        assert_eq!(check(|x| x.teardown_va = 0x1_3FFF_FFFF), Err(BAD));
-        assert_eq!(check(|x| x.shutdown_va = 0), Ok(()));
-        assert_eq!(check(|x| x.shutdown_va = 0xFFFF_F800_0000_0000), Err(BAD));
-        assert!(!d.entries_inside(register, u64::MAX, 2));
-    }
-
     const WINE_DIR: &str = "/usr/lib/x86_64-linux-gnu/wine/x86_64-windows";
 
     fn wine(name: &str) -> Vec<u8> {
@@ -918,11 +702,6 @@ mod tests {
                 );
             }
         }
-    }
-
-    /// File offset of section `index`'s Characteristics in the fixture.
-    const fn characteristics_at(index: usize) -> usize {
-        0x58 + OPTIONAL_LEN + 40 * index + 36
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! | value             | type      | meaning                                   |
 //! |-------------------|-----------|-------------------------------------------|
 //! | `SlotA`, `SlotB`  | `REG_SZ`    | service name of each slot's payload       |
-//! | `ActiveSlot`      | `REG_DWORD` | 0 or 1; absent means 0                    |
+//! | `ActiveSlot`      | `REG_DWORD` | 0 = A, 1 = B, 0xFFFFFFFF = no payload; absent means A |
 //! | `UnloadTimeoutMs` | `REG_DWORD` | teardown bound, default 5000, clamped to 100..=600000 |
 //!
 //! These are the *only* names the loader ever hands to `ZwLoadDriver`: a
@@ -12,17 +12,9 @@
 //! outside bytes all the same (a damaged hive, a careless admin), so parsing
 //! is checked and panic-free, and a service name is restricted to a charset
 //! that cannot climb out of `...\Services\`.
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::arithmetic_side_effects,
-    clippy::panic
-)]
-
 use core::fmt;
 use shared_abi::payload::NAME_CHARS;
-use shared_abi::NtStatus;
+use shared_abi::{NtStatus, PerSlot, Slot};
 
 /// `REG_SZ`.
 pub const REG_SZ: u32 = 1;
@@ -222,40 +214,50 @@ pub struct RawValue<'a> {
     pub data: &'a [u8],
 }
 
+/// `ActiveSlot` data meaning "no payload": the loader starts and serves
+/// requests but loads nothing until `loaderctl load`. Written by
+/// `loaderctl unload`. (An absent `ActiveSlot` means slot A, as the INF
+/// installs it.)
+pub const ACTIVE_SLOT_NONE: u32 = 0xFFFF_FFFF;
+
+/// Reads `ActiveSlot`: absent means slot A; `REG_DWORD` 0 is A, 1 is B,
+/// [`ACTIVE_SLOT_NONE`] is "no payload"; any other number gives
+/// `STATUS_INVALID_PARAMETER`, a wrong type or size as [`parse_dword`].
+pub fn parse_active_slot(value: Option<RawValue<'_>>) -> Result<Option<Slot>, NtStatus> {
+    let Some(v) = value else { return Ok(Some(Slot::A)) };
+    match parse_dword(v.reg_type, v.data)? {
+        ACTIVE_SLOT_NONE => Ok(None),
+        word => Slot::from_word(word).map(Some).ok_or(NtStatus::INVALID_PARAMETER),
+    }
+}
+
+/// The `ActiveSlot` data that [`parse_active_slot`] reads back as `active`.
+#[must_use]
+pub const fn encode_active_slot(active: Option<Slot>) -> u32 {
+    match active {
+        Some(slot) => slot.word(),
+        None => ACTIVE_SLOT_NONE,
+    }
+}
+
 /// The checked configuration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Config {
-    /// Service name per slot, A then B.
-    pub slots: [ServiceName; 2],
-    /// The persisted active slot.
-    pub active: usize,
+    /// Service name per slot.
+    pub slots: PerSlot<ServiceName>,
+    /// The slot to load at start, or none (`ActiveSlot` = [`ACTIVE_SLOT_NONE`]).
+    pub active: Option<Slot>,
     /// The teardown bound, already clamped.
     pub unload_timeout_ms: u32,
 }
 
 impl Config {
-    /// Builds the configuration from parsed values: `active` must be 0 or 1
-    /// (else `STATUS_INVALID_PARAMETER`), the timeout is clamped to
-    /// 100..=600000, and the result is [`Config::validate`]d.
-    pub fn new(
-        slot_a: ServiceName,
-        slot_b: ServiceName,
-        active: u32,
-        unload_timeout_ms: u32,
-    ) -> Result<Config, NtStatus> {
-        let config = Config {
-            slots: [slot_a, slot_b],
-            active: usize::try_from(active).map_err(|_| NtStatus::INVALID_PARAMETER)?,
-            unload_timeout_ms: clamp_unload_timeout(Some(unload_timeout_ms)),
-        };
-        config.validate()?;
-        Ok(config)
-    }
-
-    /// Builds the configuration from the four values (`None` = absent):
-    /// a missing slot gives `STATUS_OBJECT_NAME_NOT_FOUND`; `ActiveSlot`
-    /// defaults to 0 and `UnloadTimeoutMs` to 5000; the result is
-    /// [`Config::validate`]d.
+    /// Builds the configuration from the four values as `ZwQueryValueKey`
+    /// returned them (`None` = absent): a missing slot gives
+    /// `STATUS_OBJECT_NAME_NOT_FOUND`; `ActiveSlot` is read by
+    /// [`parse_active_slot`]; `UnloadTimeoutMs` defaults to 5000 and is
+    /// clamped; the result is [`Config::validate`]d. This is the one reader
+    /// of `Parameters`: the driver passes it the raw values.
     pub fn from_values(
         slots: [Option<RawValue<'_>>; 2],
         active: Option<RawValue<'_>>,
@@ -265,35 +267,39 @@ impl Config {
         let slot = |v: Option<RawValue<'_>>| {
             v.ok_or(NtStatus::OBJECT_NAME_NOT_FOUND).and_then(|v| parse_service_name(v.reg_type, v.data))
         };
-        let active = match active {
-            None => 0,
-            Some(v) => usize::try_from(parse_dword(v.reg_type, v.data)?).map_err(|_| NtStatus::INVALID_PARAMETER)?,
-        };
+        let active = parse_active_slot(active)?;
         let timeout = match unload_timeout_ms {
             None => None,
             Some(v) => Some(parse_dword(v.reg_type, v.data)?),
         };
-        let config = Config { slots: [slot(a)?, slot(b)?], active, unload_timeout_ms: clamp_unload_timeout(timeout) };
+        let config = Config {
+            slots: PerSlot::new(slot(a)?, slot(b)?),
+            active,
+            unload_timeout_ms: clamp_unload_timeout(timeout),
+        };
         config.validate()?;
         Ok(config)
     }
 
     /// Both slots name different services, neither the loader itself (else
-    /// `STATUS_OBJECT_NAME_COLLISION`); `active` is 0 or 1 and the timeout
-    /// within bounds (else `STATUS_INVALID_PARAMETER`).
+    /// `STATUS_OBJECT_NAME_COLLISION`); the timeout is within bounds (else
+    /// `STATUS_INVALID_PARAMETER`).
     pub fn validate(&self) -> Result<(), NtStatus> {
-        let [a, b] = &self.slots;
+        let (a, b) = (&self.slots[Slot::A], &self.slots[Slot::B]);
         let loader = ServiceName::new(LOADER_SERVICE)?;
         if a.same_service(b) || a.same_service(&loader) || b.same_service(&loader) {
             return Err(NtStatus::OBJECT_NAME_COLLISION);
-        }
-        if self.active >= self.slots.len() {
-            return Err(NtStatus::INVALID_PARAMETER);
         }
         if !(MIN_UNLOAD_TIMEOUT_MS..=MAX_UNLOAD_TIMEOUT_MS).contains(&self.unload_timeout_ms) {
             return Err(NtStatus::INVALID_PARAMETER);
         }
         Ok(())
+    }
+
+    /// The service of `slot`.
+    #[must_use]
+    pub fn service(&self, slot: Slot) -> &ServiceName {
+        &self.slots[slot]
     }
 }
 
@@ -427,14 +433,14 @@ mod tests {
         let a = sz("CounterFilterA");
         let b = sz("CounterFilterB");
         let c = Config::from_values([value(REG_SZ, &a), value(REG_SZ, &b)], None, None).unwrap();
-        assert_eq!((c.active, c.unload_timeout_ms), (0, DEFAULT_UNLOAD_TIMEOUT_MS));
-        assert_eq!(text(c.slots[1].as_utf16()), "CounterFilterB");
+        assert_eq!((c.active, c.unload_timeout_ms), (Some(Slot::A), DEFAULT_UNLOAD_TIMEOUT_MS));
+        assert_eq!(text(c.service(Slot::B).as_utf16()), "CounterFilterB");
         let one = 1u32.to_le_bytes();
         let big = u32::MAX.to_le_bytes();
         let c =
             Config::from_values([value(REG_SZ, &a), value(REG_SZ, &b)], value(REG_DWORD, &one), value(REG_DWORD, &big))
                 .unwrap();
-        assert_eq!((c.active, c.unload_timeout_ms), (1, MAX_UNLOAD_TIMEOUT_MS));
+        assert_eq!((c.active, c.unload_timeout_ms), (Some(Slot::B), MAX_UNLOAD_TIMEOUT_MS));
         let zero = 0u32.to_le_bytes();
         let c = Config::from_values([value(REG_SZ, &a), value(REG_SZ, &b)], None, value(REG_DWORD, &zero)).unwrap();
         assert_eq!(c.unload_timeout_ms, MIN_UNLOAD_TIMEOUT_MS);
@@ -465,19 +471,28 @@ mod tests {
             Config::from_values([value(REG_SZ, &a), value(REG_SZ, &b)], value(REG_SZ, &one), None),
             Err(NtStatus::INVALID_PARAMETER)
         );
-
-        let na = ServiceName::new("CounterFilterA").unwrap();
-        let nb = ServiceName::new("CounterFilterB").unwrap();
-        let made = Config::new(na, nb, 1, 1).map(|c| (c.active, c.unload_timeout_ms));
-        assert_eq!(made, Ok((1, MIN_UNLOAD_TIMEOUT_MS)));
-        assert_eq!(Config::new(na, nb, 2, 5000), Err(NtStatus::INVALID_PARAMETER));
-        assert_eq!(Config::new(na, na, 0, 5000), Err(NtStatus::OBJECT_NAME_COLLISION));
         let mut c = Config::from_values([value(REG_SZ, &a), value(REG_SZ, &b)], None, None).unwrap();
         c.unload_timeout_ms = 99;
         assert_eq!(c.validate(), Err(NtStatus::INVALID_PARAMETER));
-        c.unload_timeout_ms = 100;
-        c.active = 2;
-        assert_eq!(c.validate(), Err(NtStatus::INVALID_PARAMETER));
+    }
+
+    /// `loaderctl unload` persists "no payload"; the next start must read it
+    /// back as exactly that (it was 0xFFFFFFFF, refused, before this fix).
+    #[test]
+    fn no_payload_round_trips_through_active_slot() {
+        let a = sz("CounterFilterA");
+        let b = sz("CounterFilterB");
+        for active in [None, Some(Slot::A), Some(Slot::B)] {
+            let data = encode_active_slot(active).to_le_bytes();
+            let c = Config::from_values([value(REG_SZ, &a), value(REG_SZ, &b)], value(REG_DWORD, &data), None);
+            assert_eq!(c.map(|c| c.active), Ok(active));
+        }
+        assert_eq!(encode_active_slot(None), ACTIVE_SLOT_NONE);
+        assert_eq!(parse_active_slot(None), Ok(Some(Slot::A)));
+        for bad in [2u32, 0xFFFF_FFFE, 0x100] {
+            let data = bad.to_le_bytes();
+            assert_eq!(parse_active_slot(value(REG_DWORD, &data)), Err(NtStatus::INVALID_PARAMETER), "{bad:#x}");
+        }
     }
 
     #[test]

@@ -9,14 +9,6 @@
 //! exported routines available on Windows 7 (e.g. `ObOpenObjectByPointer` +
 //! `ZwSetSecurityObject(DACL_SECURITY_INFORMATION)`), before it creates the
 //! symbolic link. Nothing here allocates or depends on the platform.
-#![deny(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::arithmetic_side_effects,
-    clippy::panic
-)]
-
 use shared_abi::NtStatus;
 
 /// The intended descriptor in SDDL, for documentation and `loaderctl`.

@@ -1,0 +1,415 @@
+//! Single-threaded transitions of the loader; the races are the model's job
+//! (`tests/`). Each payload image is the parsers' fixture, so the real
+//! parser checks it here too.
+extern crate std;
+use super::*;
+use crate::platform::LoaderEvent;
+use core::cell::{Cell, RefCell};
+use loader_parsers::fixture::{self, put32, IMAGE_BASE};
+use shared_abi::control::{SLOT_NONE, REPLY_OLD_SLOT_STUCK};
+use shared_abi::PerSlot;
+use std::vec::Vec;
+
+/// Images are numbered per load; `refs[i]` counts references on image `i`.
+struct Fake {
+    state: RefCell<LoaderState<usize>>,
+    events: RefCell<Vec<(LoaderEvent, bool)>>,
+    refs: RefCell<Vec<i32>>,
+    loaded: Cell<PerSlot<Option<usize>>>,
+    calls: RefCell<Vec<&'static str>>,
+    good: Vec<u8>,
+    bad_magic: Vec<u8>,
+    bad_images: Cell<bool>,
+    register_status: Cell<NtStatus>,
+    lose_driver_after_load: Cell<bool>,
+    reference_fails: Cell<bool>,
+    /// Retire workers never run: the bound always expires.
+    workers_hang: Cell<bool>,
+    /// Set the loader stopping when a worker would run (the stop arrives
+    /// while a retirement is in flight).
+    stop_during_retire: Cell<bool>,
+    persisted: Cell<Option<Option<Slot>>>,
+    /// The wait on "retired" times out just as the worker finishes.
+    worker_finishes_as_wait_times_out: Cell<bool>,
+    /// `ZwUnloadDriver` returns but the driver stays (a deferred unload).
+    unload_defers: Cell<bool>,
+    pending_workers: RefCell<Vec<Slot>>,
+}
+
+impl Fake {
+    fn new() -> Self {
+        let good = fixture::payload().mapped();
+        let mut bad_magic = good.clone();
+        put32(&mut bad_magic, fixture::payload().descriptor_rva as usize + 4, 0x4E4F_5045);
+        Fake {
+            state: RefCell::new(LoaderState::new(1000)),
+            events: RefCell::new(Vec::new()),
+            refs: RefCell::new(Vec::new()),
+            loaded: Cell::new(PerSlot::new(None, None)),
+            calls: RefCell::new(Vec::new()),
+            good,
+            bad_magic,
+            bad_images: Cell::new(false),
+            register_status: Cell::new(NtStatus::SUCCESS),
+            lose_driver_after_load: Cell::new(false),
+            reference_fails: Cell::new(false),
+            workers_hang: Cell::new(false),
+            stop_during_retire: Cell::new(false),
+            persisted: Cell::new(None),
+            worker_finishes_as_wait_times_out: Cell::new(false),
+            unload_defers: Cell::new(false),
+            pending_workers: RefCell::new(Vec::new()),
+        }
+    }
+    fn count(&self, what: &str) -> usize {
+        self.calls.borrow().iter().filter(|c| **c == what).count()
+    }
+    fn set_loaded(&self, slot: Slot, image: Option<usize>) {
+        let mut l = self.loaded.get();
+        l[slot] = image;
+        self.loaded.set(l);
+    }
+    fn is_set(&self, e: LoaderEvent) -> bool {
+        self.events.borrow().iter().rev().find(|(x, _)| *x == e).is_none_or(|(_, set)| *set)
+    }
+    fn all_released(&self) -> bool {
+        self.refs.borrow().iter().all(|&r| r == 0)
+    }
+    fn run_pending_workers(&self) {
+        loop {
+            let next = self.pending_workers.borrow_mut().pop();
+            let Some(slot) = next else { break };
+            Loader::new(self).retire_worker(slot);
+        }
+    }
+}
+
+impl LoaderPlatform for &Fake {
+    type Image = usize;
+    type Bytes<'a>
+        = &'a [u8]
+    where
+        Self: 'a;
+
+    fn with_state<R>(&self, f: impl FnOnce(&mut LoaderState<usize>) -> R) -> R {
+        f(&mut self.state.borrow_mut())
+    }
+    fn event_set(&self, e: LoaderEvent) {
+        self.events.borrow_mut().push((e, true));
+    }
+    fn event_reset(&self, e: LoaderEvent) {
+        self.events.borrow_mut().push((e, false));
+    }
+    fn event_wait(&self, e: LoaderEvent, timeout_ms: Option<u32>) -> bool {
+        if let LoaderEvent::Retired(_) = e {
+            if self.worker_finishes_as_wait_times_out.get() {
+                self.run_pending_workers();
+                return false;
+            }
+            if !self.workers_hang.get() {
+                self.run_pending_workers();
+            }
+        }
+        let set = self.is_set(e);
+        assert!(set || timeout_ms.is_some(), "an unbounded wait on {e:?} would hang");
+        set
+    }
+    fn load_driver(&self, slot: Slot) -> Result<(), NtStatus> {
+        self.calls.borrow_mut().push("load_driver");
+        let mut refs = self.refs.borrow_mut();
+        refs.push(i32::from(!self.lose_driver_after_load.get()));
+        if !self.lose_driver_after_load.get() {
+            self.set_loaded(slot, Some(refs.len() - 1));
+        }
+        Ok(())
+    }
+    fn reference_image(&self, slot: Slot) -> Result<usize, NtStatus> {
+        if self.reference_fails.get() {
+            return Err(NtStatus::OBJECT_TYPE_MISMATCH);
+        }
+        let image = self.loaded.get()[slot].ok_or(NtStatus::OBJECT_NAME_NOT_FOUND)?;
+        self.refs.borrow_mut()[image] += 1;
+        Ok(image)
+    }
+    fn image_bytes(&self, image: usize) -> (&[u8], u64) {
+        assert!(self.refs.borrow()[image] > 1, "image read without a reference");
+        let bytes = if self.bad_images.get() { &self.bad_magic } else { &self.good };
+        (bytes.as_slice(), IMAGE_BASE)
+    }
+    fn call_register(&self, image: usize, entry: u64, slot: Slot) -> NtStatus {
+        assert!(self.refs.borrow()[image] > 1, "call without a reference");
+        assert!(!self.is_set(LoaderEvent::Settled(slot)), "settled before the registration call");
+        assert_eq!(entry, fixture::text_va(fixture::REGISTER_OFFSET), "not the checked registration entry");
+        self.calls.borrow_mut().push("register");
+        self.register_status.get()
+    }
+    fn call_teardown(&self, image: usize, entry: u64) -> NtStatus {
+        assert!(self.refs.borrow()[image] > 1, "call without a reference");
+        assert_eq!(entry, fixture::text_va(fixture::TEARDOWN_OFFSET));
+        self.calls.borrow_mut().push("teardown");
+        NtStatus::SUCCESS
+    }
+    fn call_shutdown(&self, image: usize, entry: u64) {
+        assert!(self.refs.borrow()[image] > 1, "call without a reference");
+        assert_eq!(entry, fixture::text_va(fixture::SHUTDOWN_OFFSET));
+        self.calls.borrow_mut().push("shutdown");
+    }
+    fn unload_driver(&self, slot: Slot) -> NtStatus {
+        self.calls.borrow_mut().push("unload_driver");
+        if self.unload_defers.get() {
+            return NtStatus::SUCCESS;
+        }
+        if let Some(image) = self.loaded.get()[slot] {
+            self.refs.borrow_mut()[image] -= 1;
+            self.set_loaded(slot, None);
+        }
+        NtStatus::SUCCESS
+    }
+    fn release_image(&self, image: usize) {
+        let mut refs = self.refs.borrow_mut();
+        assert!(refs[image] > 0, "reference released twice");
+        refs[image] -= 1;
+    }
+    fn start_retire_worker(&self, slot: Slot) -> Result<(), NtStatus> {
+        if self.stop_during_retire.get() {
+            self.state.borrow_mut().stopping = true;
+        }
+        self.pending_workers.borrow_mut().push(slot);
+        Ok(())
+    }
+    fn join_retire_worker(&self, slot: Slot) {
+        self.calls.borrow_mut().push("join");
+        if self.pending_workers.borrow().contains(&slot) {
+            self.workers_hang.set(false);
+            self.run_pending_workers();
+        }
+    }
+    fn persist_active(&self, slot: Option<Slot>) -> Result<(), NtStatus> {
+        self.persisted.set(Some(slot));
+        Ok(())
+    }
+    fn now(&self) -> u64 {
+        42
+    }
+}
+
+#[test]
+fn load_upgrade_rollback_unload() {
+    let f = Fake::new();
+    let l = Loader::new(&f);
+    assert_eq!(l.load().status, NtStatus::SUCCESS);
+    assert_eq!(l.status().active_slot, 0);
+    assert_eq!(f.persisted.get(), Some(Some(Slot::A)));
+    let up = l.upgrade(None);
+    assert_eq!((up.status, up.active, up.flags), (NtStatus::SUCCESS, Some(Slot::B), 0));
+    assert_eq!(f.state.borrow().slot_state(Slot::A), SlotState::EMPTY);
+    assert_eq!(f.state.borrow().slot_state(Slot::B), SlotState::ACTIVE);
+    assert_eq!(f.persisted.get(), Some(Some(Slot::B)));
+    assert_eq!(l.rollback().active, Some(Slot::A));
+    assert_eq!(l.unload().status, NtStatus::SUCCESS);
+    assert_eq!(f.persisted.get(), Some(None));
+    assert!(f.all_released());
+    assert_eq!((f.count("register"), f.count("teardown")), (3, 3));
+    assert!(Slot::ALL.iter().all(|&s| f.is_set(LoaderEvent::Settled(s))));
+}
+
+#[test]
+fn after_unload_load_brings_back_the_slot_that_was_active() {
+    let f = Fake::new();
+    let l = Loader::new(&f);
+    l.load();
+    l.upgrade(None);
+    l.unload();
+    assert_eq!(l.load().active, Some(Slot::B));
+    assert_eq!(f.persisted.get(), Some(Some(Slot::B)));
+}
+
+#[test]
+fn a_concurrent_operation_gets_busy_and_the_same_slot_is_refused() {
+    let f = Fake::new();
+    let l = Loader::new(&f);
+    l.load();
+    f.state.borrow_mut().busy = true;
+    assert_eq!(l.upgrade(None).status, NtStatus::DEVICE_BUSY);
+    f.state.borrow_mut().busy = false;
+    assert_eq!(l.upgrade(Some(Slot::A)).status, NtStatus::INVALID_PARAMETER);
+    f.state.borrow_mut().slots[Slot::B].state = SlotState::STUCK;
+    f.state.borrow_mut().slots[Slot::B].worker_running = true;
+    assert_eq!(l.upgrade(Some(Slot::B)).status, NtStatus::IMAGE_ALREADY_LOADED);
+    assert_eq!(l.status().active_slot, 0);
+}
+
+#[test]
+fn a_bad_image_is_refused_before_any_payload_code_runs() {
+    let f = Fake::new();
+    f.bad_images.set(true);
+    let l = Loader::new(&f);
+    let out = l.load();
+    assert_eq!(out.status, NtStatus::INVALID_IMAGE_FORMAT);
+    assert_eq!((f.count("register"), f.count("teardown"), f.count("unload_driver")), (0, 0, 1));
+    assert_eq!(f.state.borrow().slot_state(Slot::A), SlotState::EMPTY);
+    assert!(f.is_set(LoaderEvent::Settled(Slot::A)));
+    assert!(f.all_released());
+    assert_eq!(l.status().last_error.status, NtStatus::INVALID_IMAGE_FORMAT.0);
+}
+
+#[test]
+fn a_failed_upgrade_keeps_the_old_payload_active() {
+    let f = Fake::new();
+    let l = Loader::new(&f);
+    l.load();
+    f.register_status.set(NtStatus::FLT_INSTANCE_ALTITUDE_COLLISION);
+    let out = l.upgrade(None);
+    assert_eq!((out.status, out.active), (NtStatus::FLT_INSTANCE_ALTITUDE_COLLISION, Some(Slot::A)));
+    let st = l.status();
+    assert_eq!(st.slots[0].state, SlotState::ACTIVE.0);
+    assert_eq!(st.slots[1].state, SlotState::EMPTY.0);
+    assert_eq!((st.last_error.op, st.last_error.slot), (OpKind::UPGRADE.0, 1));
+    assert!(Slot::ALL.iter().all(|&s| f.is_set(LoaderEvent::Settled(s))));
+    assert_eq!(f.persisted.get(), Some(Some(Slot::A)));
+}
+
+#[test]
+fn a_driver_gone_before_the_reference_fails_cleanly() {
+    let f = Fake::new();
+    f.lose_driver_after_load.set(true);
+    let l = Loader::new(&f);
+    assert_eq!(l.load().status, NtStatus::OBJECT_NAME_NOT_FOUND);
+    assert_eq!(f.count("register"), 0);
+    assert!(f.is_set(LoaderEvent::Settled(Slot::A)));
+    assert_eq!(f.state.borrow().slot_state(Slot::A), SlotState::EMPTY);
+}
+
+/// Defect 1: when the reference fails after `ZwLoadDriver` succeeded (a
+/// wrong object type, for one), the driver was left loaded and orphaned and
+/// the slot answered `IMAGE_ALREADY_LOADED` until reboot. It is unloaded now.
+#[test]
+fn a_failed_reference_unloads_what_was_loaded() {
+    let f = Fake::new();
+    f.reference_fails.set(true);
+    let l = Loader::new(&f);
+    assert_eq!(l.load().status, NtStatus::OBJECT_TYPE_MISMATCH);
+    assert_eq!((f.count("register"), f.count("unload_driver")), (0, 1));
+    assert_eq!(f.loaded.get()[Slot::A], None, "the payload stayed loaded");
+    assert_eq!(f.state.borrow().slot_state(Slot::A), SlotState::EMPTY);
+    f.reference_fails.set(false);
+    assert_eq!(l.load().status, NtStatus::SUCCESS, "the slot is usable again");
+}
+
+#[test]
+fn stop_retires_everything_and_refuses_new_operations() {
+    let f = Fake::new();
+    let l = Loader::new(&f);
+    l.load();
+    l.stop();
+    assert!(f.all_released());
+    assert_eq!(l.load().status, NtStatus::DEVICE_NOT_READY);
+    assert_eq!(l.status().active_slot, SLOT_NONE);
+    assert_eq!(f.count("join"), 3, "both slots' workers joined, then the inline retirement's");
+}
+
+/// The loader's stop lands while a retire worker is tearing a payload down:
+/// the worker leaves the driver unload to the stop (which runs on the thread
+/// unloading the loader), and the stop finishes it.
+#[test]
+fn a_retirement_in_flight_hands_its_unload_to_the_stop() {
+    let f = Fake::new();
+    let l = Loader::new(&f);
+    l.load();
+    f.workers_hang.set(true);
+    f.stop_during_retire.set(true);
+    let out = l.upgrade(None);
+    assert_eq!(out.status, NtStatus::SUCCESS);
+    assert_eq!(out.flags, REPLY_OLD_SLOT_STUCK);
+    assert_eq!(f.count("unload_driver"), 0);
+    // The operation returned; the worker now runs and finds the loader stopping.
+    f.state.borrow_mut().stopping = false;
+    f.stop_during_retire.set(false);
+    f.state.borrow_mut().stopping = true;
+    f.run_pending_workers();
+    assert!(f.state.borrow().slot(Slot::A).image().is_some(), "the worker kept the image for the stop");
+    assert_eq!(f.count("unload_driver"), 0, "a worker unloaded while the loader was stopping");
+    l.stop();
+    assert_eq!(f.count("unload_driver"), 2);
+    assert!(f.all_released());
+    assert_eq!(f.count("teardown"), 2, "each payload torn down once");
+}
+
+/// Defect 7: `sc stop` of the active payload's service tears it down through
+/// FltMgr; the payload reports it, the slot shows `stopped`, nothing is
+/// active, and `load` really loads again.
+#[test]
+fn a_payload_stopped_from_outside_is_shown_stopped_and_load_reloads_it() {
+    let f = Fake::new();
+    let l = Loader::new(&f);
+    l.load();
+    let torn = PayloadReport { phase: PayloadPhase::TORN_DOWN.0, ..PayloadReport::default() };
+    // The foreign unload: the payload tears down and reports; its driver goes.
+    l.on_report(Slot::A, &torn);
+    assert_eq!(f.state.borrow().slot_state(Slot::A), SlotState::STOPPED);
+    assert_eq!(l.status().active_slot, SLOT_NONE);
+    let image = f.loaded.get()[Slot::A].unwrap();
+    f.refs.borrow_mut()[image] -= 1;
+    f.set_loaded(Slot::A, None);
+    assert_eq!(l.reap().status, NtStatus::SUCCESS);
+    assert!(f.all_released(), "the loader's reference was not dropped");
+    assert_eq!(f.count("teardown"), 0, "the loader called into a payload torn down from outside");
+    assert_eq!(f.count("unload_driver"), 0, "a second unload of a driver already being unloaded");
+    assert_eq!(f.state.borrow().slot_state(Slot::A), SlotState::STOPPED);
+    let out = l.load();
+    assert_eq!((out.status, out.active), (NtStatus::SUCCESS, Some(Slot::A)));
+    assert_eq!(f.count("load_driver"), 2, "load returned at once without loading");
+}
+
+/// A teardown reported while the slot registers (a foreign stop between the
+/// registration and the switch) keeps the slot from becoming active.
+#[test]
+fn a_teardown_reported_before_the_switch_refuses_the_switch() {
+    let f = Fake::new();
+    let l = Loader::new(&f);
+    l.load();
+    f.state.borrow_mut().slots[Slot::B].teardown_reported = true;
+    // claim_empty clears the record, so mark it again once loading began.
+    f.register_status.set(NtStatus::SUCCESS);
+    let l2 = Loader::new(&f);
+    l2.claim_empty(Slot::B).unwrap();
+    l2.load_slot(Slot::B, OpKind::UPGRADE).unwrap();
+    f.state.borrow_mut().slots[Slot::B].teardown_reported = true;
+    assert_eq!(l2.switch(Slot::B, OpKind::UPGRADE, Some(Slot::A)), Err(NtStatus::DELETE_PENDING));
+    assert_eq!(f.state.borrow().active(), Some(Slot::A));
+    assert_ne!(f.state.borrow().slot_state(Slot::B), SlotState::ACTIVE);
+}
+
+#[test]
+fn shutdown_calls_the_hook_of_the_active_payload_as_an_operation() {
+    let f = Fake::new();
+    let l = Loader::new(&f);
+    l.shutdown();
+    assert_eq!(f.count("shutdown"), 0, "no payload, no hook");
+    l.load();
+    l.shutdown();
+    assert_eq!(f.count("shutdown"), 1);
+    assert!(!f.state.borrow().is_busy());
+    // An operation in flight that does not end within the bound: no hook.
+    f.state.borrow_mut().busy = true;
+    f.events.borrow_mut().push((LoaderEvent::Idle, false));
+    l.shutdown();
+    assert_eq!(f.count("shutdown"), 1);
+    assert_eq!(l.status().last_error.op, OpKind::SHUTDOWN.0);
+}
+
+/// A retirement whose wait timed out while its worker finished with the
+/// driver still lingering (a deferred unload) reported success; it reports
+/// `IMAGE_ALREADY_LOADED`, and the slot shows STUCK.
+#[test]
+fn a_timed_out_retirement_that_lingers_is_an_error() {
+    let f = Fake::new();
+    let l = Loader::new(&f);
+    l.load();
+    f.worker_finishes_as_wait_times_out.set(true);
+    f.unload_defers.set(true);
+    let out = l.unload();
+    assert_eq!(out.status, NtStatus::IMAGE_ALREADY_LOADED);
+    assert_eq!(out.flags, REPLY_OLD_SLOT_STUCK);
+    assert_eq!(f.state.borrow().slot_state(Slot::A), SlotState::STUCK);
+}
