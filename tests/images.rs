@@ -148,49 +148,36 @@ fn exports(bytes: &[u8]) -> Vec<(String, u32)> {
 
 #[test]
 fn payload_exports_its_registration_entry_and_descriptor() {
+    use loader_parsers::pe::{export_rva, Layout};
     let bytes = read("x64/payload.sys");
     let ex = exports(&bytes);
     for name in [shared_abi::payload::REGISTER_EXPORT, shared_abi::payload::DESCRIPTOR_EXPORT] {
         let (_, rva) = ex.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("payload.sys lacks {name}"));
         // The loader's own bounds-checked parser must find the same RVA.
-        let ours = loader_protocol::pe::export_rva(&bytes, loader_protocol::pe::Layout::File, name)
-            .unwrap_or_else(|e| panic!("loader's parser: {name}: {e}"));
+        let ours = export_rva(&bytes, Layout::File, name).unwrap_or_else(|e| panic!("loader's parser: {name}: {e}"));
         assert_eq!(ours, *rva, "{name}: loader's parser disagrees with `object`");
     }
-    // The descriptor the loader would read is the one the payload declares.
-    let rva = loader_protocol::pe::export_rva(
-        &bytes,
-        loader_protocol::pe::Layout::File,
-        shared_abi::payload::DESCRIPTOR_EXPORT,
-    )
-    .expect("descriptor export");
-    let raw = loader_protocol::pe::slice_at_rva(&bytes, loader_protocol::pe::Layout::File, rva, 104)
-        .expect("descriptor bytes");
-    let d = loader_protocol::pe::parse_descriptor(raw).expect("descriptor parses");
-    assert_eq!(d.magic, shared_abi::payload::PAYLOAD_MAGIC);
-    assert_eq!(d.abi_major, shared_abi::ABI_MAJOR);
-    assert_eq!(d.payload_version, 1);
-    assert_ne!(d.teardown_va, 0, "teardown entry missing");
+    // The checked view the loader would build from this image.
+    let checked = loader_parsers::payload::inspect_file(&bytes).expect("payload.sys passes the loader's check");
+    assert_eq!(checked.payload_version, 1);
+    let base = PeFile64::parse(&*bytes).expect("PE32+").nt_headers().optional_header.image_base.get(LE);
+    let register = ex.iter().find(|(n, _)| n == shared_abi::payload::REGISTER_EXPORT).map(|(_, r)| *r).unwrap();
+    assert_eq!(checked.entries.register, base + u64::from(register));
+    assert!(checked.entries.teardown > base, "teardown entry missing");
 }
 
 #[test]
 fn fault_builds_differ_exactly_where_they_should() {
+    use loader_parsers::payload::inspect_file;
     let dir = "test-payloads";
     let noexport = read(&format!("{dir}/payload_noexport.sys"));
-    assert_eq!(
-        loader_protocol::pe::export_rva(
-            &noexport,
-            loader_protocol::pe::Layout::File,
-            shared_abi::payload::REGISTER_EXPORT
-        ),
-        Err(shared_abi::NtStatus::PROCEDURE_NOT_FOUND)
-    );
+    assert_eq!(inspect_file(&noexport).map(|_| ()), Err(shared_abi::NtStatus::PROCEDURE_NOT_FOUND));
     let v2 = read(&format!("{dir}/payload_v2.sys"));
-    let rva =
-        loader_protocol::pe::export_rva(&v2, loader_protocol::pe::Layout::File, shared_abi::payload::DESCRIPTOR_EXPORT)
-            .expect("v2 descriptor");
-    let raw = loader_protocol::pe::slice_at_rva(&v2, loader_protocol::pe::Layout::File, rva, 104).expect("bytes");
-    assert_eq!(loader_protocol::pe::parse_descriptor(raw).expect("parses").payload_version, 2);
+    assert_eq!(inspect_file(&v2).map(|c| c.payload_version), Ok(2));
+    let badmagic = read(&format!("{dir}/payload_badmagic.sys"));
+    assert_eq!(inspect_file(&badmagic).map(|_| ()), Err(shared_abi::NtStatus::INVALID_IMAGE_FORMAT));
+    let badabi = read(&format!("{dir}/payload_badabi.sys"));
+    assert_eq!(inspect_file(&badabi).map(|_| ()), Err(shared_abi::NtStatus::REVISION_MISMATCH));
 }
 
 #[test]

@@ -6,7 +6,8 @@
 //! dependency and instance altitudes, and `Parameters` defaults the
 //! loader's own configuration parser accepts. Each check is also run on a
 //! broken copy of the INF to show it can fail.
-use loader_protocol::config::{self, Config, RawValue, ServiceName, REG_DWORD, REG_SZ};
+use loader_parsers::config::{self, Config, RawValue, ServiceName, REG_DWORD, REG_SZ};
+use shared_abi::Slot;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
@@ -411,9 +412,9 @@ fn payload_inf() -> String {
 #[test]
 fn loader_inf_installs_a_system_start_kernel_service_with_valid_parameters() {
     let config = check_loader(&Inf::parse(&loader_inf()).unwrap()).unwrap();
-    assert_eq!(config.slots[0], ServiceName::new("CounterFilterA").unwrap());
-    assert_eq!(config.slots[1], ServiceName::new("CounterFilterB").unwrap());
-    assert_eq!(config.active, 0);
+    assert_eq!(*config.service(Slot::A), ServiceName::new("CounterFilterA").unwrap());
+    assert_eq!(*config.service(Slot::B), ServiceName::new("CounterFilterB").unwrap());
+    assert_eq!(config.active, Some(Slot::A));
     assert_eq!(config.unload_timeout_ms, 5000);
 }
 
@@ -427,8 +428,8 @@ fn payload_inf_installs_one_minifilter_per_slot_at_distinct_altitudes() {
 fn the_loader_slots_name_the_payload_services() {
     let config = check_loader(&Inf::parse(&loader_inf()).unwrap()).unwrap();
     let services = check_payload(&Inf::parse(&payload_inf()).unwrap()).unwrap();
-    for (slot, (service, _)) in config.slots.iter().zip(&services) {
-        assert_eq!(slot.to_string(), *service);
+    for ((_, name), (service, _)) in config.slots.iter().zip(&services) {
+        assert_eq!(name.to_string(), *service);
     }
 }
 

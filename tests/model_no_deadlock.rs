@@ -8,12 +8,13 @@ use loader_protocol::Mutation;
 use loader_tests::explore::{check, check_deadlock_twin, Expect};
 use loader_tests::scenario::{Adversary, Race};
 use loader_tests::world::{Config, Violation};
+use shared_abi::Slot;
 
 const PROPERTY: Violation = Violation::Deadlock;
 
 #[test]
 fn protocol_load_against_fltmc_unload_then_sc_stop() {
-    let race = Race::Load(Adversary::FltmcThenStop(0));
+    let race = Race::Load(Adversary::FltmcThenStop(Slot::A));
     check("deadlock/protocol/load-vs-fltmc", PROPERTY, race, Config::protocol(), Expect::Clean);
 }
 
@@ -46,7 +47,7 @@ fn twin_no_settle_on_failed_registration_is_caught() {
     check_deadlock_twin(
         name,
         "twin_no_settle_on_failed_registration_is_caught",
-        Race::Load(Adversary::Stop(0)),
+        Race::Load(Adversary::Stop(Slot::A)),
         config,
     );
 }
@@ -54,7 +55,12 @@ fn twin_no_settle_on_failed_registration_is_caught() {
 #[test]
 fn twin_register_waiting_on_settle_is_caught() {
     let mut config = Config::mutant(Mutation::RegisterWaitsOnSettle);
-    config.register_fails[0] = true;
+    config.register_fails[Slot::A] = true;
     let name = "deadlock/mutant-register-waits-on-settle";
-    check_deadlock_twin(name, "twin_register_waiting_on_settle_is_caught", Race::Load(Adversary::Stop(0)), config);
+    check_deadlock_twin(
+        name,
+        "twin_register_waiting_on_settle_is_caught",
+        Race::Load(Adversary::Stop(Slot::A)),
+        config,
+    );
 }

@@ -7,6 +7,7 @@
 use loader_tests::explore::{check, Expect};
 use loader_tests::scenario::{Adversary, Race};
 use loader_tests::world::{Config, Design, Violation};
+use shared_abi::Slot;
 
 const PROPERTY: Violation = Violation::HalfBuiltTeardown;
 
@@ -15,7 +16,7 @@ fn protocol_load_against_sc_stop() {
     check(
         "half-built-teardown/protocol/load-vs-stop",
         PROPERTY,
-        Race::Load(Adversary::Stop(0)),
+        Race::Load(Adversary::Stop(Slot::A)),
         Config::protocol(),
         Expect::Clean,
     );
@@ -23,12 +24,12 @@ fn protocol_load_against_sc_stop() {
 
 #[test]
 fn protocol_load_against_fltmc_unload_then_sc_stop() {
-    let race = Race::Load(Adversary::FltmcThenStop(0));
+    let race = Race::Load(Adversary::FltmcThenStop(Slot::A));
     check("half-built-teardown/protocol/load-vs-fltmc", PROPERTY, race, Config::protocol(), Expect::Clean);
 }
 
 #[test]
 fn twin_naive_seed_minifilter_is_caught() {
     let config = Config::naive(Design::NaiveSeed);
-    check("half-built-teardown/naive-seed", PROPERTY, Race::Load(Adversary::Stop(0)), config, Expect::Caught);
+    check("half-built-teardown/naive-seed", PROPERTY, Race::Load(Adversary::Stop(Slot::A)), config, Expect::Caught);
 }

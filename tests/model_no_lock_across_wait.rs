@@ -6,6 +6,7 @@ use loader_protocol::Mutation;
 use loader_tests::explore::{check, Expect};
 use loader_tests::scenario::{Adversary, Race};
 use loader_tests::world::{Config, Violation};
+use shared_abi::Slot;
 
 const PROPERTY: Violation = Violation::LockAcrossWait;
 
@@ -14,7 +15,7 @@ fn protocol_load_against_sc_stop() {
     check(
         "lock-across-wait/protocol/load-vs-stop",
         PROPERTY,
-        Race::Load(Adversary::Stop(0)),
+        Race::Load(Adversary::Stop(Slot::A)),
         Config::protocol(),
         Expect::Clean,
     );
@@ -34,5 +35,11 @@ fn protocol_upgrade_with_the_old_payload_draining() {
 #[test]
 fn twin_wait_under_lock_is_caught() {
     let config = Config::mutant(Mutation::WaitUnderLock);
-    check("lock-across-wait/mutant-wait-under-lock", PROPERTY, Race::Load(Adversary::Stop(0)), config, Expect::Caught);
+    check(
+        "lock-across-wait/mutant-wait-under-lock",
+        PROPERTY,
+        Race::Load(Adversary::Stop(Slot::A)),
+        config,
+        Expect::Caught,
+    );
 }

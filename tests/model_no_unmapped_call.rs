@@ -11,6 +11,7 @@ use loader_protocol::Mutation;
 use loader_tests::explore::{check, Expect};
 use loader_tests::scenario::{Adversary, Race};
 use loader_tests::world::{Config, Violation};
+use shared_abi::Slot;
 
 const PROPERTY: Violation = Violation::UnmappedCall;
 
@@ -19,7 +20,7 @@ fn protocol_load_against_sc_stop() {
     check(
         "unmapped-call/protocol/load-vs-stop",
         PROPERTY,
-        Race::Load(Adversary::Stop(0)),
+        Race::Load(Adversary::Stop(Slot::A)),
         Config::protocol(),
         Expect::Clean,
     );
@@ -30,7 +31,7 @@ fn protocol_upgrade_against_sc_stop_of_the_old_payload() {
     check(
         "unmapped-call/protocol/upgrade-vs-stop-old",
         PROPERTY,
-        Race::Upgrade(Adversary::Stop(0)),
+        Race::Upgrade(Adversary::Stop(Slot::A)),
         Config::protocol(),
         Expect::Clean,
     );
@@ -39,18 +40,24 @@ fn protocol_upgrade_against_sc_stop_of_the_old_payload() {
 #[test]
 fn twin_reference_released_early_is_caught() {
     let config = Config::mutant(Mutation::ReleaseImageEarly);
-    check("unmapped-call/mutant-release-image-early", PROPERTY, Race::Load(Adversary::Stop(0)), config, Expect::Caught);
+    check(
+        "unmapped-call/mutant-release-image-early",
+        PROPERTY,
+        Race::Load(Adversary::Stop(Slot::A)),
+        config,
+        Expect::Caught,
+    );
 }
 
 #[test]
 fn protocol_loader_stop_against_sc_stop() {
-    let race = Race::StopAgainst(Adversary::Stop(0));
+    let race = Race::StopAgainst(Adversary::Stop(Slot::A));
     check("unmapped-call/protocol/loader-stop-vs-stop", PROPERTY, race, Config::protocol(), Expect::Clean);
 }
 
 #[test]
 fn twin_second_teardown_returning_early_is_caught() {
     let config = Config::mutant(Mutation::SecondTeardownReturnsEarly);
-    let race = Race::StopAgainst(Adversary::Stop(0));
+    let race = Race::StopAgainst(Adversary::Stop(Slot::A));
     check("unmapped-call/mutant-second-teardown-returns-early", PROPERTY, race, config, Expect::Caught);
 }

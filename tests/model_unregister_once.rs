@@ -8,6 +8,7 @@ use loader_protocol::Mutation;
 use loader_tests::explore::{check, Expect};
 use loader_tests::scenario::{Adversary, Race};
 use loader_tests::world::{Config, Design, Violation};
+use shared_abi::Slot;
 
 const PROPERTY: Violation = Violation::RegistrationNotOnce;
 
@@ -16,7 +17,7 @@ fn protocol_load_against_sc_stop() {
     check(
         "registration-once/protocol/load-vs-stop",
         PROPERTY,
-        Race::Load(Adversary::Stop(0)),
+        Race::Load(Adversary::Stop(Slot::A)),
         Config::protocol(),
         Expect::Clean,
     );
@@ -24,13 +25,13 @@ fn protocol_load_against_sc_stop() {
 
 #[test]
 fn protocol_upgrade_against_fltmc_unload_then_sc_stop_of_the_new_payload() {
-    let race = Race::Upgrade(Adversary::FltmcThenStop(1));
+    let race = Race::Upgrade(Adversary::FltmcThenStop(Slot::B));
     check("registration-once/protocol/upgrade-vs-fltmc-new", PROPERTY, race, Config::protocol(), Expect::Clean);
 }
 
 #[test]
 fn protocol_loader_stop_against_sc_stop() {
-    let race = Race::StopAgainst(Adversary::Stop(0));
+    let race = Race::StopAgainst(Adversary::Stop(Slot::A));
     check("registration-once/protocol/loader-stop-vs-stop", PROPERTY, race, Config::protocol(), Expect::Clean);
 }
 
@@ -40,7 +41,7 @@ fn twin_teardown_skipping_the_settle_wait_is_caught() {
     check(
         "registration-once/mutant-teardown-skips-settle-wait",
         PROPERTY,
-        Race::Load(Adversary::Stop(0)),
+        Race::Load(Adversary::Stop(Slot::A)),
         config,
         Expect::Caught,
     );
@@ -52,7 +53,7 @@ fn twin_settle_signalled_before_register_is_caught() {
     check(
         "registration-once/mutant-settle-before-register",
         PROPERTY,
-        Race::Load(Adversary::Stop(0)),
+        Race::Load(Adversary::Stop(Slot::A)),
         config,
         Expect::Caught,
     );
@@ -61,5 +62,11 @@ fn twin_settle_signalled_before_register_is_caught() {
 #[test]
 fn twin_naive_register_last_is_caught() {
     let config = Config::naive(Design::NaiveRegisterLast);
-    check("registration-once/naive-register-last", PROPERTY, Race::Load(Adversary::Stop(0)), config, Expect::Caught);
+    check(
+        "registration-once/naive-register-last",
+        PROPERTY,
+        Race::Load(Adversary::Stop(Slot::A)),
+        config,
+        Expect::Caught,
+    );
 }

@@ -407,7 +407,12 @@ pub fn export_rva<I: ImageBytes + ?Sized>(image: &I, layout: Layout, name: &str)
 }
 
 /// [`Image::slice_at_rva`] on a fresh parse.
-pub fn slice_at_rva<I: ImageBytes + ?Sized>(image: &I, layout: Layout, rva: u32, len: usize) -> Result<&[u8], NtStatus> {
+pub fn slice_at_rva<I: ImageBytes + ?Sized>(
+    image: &I,
+    layout: Layout,
+    rva: u32,
+    len: usize,
+) -> Result<&[u8], NtStatus> {
     Headers::parse(image, layout)?.slice(rva, len)
 }
 
@@ -467,8 +472,8 @@ mod tests {
     extern crate std;
     use super::*;
     use crate::fixture::{
-        build, characteristics_at, map, payload, put32, Fixture, Target, IMAGE_SIZE, RDATA_RAW,
-        RDATA_RVA, SECTION_RAW_LEN, TEXT_RAW, TEXT_RVA,
+        build, characteristics_at, map, payload, put32, Fixture, Target, IMAGE_SIZE, RDATA_RAW, RDATA_RVA,
+        SECTION_RAW_LEN, TEXT_RAW, TEXT_RVA,
     };
     use shared_abi::payload::{DESCRIPTOR_EXPORT, REGISTER_EXPORT};
     use std::vec::Vec;

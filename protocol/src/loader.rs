@@ -20,7 +20,7 @@
 use crate::mutation::Mutation;
 use crate::platform::{LoaderEvent, LoaderPlatform};
 use crate::state::{LoaderState, OpOutcome};
-use shared_abi::control::{OpKind, SlotState, REPLY_OLD_SLOT_STUCK};
+use shared_abi::control::{OpKind, SlotState, REPLY_NOT_PERSISTED, REPLY_OLD_SLOT_STUCK};
 use shared_abi::payload::{LogLevel, PayloadPhase, PayloadReport};
 use shared_abi::{NtStatus, Slot};
 
@@ -162,8 +162,12 @@ impl<P: LoaderPlatform> Loader<P> {
     /// the slot is retired again and `DELETE_PENDING` returned.
     fn switch(&self, new: Slot, op: OpKind, old: Option<Slot>) -> Result<(), NtStatus> {
         let now = self.platform.now();
+        #[cfg(feature = "mutations")]
+        let check_report = self.platform.mutation() != Mutation::SwitchIgnoresTeardownReport;
+        #[cfg(not(feature = "mutations"))]
+        let check_report = true;
         let switched = self.with_state(|s| {
-            if s.slots[new].teardown_reported {
+            if check_report && s.slots[new].teardown_reported {
                 return false;
             }
             s.enter(new, SlotState::ACTIVE, op, now);
@@ -182,13 +186,19 @@ impl<P: LoaderPlatform> Loader<P> {
         Err(NtStatus::DELETE_PENDING)
     }
 
+    /// Writes the commit point. The operation has taken effect either way;
+    /// a failed write is reported with [`REPLY_NOT_PERSISTED`] and recorded
+    /// in `last_error`, and the loader keeps what it persisted before.
     fn persist(&self, slot: Option<Slot>, op: OpKind) -> OpOutcome {
         match self.platform.persist_active(slot) {
             Ok(()) => {
                 self.with_state(|s| s.persisted = slot);
                 self.outcome(NtStatus::SUCCESS, 0)
             }
-            Err(status) => self.outcome(self.fail(status, op, slot), 0),
+            Err(status) => {
+                self.fail(status, op, slot);
+                self.outcome(NtStatus::SUCCESS, REPLY_NOT_PERSISTED)
+            }
         }
     }
 
@@ -240,7 +250,7 @@ impl<P: LoaderPlatform> Loader<P> {
         }
         // Commit point: a reboot now starts the new payload.
         let persisted = self.persist(Some(new), op);
-        OpOutcome { flags, ..persisted }
+        OpOutcome { flags: flags | persisted.flags, ..persisted }
     }
 
     /// `IOCTL_LOADER_UNLOAD`: retires the active payload (bounded) and
@@ -267,7 +277,9 @@ impl<P: LoaderPlatform> Loader<P> {
     /// A nested `ZwUnloadDriver` belongs on the thread running the loader's
     /// own unload; no other thread of the loader calls one from here on.
     pub fn stop(&self) {
-        self.with_state(|s| s.stopping = true);
+        if self.with_state(|s| core::mem::replace(&mut s.stopping, true)) {
+            return; // a second stop has nothing left to do
+        }
         loop {
             let busy = self.with_state(|s| {
                 if s.busy {
@@ -376,7 +388,12 @@ impl<P: LoaderPlatform> Loader<P> {
                     true
                 }
                 SlotState::LOADING | SlotState::REGISTERING => {
+                    // Only a foreign unload tears a registering payload down
+                    // (the loader retires it only once it is RETIRING): the
+                    // switch is refused, and the retirement leaves the
+                    // driver unload to whoever started it.
                     r.teardown_reported = true;
+                    r.unloaded_by_foreign = true;
                     false
                 }
                 _ => false,
@@ -420,8 +437,13 @@ impl<P: LoaderPlatform> Loader<P> {
         self.platform.event_wait(LoaderEvent::Settled(slot), None);
     }
 
-    /// The status snapshot (service names and pool counts left zero).
+    /// The status snapshot (service names and pool counts left zero). A
+    /// slot left STUCK because its driver lingered is looked up again first,
+    /// so `stuck` always means something of it remains. `PASSIVE_LEVEL`.
     pub fn status(&self) -> shared_abi::control::LoaderStatus {
+        for slot in Slot::ALL {
+            self.forget_if_gone(slot);
+        }
         let now = self.platform.now();
         self.with_state(|s| s.snapshot(now))
     }

@@ -34,6 +34,10 @@ pub enum Mutation {
     /// Loader: ignore a payload's report that it was torn down from outside
     /// (the slot keeps showing ACTIVE while nothing filters).
     IgnoreForeignTeardown,
+    /// Loader: switch to a new payload without checking, in the switch's
+    /// critical section, whether it reported a teardown meanwhile (it then
+    /// activates a payload already being torn down).
+    SwitchIgnoresTeardownReport,
     /// Loader: the loader's own unload returns without joining the retire
     /// workers (loader code still runs after its image is gone).
     StopSkipsJoin,
@@ -53,10 +57,6 @@ pub enum Mutation {
     /// Payload: a second, concurrent teardown returns before the first one
     /// finished (so the loader can unload while the payload still calls it).
     SecondTeardownReturnsEarly,
-    /// Payload: the registration does not re-check, after publishing its
-    /// filter, whether a teardown began meanwhile (the loader then activates
-    /// a payload already being torn down).
-    NoRecheckAfterPublish,
     /// Payload: `DriverEntry` publishes `DriverUnload` before it has
     /// prepared "teardown finished" (an unload landing there meets an
     /// uninitialised event).

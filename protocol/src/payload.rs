@@ -19,8 +19,8 @@
 //! `with_state`.
 #[cfg(feature = "mutations")]
 use crate::mutation::Mutation;
-use crate::payload_state::Stage;
 pub use crate::payload_state::PayloadState;
+pub use crate::payload_state::Stage;
 use crate::platform::PayloadPlatform;
 use shared_abi::payload::PayloadPhase;
 use shared_abi::NtStatus;
@@ -119,10 +119,9 @@ fn build_registration<P: PayloadPlatform>(p: &P) -> Result<(), NtStatus> {
         s.setup_built = true;
         s.teardown_begun
     });
-    #[cfg(feature = "mutations")]
-    if p.mutation() == Mutation::NoRecheckAfterPublish {
-        return Ok(());
-    }
+    // (The loader refuses to switch to a payload that reported a teardown,
+    // which covers this case too; the early refusal here also protects a
+    // payload loaded by a loader older than that check, ABI 1.0.)
     if teardown_began {
         return Err(NtStatus::DELETE_PENDING);
     }
@@ -145,30 +144,52 @@ fn teardown_begun<P: PayloadPlatform>(p: &P) -> bool {
 /// loader's services. The loader's services are forgotten at the end, so
 /// nothing of this image calls the loader after its teardown.
 pub fn teardown<P: PayloadPlatform>(p: &P) -> NtStatus {
-    let must_wait = p.with_state(|s| {
-        if s.teardown_begun {
+    // The first teardown claims the work; any later one waits for it.
+    let claimed = p.with_state(|s| {
+        if s.teardown_claimed {
             return None;
         }
-        s.teardown_begun = true;
-        let registering = s.stage == Stage::Registering;
-        s.stage = Stage::TearingDown;
-        Some(if registering { s.settle } else { None })
+        s.teardown_claimed = true;
+        Some(())
     });
-    let Some(must_wait) = must_wait else {
+    if claimed.is_none() {
         #[cfg(feature = "mutations")]
         if p.mutation() == Mutation::SecondTeardownReturnsEarly {
             return NtStatus::SUCCESS;
         }
         p.wait_teardown_done();
         return NtStatus::SUCCESS;
+    }
+    // Tell the loader before the teardown begins, so it never takes this
+    // payload as active once its teardown has begun: it either refuses the
+    // switch (the report came first), or sees the report after the switch
+    // and shows the slot as stopped. A registration admitted while we
+    // report is reported too: the teardown begins only once the loader
+    // has heard of every registration there is.
+    let mut reported = false;
+    let must_wait = loop {
+        let step = p.with_state(|s| {
+            if let (Some(settle), false) = (s.settle, reported) {
+                return Err(settle);
+            }
+            s.teardown_begun = true;
+            let registering = s.stage == Stage::Registering;
+            s.stage = Stage::TearingDown;
+            Ok(if registering { s.settle } else { None })
+        });
+        match step {
+            Err(settle) => {
+                p.report_phase(settle, PayloadPhase::TEARING_DOWN);
+                reported = true;
+            }
+            Ok(must_wait) => break must_wait,
+        }
     };
     if let Some(settle) = must_wait {
         wait_settled_for_teardown(p, settle);
     }
-    let (filter, setup_built, settle) = p.with_state(|s| (s.filter.take(), core::mem::take(&mut s.setup_built), s.settle));
-    if let Some(settle) = settle {
-        p.report_phase(settle, PayloadPhase::TEARING_DOWN);
-    }
+    let (filter, setup_built, settle) =
+        p.with_state(|s| (s.filter.take(), core::mem::take(&mut s.setup_built), s.settle));
     if let Some(filter) = filter {
         p.unregister_filter(filter);
     }

@@ -33,6 +33,8 @@ pub struct PayloadState<S, F> {
     pub(crate) filter: Option<F>,
     /// The set-up finished; taken out (once) by whoever cleans it up.
     pub(crate) setup_built: bool,
+    /// A teardown claimed the work (later teardowns wait for it).
+    pub(crate) teardown_claimed: bool,
     /// A teardown has begun (refuses registration from then on).
     pub(crate) teardown_begun: bool,
 }
@@ -47,7 +49,14 @@ impl<S: Copy, F: Copy> PayloadState<S, F> {
     /// The state of a freshly mapped image (fits a `static`).
     #[must_use]
     pub const fn new() -> Self {
-        PayloadState { stage: Stage::Mapped, settle: None, filter: None, setup_built: false, teardown_begun: false }
+        PayloadState {
+            stage: Stage::Mapped,
+            settle: None,
+            filter: None,
+            setup_built: false,
+            teardown_claimed: false,
+            teardown_begun: false,
+        }
     }
     /// The loader's settle service, once registration was called.
     #[must_use]

@@ -4,9 +4,9 @@
 //! Owns only bookkeeping types and their conversion to the ABI structs.
 //! Must never decide anything: the rules are in [`crate::loader`].
 use loader_parsers::payload::CheckedPayload;
+use shared_abi::control::SLOT_NONE;
 use shared_abi::control::{ControlReply, ErrorRecord, LoaderStatus, OpKind, PoolCount, SlotState, SlotStatus};
 use shared_abi::payload::{PayloadReport, NAME_CHARS};
-use shared_abi::control::SLOT_NONE;
 use shared_abi::{NtStatus, PerSlot, Slot};
 
 /// What the loader knows about one slot.

@@ -101,6 +101,10 @@ pub struct ControlReply {
 /// The new payload is active, but the old one has not finished unloading
 /// within the bound; `loaderctl diagnose` tells why.
 pub const REPLY_OLD_SLOT_STUCK: u32 = 1;
+/// The operation took effect, but writing `Parameters\ActiveSlot` failed:
+/// the next start will load what was persisted before (`last_error` says
+/// why). Since ABI 1.1.
+pub const REPLY_NOT_PERSISTED: u32 = 2;
 
 /// A slot's state, as the loader sees it.
 #[repr(transparent)]

@@ -140,7 +140,10 @@ mod tests {
             assert_eq!(Slot::from_word(w), None);
         }
         assert_eq!(Slot::word_of(None), SLOT_NONE);
-        assert_eq!((Slot::from_name("a"), Slot::from_name("B"), Slot::from_name("C")), (Some(Slot::A), Some(Slot::B), None));
+        assert_eq!(
+            (Slot::from_name("a"), Slot::from_name("B"), Slot::from_name("C")),
+            (Some(Slot::A), Some(Slot::B), None)
+        );
         let mut p = PerSlot::new(1, 2);
         p[Slot::B] += 5;
         assert_eq!((p[Slot::A], p[Slot::B]), (1, 7));

@@ -259,7 +259,8 @@ fn explore(race: Race, config: Config, expect: Expect, property: Violation) -> b
                 // loom found every thread blocked (or another failure).
                 EXECUTIONS.fetch_add(1, Ordering::Relaxed);
                 BAD.fetch_add(1, Ordering::Relaxed);
-                COUNTS[4].fetch_add(1, Ordering::Relaxed); // Violation::Deadlock
+                COUNTS[Violation::ALL.iter().position(|v| *v == Violation::Deadlock).unwrap_or(0)]
+                    .fetch_add(1, Ordering::Relaxed);
             }
             true
         }
@@ -269,7 +270,20 @@ fn explore(race: Race, config: Config, expect: Expect, property: Violation) -> b
 #[cfg(loom)]
 const TWIN_CAUGHT: &str = "twin: violation caught";
 
-/// Iterations of the std build (`MODEL_ITERATIONS`, default 300).
+/// The seed of a std-build run: `MODEL_SEED` to replay one, else the clock.
+#[cfg(not(loom))]
+#[must_use]
+pub fn run_seed() -> u64 {
+    std::env::var("MODEL_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_nanos() & u128::from(u64::MAX)).unwrap_or(1))
+            .unwrap_or(1)
+    })
+}
+
+/// Iterations of the std build (`MODEL_ITERATIONS`, default 300), each
+/// seeded from the run's seed (printed; `MODEL_SEED=<n>` replays it).
 /// A twin stops at its first failing execution (its waits give up after
 /// 100 ms instead of 3 s).
 #[cfg(not(loom))]
@@ -279,10 +293,16 @@ fn explore(race: Race, config: Config, expect: Expect, property: Violation) -> b
     // Random schedules hit a narrow window rarely: a twin may run 100 times
     // longer, and stops at its first catch anyway.
     let n = if expect == Expect::Caught { n * 100 } else { n };
+    let seed = run_seed();
+    println!("model seed: MODEL_SEED={seed} (replays this run's random choices)");
     let limit = STD_WAIT_LIMIT_MS.swap(if expect == Expect::Caught { 100 } else { 3_000 }, Ordering::Relaxed);
     let mut stopped_early = false;
-    for _ in 0..n {
+    for i in 0..n {
+        crate::sync::seed_execution(seed, i);
         let found = run_and_record(race, config);
+        if expect == Expect::Clean && !found.is_empty() {
+            println!("model: execution {i} of MODEL_SEED={seed} found {found:?}");
+        }
         if expect == Expect::Caught && found.iter().any(|(v, _)| *v == property) {
             stopped_early = true;
             break;

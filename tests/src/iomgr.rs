@@ -57,6 +57,9 @@ pub fn load_driver(w: &Arc<World>, slot: Slot) -> Result<(), NtStatus> {
             unregistrations: 0,
             naive_filter: None,
             teardown_done: false,
+            teardown_done_ready: false,
+            registered_ok: false,
+            foreign_unload: false,
         });
         crate::sync::lock(&w.payload_states).push(PayloadState::new());
         k.objects.len() - 1
@@ -64,11 +67,8 @@ pub fn load_driver(w: &Arc<World>, slot: Slot) -> Result<(), NtStatus> {
     pause();
     w.enter(id, "DriverEntry");
     match w.config.design {
-        Design::Protocol => {
-            payload::driver_entry(&ModelPayload::new(w, id));
-            // DriverUnload is published last (payload-driver/src/entry.rs).
-            w.update(|k| k.objects[id].unload = UnloadRoutine::Payload);
-        }
+        // The protocol's DriverEntry publishes DriverUnload itself, last.
+        Design::Protocol => payload::driver_entry(&ModelPayload::new(w, id)),
         Design::NaiveSeed | Design::NaiveRegisterLast => naive::driver_entry(w, id),
     }
     w.leave(id);
@@ -100,6 +100,7 @@ fn unload_driver_from(w: &Arc<World>, slot: Slot, foreign: bool) -> NtStatus {
         if foreign {
             let landing = landing(w, &k, id);
             k.landings.push(landing);
+            k.objects[id].foreign_unload = true;
         }
         let o = &mut k.objects[id];
         if o.unload == UnloadRoutine::None {
@@ -196,7 +197,7 @@ fn run_unload_routine(w: &Arc<World>, id: ImageId, routine: UnloadRoutine) {
 fn payload_driver_unload(w: &Arc<World>, id: ImageId) {
     w.enter(id, "DriverUnload");
     if w.config.design == Design::Protocol {
-        payload::teardown(&ModelPayload::new(w, id));
+        payload::driver_unload(&ModelPayload::new(w, id));
     }
     w.leave(id);
 }
@@ -204,7 +205,10 @@ fn payload_driver_unload(w: &Arc<World>, id: ImageId) {
 fn filter_unload_callback(w: &Arc<World>, id: ImageId, mandatory: bool) -> NtStatus {
     w.enter(id, "FilterUnloadCallback");
     let status = match w.config.design {
-        Design::Protocol => payload::filter_unload(&ModelPayload::new(w, id), mandatory),
+        Design::Protocol => {
+            let flags = if mandatory { payload::FILTER_UNLOAD_MANDATORY } else { 0 };
+            payload::filter_unload(&ModelPayload::new(w, id), flags)
+        }
         Design::NaiveSeed | Design::NaiveRegisterLast => naive::filter_unload_callback(w, id),
     };
     w.leave(id);
@@ -228,6 +232,7 @@ pub fn fltmc_unload(w: &Arc<World>, slot: Slot) -> NtStatus {
     };
     let status = filter_unload_callback(w, id, false);
     if status.is_success() {
+        w.update(|k| k.objects[id].foreign_unload = true);
         let _ = unload_driver(w, slot);
     }
     w.drop_ref(id, "fltmc's reference");

@@ -2,82 +2,148 @@
 //! loader driver (`ModelLoader`) and a payload image (`ModelPayload`).
 //!
 //! Each method does what the kernel driver's does, in model terms, and
-//! checks what only the model can see (the image is mapped when called,
-//! no wait happens inside a critical section). Must never add
+//! checks what only the model can see (the image is mapped when called or
+//! read, no wait happens inside a critical section, events are prepared
+//! before use, the persisted slot registered). Must never add
 //! synchronization the real drivers do not have.
 use crate::iomgr;
 use crate::sync::{in_critical_section, lock, pause, thread, Arc};
-use crate::world::{FilterRef, ImageId, SettleRef, Violation, World};
-use loader_protocol::descriptor::DescriptorInfo;
-use loader_protocol::{payload, Loader, LoaderPlatform, LoaderState, Mutation, PayloadPlatform, PayloadState, Slot};
-use shared_abi::payload::utf16_name;
-use shared_abi::NtStatus;
+use crate::world::{FilterRef, ImageId, SettleRef, Timeouts, UnloadRoutine, Violation, World};
+use loader_parsers::fixture::IMAGE_BASE;
+use loader_protocol::{
+    payload, Loader, LoaderEvent, LoaderPlatform, LoaderState, Mutation, PayloadPlatform, PayloadState,
+};
+use shared_abi::control::SlotState;
+use shared_abi::payload::{PayloadPhase, PayloadReport};
+use shared_abi::{NtStatus, Slot};
 
 /// The loader driver, in the model.
 #[derive(Clone)]
 pub struct ModelLoader(pub Arc<World>);
 
+impl ModelLoader {
+    /// The activation rule, checked at the moment of the switch: an ACTIVE
+    /// slot's payload had not begun its teardown when it became active.
+    fn check_switches(&self, before: [SlotState; 2], s: &LoaderState<ImageId>) {
+        let mut torn = false;
+        for slot in Slot::ALL {
+            if s.slot_state(slot) != SlotState::ACTIVE || before[slot.index()] == SlotState::ACTIVE {
+                continue;
+            }
+            if let Some(image) = s.slot(slot).image() {
+                // (Lock order: loader state, then payload states, then kernel;
+                // the payload lock is dropped before the kernel's is taken.)
+                torn |= lock(&self.0.payload_states)[image].teardown_begun();
+            }
+        }
+        if torn {
+            let mut k = self.0.kernel();
+            self.0.violation(&mut k, Violation::SlotState, "activated a payload whose teardown had begun");
+        }
+    }
+}
+
 impl LoaderPlatform for ModelLoader {
     type Image = ImageId;
+    type Bytes<'a> = &'a [u8];
 
     fn with_state<R>(&self, f: impl FnOnce(&mut LoaderState<ImageId>) -> R) -> R {
-        in_critical_section(|| f(&mut lock(&self.0.loader_state)))
+        in_critical_section(|| {
+            let mut s = lock(&self.0.loader_state);
+            let before = [s.slot_state(Slot::A), s.slot_state(Slot::B)];
+            let r = f(&mut s);
+            self.check_switches(before, &s);
+            r
+        })
     }
-    fn settle_set(&self, slot: Slot) {
-        self.0.update(|k| k.settled[slot] = true);
+    fn event_set(&self, event: LoaderEvent) {
+        // (A late "retired" is what a twin is about: widen its window.)
+        if let LoaderEvent::Retired(_) = event {
+            crate::sync::delay();
+        }
+        self.0.update(|k| match event {
+            LoaderEvent::Settled(slot) => k.settled[slot] = true,
+            LoaderEvent::Retired(slot) => k.retired[slot] = true,
+            LoaderEvent::Idle => k.idle = true,
+        });
     }
-    fn settle_reset(&self, slot: Slot) {
-        self.0.update(|k| k.settled[slot] = false);
+    fn event_reset(&self, event: LoaderEvent) {
+        self.0.update(|k| match event {
+            LoaderEvent::Settled(slot) => k.settled[slot] = false,
+            LoaderEvent::Retired(slot) => k.retired[slot] = false,
+            LoaderEvent::Idle => k.idle = false,
+        });
     }
-    fn wait_settled(&self, slot: Slot) {
-        self.0.wait_until("wait_registration_settled", |k| k.settled[slot]);
-    }
-    fn retired_set(&self, slot: Slot) {
-        self.0.update(|k| k.retired[slot] = true);
-    }
-    fn retired_reset(&self, slot: Slot) {
-        self.0.update(|k| k.retired[slot] = false);
-    }
-    /// The bound expires exactly when the retirement is blocked on a file
-    /// that is still open (time passes only while something is stuck).
-    fn retired_wait(&self, slot: Slot, timeout_ms: u32) -> bool {
-        let bounded = timeout_ms != u32::MAX;
-        self.0.wait_until("retired_wait", |k| k.retired[slot] || (bounded && k.draining[slot]));
-        self.0.kernel().retired[slot]
+    /// A bounded wait expires as [`Timeouts`] says: when the retirement is
+    /// blocked on an open file, or whenever what it waits for has not
+    /// happened yet when it looks.
+    fn event_wait(&self, event: LoaderEvent, timeout_ms: Option<u32>) -> bool {
+        let set = move |k: &crate::world::Kernel| match event {
+            LoaderEvent::Settled(slot) => k.settled[slot],
+            LoaderEvent::Retired(slot) => k.retired[slot],
+            LoaderEvent::Idle => k.idle,
+        };
+        let bounded = timeout_ms.is_some();
+        if bounded && self.0.config.timeouts == Timeouts::AnyMoment && self.0.gives_up_now() {
+            let seen = set(&self.0.kernel());
+            // (Widens the window between the wait's verdict and what the
+            // caller does with it, for the std build.)
+            pause();
+            return seen;
+        }
+        let draining = move |k: &crate::world::Kernel| match event {
+            LoaderEvent::Retired(slot) => bounded && k.draining[slot],
+            _ => false,
+        };
+        self.0.wait_until("loader event wait", move |k| set(k) || draining(k));
+        set(&self.0.kernel())
     }
     fn load_driver(&self, slot: Slot) -> Result<(), NtStatus> {
         iomgr::load_driver(&self.0, slot)
     }
     fn reference_image(&self, slot: Slot) -> Result<ImageId, NtStatus> {
+        if self.0.config.reference_fails[slot] {
+            return Err(NtStatus::OBJECT_TYPE_MISMATCH);
+        }
         let mut k = self.0.kernel();
         let id = World::named_object(&k, slot).ok_or(NtStatus::OBJECT_NAME_NOT_FOUND)?;
         World::add_ref(&mut k, id);
         Ok(id)
     }
-    fn read_descriptor(&self, image: ImageId) -> Result<DescriptorInfo, NtStatus> {
-        self.0.enter(image, "reading the descriptor");
-        let slot = self.0.kernel().objects[image].slot;
-        let mut info = DescriptorInfo::current(1, utf16_name("model"));
-        if self.0.config.bad_descriptor[slot] {
-            info.magic = 0;
-        }
-        self.0.leave(image);
-        Ok(info)
+    fn image_bytes(&self, image: ImageId) -> (&[u8], u64) {
+        let slot = {
+            let mut k = self.0.kernel();
+            if !k.objects[image].mapped {
+                self.0.violation(&mut k, Violation::UnmappedCall, "read an unmapped image");
+            }
+            k.objects[image].slot
+        };
+        let bytes = if self.0.config.bad_descriptor[slot] { &self.0.images.1 } else { &self.0.images.0 };
+        (bytes.as_slice(), IMAGE_BASE)
     }
-    fn call_register(&self, image: ImageId, slot: Slot) -> NtStatus {
+    fn call_register(&self, image: ImageId, entry: u64, slot: Slot) -> NtStatus {
+        self.0.check_entry(image, entry, loader_parsers::fixture::REGISTER_OFFSET);
         self.0.enter(image, "registration entry");
         let status = payload::register(&ModelPayload::new(&self.0, image), SettleRef(slot));
+        if status.is_success() {
+            self.0.update(|k| k.objects[image].registered_ok = true);
+        }
         self.0.leave(image);
         status
     }
-    fn call_teardown(&self, image: ImageId) -> NtStatus {
+    fn call_teardown(&self, image: ImageId, entry: u64) -> NtStatus {
+        self.0.check_entry(image, entry, loader_parsers::fixture::TEARDOWN_OFFSET);
         self.0.enter(image, "teardown entry");
         let status = payload::teardown(&ModelPayload::new(&self.0, image));
         self.0.leave(image);
         status
     }
-    fn call_shutdown(&self, image: ImageId) {
+    fn call_shutdown(&self, image: ImageId, entry: u64) {
+        // The hook takes a while (it flushes what must survive).
+        crate::sync::delay();
+        self.0.check_entry(image, entry, loader_parsers::fixture::SHUTDOWN_OFFSET);
         self.0.enter(image, "shutdown entry");
+        pause();
         self.0.leave(image);
     }
     fn unload_driver(&self, slot: Slot) -> NtStatus {
@@ -88,12 +154,42 @@ impl LoaderPlatform for ModelLoader {
     }
     fn start_retire_worker(&self, slot: Slot) -> Result<(), NtStatus> {
         let me = self.clone();
-        let worker = thread::spawn(move || Loader::new(me).retire_worker(slot));
-        lock(&self.0.workers).push(worker);
+        self.0.update(|k| k.loader_code_running += 1);
+        let worker = thread::spawn(move || {
+            Loader::new(me.clone()).retire_worker(slot);
+            me.0.update(|k| k.loader_code_running -= 1);
+        });
+        let previous = lock(&self.0.workers)[slot].replace(worker);
+        if previous.is_some() {
+            let mut k = self.0.kernel();
+            self.0.violation(&mut k, Violation::ReferenceMisuse, "a retire worker started before the last was joined");
+        }
         Ok(())
     }
+    fn join_retire_worker(&self, slot: Slot) {
+        let worker = lock(&self.0.workers)[slot].take();
+        if let Some(worker) = worker {
+            worker.join().expect("retire worker");
+        }
+    }
     fn persist_active(&self, slot: Option<Slot>) -> Result<(), NtStatus> {
-        self.0.kernel().persisted = slot;
+        let mut k = self.0.kernel();
+        if self.0.config.persist_fails {
+            return Err(NtStatus::UNSUCCESSFUL);
+        }
+        if let Some(slot) = slot {
+            // A power cut may follow any write: the slot must be one whose
+            // newest image registered successfully.
+            let ok = k.objects.iter().rev().find(|o| o.slot == slot).is_some_and(|o| o.registered_ok);
+            if !ok {
+                self.0.violation(
+                    &mut k,
+                    Violation::PersistedBadSlot,
+                    "persisted a slot whose registration never succeeded",
+                );
+            }
+        }
+        k.persisted = Some(slot);
         Ok(())
     }
     fn now(&self) -> u64 {
@@ -101,6 +197,11 @@ impl LoaderPlatform for ModelLoader {
     }
     fn mutation(&self) -> Mutation {
         self.0.config.mutation
+    }
+    fn log(&self, _level: shared_abi::payload::LogLevel, args: core::fmt::Arguments<'_>) {
+        if std::env::var_os("MODEL_LOG").is_some() {
+            eprintln!("{args}");
+        }
     }
 }
 
@@ -126,6 +227,13 @@ impl ModelPayload<'_> {
             self.world.violation(&mut k, Violation::UnmappedCall, what);
         }
     }
+
+    fn check_teardown_done_ready(&self, what: &'static str) {
+        let mut k = self.world.kernel();
+        if !k.objects[self.id].teardown_done_ready {
+            self.world.violation(&mut k, Violation::UninitialisedEvent, what);
+        }
+    }
 }
 
 impl PayloadPlatform for ModelPayload<'_> {
@@ -133,12 +241,23 @@ impl PayloadPlatform for ModelPayload<'_> {
     type Filter = FilterRef;
 
     fn with_state<R>(&self, f: impl FnOnce(&mut PayloadState<SettleRef, FilterRef>) -> R) -> R {
+        pause();
         in_critical_section(|| f(&mut lock(&self.world.payload_states)[self.id]))
+    }
+    fn teardown_done_init(&self) {
+        let id = self.id;
+        pause();
+        self.world.update(|k| k.objects[id].teardown_done_ready = true);
+    }
+    fn publish_driver_unload(&self) {
+        let id = self.id;
+        self.world.update(|k| k.objects[id].unload = UnloadRoutine::Payload);
+        pause();
     }
     fn wait_settled(&self, s: SettleRef) {
         // The loader's service, called through the services table.
         self.check_loader_mapped("wait_registration_settled after the loader unloaded");
-        ModelLoader(self.world.clone()).wait_settled(s.0);
+        ModelLoader(self.world.clone()).event_wait(LoaderEvent::Settled(s.0), None);
     }
     fn setup(&self) -> Result<(), NtStatus> {
         iomgr::setup(self.world, self.id);
@@ -157,17 +276,20 @@ impl PayloadPlatform for ModelPayload<'_> {
         iomgr::cleanup(self.world, self.id);
     }
     fn teardown_done_set(&self) {
+        self.check_teardown_done_ready("\"teardown finished\" set before DriverEntry prepared it");
         let id = self.id;
         self.world.update(|k| k.objects[id].teardown_done = true);
     }
     fn wait_teardown_done(&self) {
+        self.check_teardown_done_ready("\"teardown finished\" waited on before DriverEntry prepared it");
         let id = self.id;
         self.world.wait_until("wait_teardown_done", |k| k.objects[id].teardown_done);
     }
-    fn report_phase(&self, _s: SettleRef, _phase: shared_abi::payload::PayloadPhase) {
+    fn report_phase(&self, s: SettleRef, phase: PayloadPhase) {
         // The loader's `report` service.
         self.check_loader_mapped("report after the loader unloaded");
-        pause();
+        let report = PayloadReport { phase: phase.0, ..PayloadReport::default() };
+        Loader::new(ModelLoader(self.world.clone())).on_report(s.0, &report);
     }
     fn mutation(&self) -> Mutation {
         self.world.config.mutation

@@ -1,27 +1,31 @@
-//! The races the model runs: a loader operation (or, for the naive designs,
+//! The races the model runs: loader operations (or, for the naive designs,
 //! `sc start`) against an adversary thread, then a full stop, then the
 //! end-of-execution checks.
 //!
-//! Owns the checks that need the whole execution (exactly-once
-//! unregistration, leaked references, the upgrade outcome). Must never
-//! spawn more than four threads besides the main one (loom's limit).
+//! Owns the checks that need the whole execution or a quiescent moment
+//! (exactly-once unregistration, leaked references, the upgrade outcome,
+//! the slot-state invariant, the loader's own lifetime). Must never spawn
+//! more than four threads besides the main one (loom's limit).
 use crate::iomgr;
 use crate::platforms::ModelLoader;
 use crate::sync::{lock, thread, Arc};
-use crate::world::{Config, Design, Landing, Violation, World};
-use loader_protocol::{Loader, LoaderPlatform, OpOutcome, Slot};
-use shared_abi::control::SlotState;
-use shared_abi::NtStatus;
+use crate::world::{Config, Design, Kernel, Landing, Violation, World};
+use loader_protocol::{Loader, LoaderPlatform, OpOutcome};
+use shared_abi::control::{SlotState, REPLY_OLD_SLOT_STUCK};
+use shared_abi::{NtStatus, Slot};
 
 /// Who races the loader.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Adversary {
-    /// `sc stop` / a foreign `ZwUnloadDriver` of a slot's service.
+    /// `sc stop` / a foreign `ZwUnloadDriver` of a slot's service; then the
+    /// loader's reap request runs on that thread.
     Stop(Slot),
     /// `fltmc unload` of a slot's filter, then `sc stop` of it.
     FltmcThenStop(Slot),
     /// A second control operation: `IOCTL_LOADER_UNLOAD`.
     ControlUnload,
+    /// System shutdown: the loader's shutdown hook (`IRP_MJ_SHUTDOWN`).
+    Shutdown,
 }
 
 /// The race to run.
@@ -32,7 +36,7 @@ pub enum Race {
     /// Loader `start(A)`, then `upgrade` to B against the adversary.
     Upgrade(Adversary),
     /// Loader `start(A)`, then the loader's own unload (`stop`) against the
-    /// adversary: two teardowns of one payload at once.
+    /// adversary: two teardowns of one payload at once, or a shutdown hook.
     StopAgainst(Adversary),
     /// Loader `start(A)`, then `upgrade` to B while A's instance drains an
     /// open file that another thread closes at any moment.
@@ -41,6 +45,14 @@ pub enum Race {
     /// handle on A's device (closed by another thread at any moment) defers
     /// A's `DriverUnload`: "unload returned" is not "unload happened".
     UpgradeRollbackDeviceOpen,
+    /// Loader `start(A)`, `unload` (its bounded wait may expire at any
+    /// moment), `load` (the same slot again), `unload` again: a retirement
+    /// that timed out, then the same slot reused while its old worker may
+    /// still be finishing.
+    RetireTimeoutThenReuse,
+    /// Loader `start(A)`; `sc stop` of A's service, then the loader's stop:
+    /// the slot must show the foreign stop and the loader must still stop.
+    ForeignStopThenLoaderStop,
 }
 
 /// What one execution found.
@@ -73,119 +85,246 @@ pub fn run_with_landings(race: Race, config: Config) -> Findings {
 
 fn adversary(w: &Arc<World>, who: Adversary) -> thread::JoinHandle<()> {
     let w = w.clone();
-    thread::spawn(move || match who {
-        Adversary::Stop(slot) => {
-            let _ = iomgr::foreign_unload_driver(&w, slot);
-        }
-        Adversary::FltmcThenStop(slot) => {
-            let _ = iomgr::fltmc_unload(&w, slot);
-            let _ = iomgr::foreign_unload_driver(&w, slot);
-        }
-        Adversary::ControlUnload => {
-            Loader::new(ModelLoader(w.clone())).unload();
+    thread::spawn(move || {
+        let loader = Loader::new(ModelLoader(w.clone()));
+        match who {
+            Adversary::Stop(slot) => {
+                let _ = iomgr::foreign_unload_driver(&w, slot);
+                if w.config.design == Design::Protocol {
+                    // The reap the payload's report asked for.
+                    loader.reap();
+                }
+            }
+            Adversary::FltmcThenStop(slot) => {
+                let _ = iomgr::fltmc_unload(&w, slot);
+                let _ = iomgr::foreign_unload_driver(&w, slot);
+                if w.config.design == Design::Protocol {
+                    loader.reap();
+                }
+            }
+            Adversary::ControlUnload => {
+                let out = loader.unload();
+                check_reply(&w, &loader, out, None);
+            }
+            Adversary::Shutdown => loader.shutdown(),
         }
     })
 }
 
+/// The loader's own unload: `stop`, then its image goes. No code of the
+/// loader may run after that.
+fn stop_loader(w: &World, loader: &Loader<ModelLoader>) {
+    loader.stop();
+    let mut k = w.kernel();
+    k.loader_mapped = false;
+    if k.loader_code_running > 0 {
+        w.violation(&mut k, Violation::UnmappedCall, "loader code still runs after the loader's unload returned");
+    }
+}
+
+#[allow(clippy::too_many_lines)]
 fn run_protocol(w: &Arc<World>, race: Race) {
     let loader = Loader::new(ModelLoader(w.clone()));
     match race {
         Race::Load(who) => {
             let t = adversary(w, who);
-            loader.load();
+            let out = loader.load();
+            check_reply(w, &loader, out, None);
             t.join().expect("adversary");
+            check_quiescent(w, &loader);
         }
         Race::Upgrade(who) => {
-            loader.start(Some(0));
+            loader.start(Some(Slot::A));
             let t = adversary(w, who);
             let outcome = loader.upgrade(None);
-            check_upgrade(w, &loader, outcome, 0, 1, who);
+            check_upgrade(w, &loader, outcome, Slot::A, Slot::B, who);
+            check_reply(w, &loader, outcome, Some(Slot::A));
             t.join().expect("adversary");
+            check_quiescent(w, &loader);
         }
         Race::StopAgainst(who) => {
-            loader.start(Some(0));
+            loader.start(Some(Slot::A));
             let t = adversary(w, who);
-            loader.stop();
-            // The loader's DriverUnload returned: its image goes away.
-            w.update(|k| k.loader_mapped = false);
+            stop_loader(w, &loader);
             t.join().expect("adversary");
+            check_quiescent(w, &loader);
+            return;
         }
         Race::UpgradeOldDraining => {
-            loader.start(Some(0));
+            loader.start(Some(Slot::A));
             let closer = {
                 let w = w.clone();
-                thread::spawn(move || iomgr::close_file(&w, 0))
+                thread::spawn(move || iomgr::close_file(&w, Slot::A))
             };
             let outcome = loader.upgrade(None);
-            check_upgrade(w, &loader, outcome, 0, 1, Adversary::Stop(1));
+            check_upgrade(w, &loader, outcome, Slot::A, Slot::B, Adversary::Stop(Slot::B));
+            check_reply(w, &loader, outcome, Some(Slot::A));
             closer.join().expect("closer");
+            check_quiescent(w, &loader);
         }
         Race::UpgradeRollbackDeviceOpen => {
-            loader.start(Some(0));
+            loader.start(Some(Slot::A));
             let closer = {
                 let w = w.clone();
-                thread::spawn(move || iomgr::close_device(&w, 0))
+                thread::spawn(move || iomgr::close_device(&w, Slot::A))
             };
             let outcome = loader.upgrade(None);
-            check_upgrade(w, &loader, outcome, 0, 1, Adversary::Stop(0));
+            check_upgrade(w, &loader, outcome, Slot::A, Slot::B, Adversary::Stop(Slot::A));
+            check_reply(w, &loader, outcome, Some(Slot::A));
             let outcome = loader.rollback();
-            check_upgrade(w, &loader, outcome, 1, 0, Adversary::Stop(1));
+            check_upgrade(w, &loader, outcome, Slot::B, Slot::A, Adversary::Stop(Slot::B));
+            check_reply(w, &loader, outcome, Some(Slot::B));
             closer.join().expect("closer");
+            check_quiescent(w, &loader);
+        }
+        Race::RetireTimeoutThenReuse => {
+            loader.start(Some(Slot::A));
+            for _ in 0..2 {
+                let retiring = loader.platform().with_state(|s| s.active());
+                let out = loader.unload();
+                check_reply(w, &loader, out, retiring);
+                let out = loader.load();
+                check_reply(w, &loader, out, None);
+            }
+        }
+        Race::ForeignStopThenLoaderStop => {
+            loader.start(Some(Slot::A));
+            let t = adversary(w, Adversary::Stop(Slot::A));
+            t.join().expect("adversary");
+            check_quiescent(w, &loader);
+            // After a foreign stop, `load` really loads again.
+            let out = loader.load();
+            check_reply(w, &loader, out, None);
+            check_quiescent(w, &loader);
         }
     }
-    loader.stop();
+    stop_loader(w, &loader);
+    check_quiescent(w, &loader);
 }
 
 fn run_naive(w: &Arc<World>, race: Race) {
     let who = match race {
         Race::Load(who) | Race::Upgrade(who) | Race::StopAgainst(who) => who,
-        Race::UpgradeOldDraining | Race::UpgradeRollbackDeviceOpen => Adversary::Stop(0),
+        _ => Adversary::Stop(Slot::A),
     };
     let t = adversary(w, who);
-    let _ = iomgr::load_driver(w, 0);
+    let _ = iomgr::load_driver(w, Slot::A);
     t.join().expect("adversary");
-    let _ = iomgr::unload_driver(w, 0);
+    let _ = iomgr::unload_driver(w, Slot::A);
 }
 
 /// An upgrade ends with exactly one active payload (the new one, which did
 /// register), or with a reported failure and the old one still active and
-/// registered.
+/// registered. A payload stopped from outside meanwhile is allowed to be
+/// gone (it shows as `stopped`, never as active).
 fn check_upgrade(w: &World, loader: &Loader<ModelLoader>, outcome: OpOutcome, old: Slot, new: Slot, who: Adversary) {
-    let (old_state, new_state, active) =
-        loader.platform().with_state(|s| (s.slot_state(old), s.slot_state(new), s.active()));
-    let mut k = w.kernel();
-    let registered =
-        |slot: Slot, k: &crate::world::Kernel| k.objects.iter().any(|o| o.slot == slot && o.registrations > 0);
-    let old_live = k.objects.iter().any(|o| o.slot == old && o.filter_registered && o.mapped);
     if outcome.status == NtStatus::DEVICE_BUSY || who == Adversary::ControlUnload {
         // Another control operation ran instead, or runs right after us.
         return;
     }
+    let (old_state, new_state, active) =
+        loader.platform().with_state(|s| (s.slot_state(old), s.slot_state(new), s.active()));
+    let mut k = w.kernel();
+    let newest = |slot: Slot, k: &Kernel| k.objects.iter().rposition(|o| o.slot == slot);
+    let stopped_outside = |slot: Slot, k: &Kernel| newest(slot, k).is_some_and(|i| k.objects[i].foreign_unload);
+    let registered = |slot: Slot, k: &Kernel| newest(slot, k).is_some_and(|i| k.objects[i].registered_ok);
+    let old_live = k.objects.iter().any(|o| o.slot == old && o.filter_registered && o.mapped);
     let ok = if outcome.status.is_success() {
-        outcome.active == Some(new)
-            && new_state == SlotState::ACTIVE
-            && old_state != SlotState::ACTIVE
-            && registered(new, &k)
+        let new_ok = (outcome.active == Some(new) && new_state == SlotState::ACTIVE) || stopped_outside(new, &k);
+        new_ok && old_state != SlotState::ACTIVE && registered(new, &k)
     } else {
-        outcome.active == Some(old)
-            && active == Some(old)
-            && old_state == SlotState::ACTIVE
-            && new_state != SlotState::ACTIVE
-            && old_live
+        let old_ok = (outcome.active == Some(old) && active == Some(old) && old_state == SlotState::ACTIVE && old_live)
+            || stopped_outside(old, &k);
+        old_ok && new_state != SlotState::ACTIVE
     };
     if !ok {
         w.violation(&mut k, Violation::UpgradeOutcome, "upgrade ended without exactly one active payload");
     }
 }
 
+/// An operation's reply agrees with the state it left: an operation that
+/// retired `retired` and says nothing of it being stuck left it vacant, not
+/// still retiring.
+fn check_reply(w: &World, loader: &Loader<ModelLoader>, out: OpOutcome, retired: Option<Slot>) {
+    let Some(slot) = retired else { return };
+    if !out.status.is_success() || out.flags & REPLY_OLD_SLOT_STUCK != 0 {
+        return;
+    }
+    let (state, worker) = loader.platform().with_state(|s| (s.slot_state(slot), s.slot(slot).worker_running()));
+    if state == SlotState::RETIRING || state == SlotState::STUCK || worker {
+        let mut k = w.kernel();
+        w.violation(&mut k, Violation::SlotState, "a reply without \"stuck\" left the old slot retiring");
+    }
+}
+
+/// The slot-state invariant, at a moment no adversary runs (retire workers
+/// may): what `status` shows must be what is.
+fn check_quiescent(w: &World, loader: &Loader<ModelLoader>) {
+    // What an administrator would see now (a status query looks lingering
+    // slots up again).
+    let _ = loader.status();
+    let (records, reap_pending_or_busy) =
+        loader.platform().with_state(|s| (Slot::ALL.map(|slot| *s.slot(slot)), s.is_busy()));
+    let states = lock(&w.payload_states).iter().map(|p| (p.teardown_begun(), p.stage())).collect::<Vec<_>>();
+    let mut k = w.kernel();
+    let mut found: Vec<&'static str> = Vec::new();
+    for (slot, r) in Slot::ALL.into_iter().zip(records) {
+        let named = World::named_object(&k, slot).is_some();
+        match r.state() {
+            SlotState::EMPTY => {
+                if named || r.image().is_some() || r.worker_running() {
+                    found.push("an EMPTY slot still has a driver, an image reference or a worker");
+                }
+            }
+            SlotState::STOPPED => {
+                if r.worker_running() || (r.image().is_none() && named) {
+                    found.push("a STOPPED slot still has a driver or a worker");
+                }
+            }
+            SlotState::STUCK => {
+                if !named && r.image().is_none() && !r.worker_running() {
+                    found.push("a STUCK slot has nothing left");
+                }
+            }
+            SlotState::RETIRING => {
+                if !r.worker_running() && !reap_pending_or_busy {
+                    found.push("a RETIRING slot has no worker");
+                }
+            }
+            SlotState::ACTIVE => {
+                let image = r.image();
+                let healthy = image.is_some_and(|i| {
+                    let o = &k.objects[i];
+                    o.mapped && o.filter_registered && !states.get(i).is_some_and(|(torn, _)| *torn)
+                });
+                if !healthy {
+                    found.push("an ACTIVE slot whose payload is not mapped, registered and untouched");
+                }
+            }
+            _ => found.push("a slot left LOADING or REGISTERING"),
+        }
+    }
+    let stopping = loader.platform().with_state(|s| s.is_stopping());
+    if stopping {
+        for (slot, r) in Slot::ALL.into_iter().zip(records) {
+            if r.state() == SlotState::ACTIVE || r.image().is_some() || r.worker_running() {
+                let _ = slot;
+                found.push("the loader stopped with a payload still held");
+            }
+        }
+    }
+    for what in found {
+        w.violation(&mut k, Violation::SlotState, what);
+    }
+}
+
 /// Joins every retire worker, then checks what must hold once everything
 /// stopped: every registration unregistered once, every reference dropped.
 fn finish(w: &World) {
-    loop {
-        let worker = lock(&w.workers).pop();
-        match worker {
-            Some(worker) => worker.join().expect("retire worker"),
-            None => break,
+    for slot in Slot::ALL {
+        let worker = lock(&w.workers)[slot].take();
+        if let Some(worker) = worker {
+            worker.join().expect("retire worker");
         }
     }
     let mut k = w.kernel();

@@ -12,8 +12,64 @@ pub use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
 pub use loom::thread;
 #[cfg(not(loom))]
 pub use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+/// Threads of the std build: each new thread's random choices come from a
+/// seed derived from the execution's seed, so a failing run's seed (printed
+/// by the runners) replays the same delays and timeouts. (The OS scheduler
+/// still varies: a replay reproduces the pressure, not the exact schedule.)
 #[cfg(not(loom))]
-pub use std::thread;
+pub mod thread {
+    pub use std::thread::JoinHandle;
+
+    /// `std::thread::spawn`, seeding the new thread's random choices.
+    pub fn spawn<F, T>(f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let seed = super::next_thread_seed();
+        std::thread::spawn(move || {
+            fastrand::seed(seed);
+            f()
+        })
+    }
+}
+
+#[cfg(not(loom))]
+static EXECUTION_SEED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+#[cfg(not(loom))]
+static THREADS_SPAWNED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// SplitMix64: spreads consecutive numbers over the seed space.
+#[must_use]
+pub fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Starts execution `index` of a run seeded with `run_seed`: seeds the
+/// calling thread and the threads the execution spawns (std build only).
+pub fn seed_execution(run_seed: u64, index: u64) {
+    #[cfg(not(loom))]
+    {
+        use std::sync::atomic::Ordering;
+        let seed = mix(run_seed ^ mix(index));
+        EXECUTION_SEED.store(seed, Ordering::Relaxed);
+        THREADS_SPAWNED.store(0, Ordering::Relaxed);
+        fastrand::seed(seed);
+    }
+    #[cfg(loom)]
+    let _ = (run_seed, index);
+}
+
+#[cfg(not(loom))]
+fn next_thread_seed() -> u64 {
+    use std::sync::atomic::Ordering;
+    let n = THREADS_SPAWNED.fetch_add(1, Ordering::Relaxed);
+    mix(EXECUTION_SEED.load(Ordering::Relaxed) ^ mix(n.wrapping_add(1)))
+}
 
 #[cfg(loom)]
 loom::thread_local! {
@@ -53,6 +109,31 @@ pub fn pause() {
             }
             _ => {}
         }
+    }
+}
+
+/// A longer stretch of the std build's thread than [`pause`]: a call that
+/// takes a while (under loom, a scheduling point like any other).
+pub fn delay() {
+    #[cfg(not(loom))]
+    for _ in 0..64 {
+        std::thread::yield_now();
+    }
+    #[cfg(loom)]
+    pause();
+}
+
+/// A fair coin for the std build's random choices (always `true` under loom,
+/// where choices come from interleavings instead).
+#[must_use]
+pub fn coin() -> bool {
+    #[cfg(not(loom))]
+    {
+        fastrand::bool()
+    }
+    #[cfg(loom)]
+    {
+        true
     }
 }
 

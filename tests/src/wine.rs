@@ -12,7 +12,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 /// The loader's service name (as in `inf/loader.inf`).
-pub use loader_protocol::config::LOADER_SERVICE;
+pub use loader_parsers::config::LOADER_SERVICE;
 /// The payload slot services (as in `inf/payload.inf`).
 pub const SLOT_SERVICES: [&str; 2] = ["CounterFilterA", "CounterFilterB"];
 /// The slot image files under `system32\drivers`.

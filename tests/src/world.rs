@@ -8,7 +8,7 @@
 //! kernel lock except in `Condvar::wait`.
 use crate::sync::{holds_critical_section, lock, Arc, Condvar, Mutex, MutexGuard};
 use loader_protocol::{LoaderState, Mutation, PayloadState, Slot};
-use shared_abi::control::SLOT_COUNT;
+use shared_abi::PerSlot;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Index of a driver object (one per `ZwLoadDriver` that created one).
@@ -43,14 +43,33 @@ pub struct Config {
     pub mutation: Mutation,
     /// Slots whose filter has an instance with an open file: unregistering
     /// it blocks until the scenario's closer thread closes the file.
-    pub open_file: [bool; SLOT_COUNT],
+    pub open_file: PerSlot<bool>,
     /// Slots whose payload fails `FltRegisterFilter`.
-    pub register_fails: [bool; SLOT_COUNT],
+    pub register_fails: PerSlot<bool>,
     /// Slots whose image has a descriptor with a bad magic.
-    pub bad_descriptor: [bool; SLOT_COUNT],
+    pub bad_descriptor: PerSlot<bool>,
     /// Slots whose first image has a device with a handle open: the I/O
     /// manager defers its `DriverUnload` until the scenario closes it.
-    pub device_open: [bool; SLOT_COUNT],
+    pub device_open: PerSlot<bool>,
+    /// Slots whose driver-object look-up fails even while the driver is
+    /// loaded (a wrong object type, on Windows).
+    pub reference_fails: PerSlot<bool>,
+    /// How the loader's bounded waits expire.
+    pub timeouts: Timeouts,
+    /// Writing `Parameters\ActiveSlot` fails.
+    pub persist_fails: bool,
+}
+
+/// When a bounded wait of the loader gives up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Timeouts {
+    /// Exactly when the retirement is blocked on a file that is still open
+    /// (time passes only while something is stuck).
+    WhenDraining,
+    /// Whenever what it waits for has not happened yet when it looks: under
+    /// loom that is every point of the other threads' progress, so a bound
+    /// expires "at any moment".
+    AnyMoment,
 }
 
 impl Config {
@@ -60,10 +79,13 @@ impl Config {
         Config {
             design: Design::Protocol,
             mutation: Mutation::None,
-            open_file: [false; SLOT_COUNT],
-            register_fails: [false; SLOT_COUNT],
-            bad_descriptor: [false; SLOT_COUNT],
-            device_open: [false; SLOT_COUNT],
+            open_file: PerSlot::new(false, false),
+            register_fails: PerSlot::new(false, false),
+            bad_descriptor: PerSlot::new(false, false),
+            device_open: PerSlot::new(false, false),
+            reference_fails: PerSlot::new(false, false),
+            timeouts: Timeouts::WhenDraining,
+            persist_fails: false,
         }
     }
     /// The protocol with `mutation` switched on.
@@ -98,11 +120,20 @@ pub enum Violation {
     UpgradeOutcome,
     /// An image reference was dropped twice, or leaked.
     ReferenceMisuse,
+    /// A slot's state, or an operation's reply, disagrees with the world
+    /// (an EMPTY slot with a driver loaded, an ACTIVE slot whose payload is
+    /// torn down, a reply without "stuck" while the old slot still retires).
+    SlotState,
+    /// `ActiveSlot` was written with a slot whose last registration did not
+    /// succeed (a power cut then boots a payload that never registered).
+    PersistedBadSlot,
+    /// An event of the payload was used before `DriverEntry` prepared it.
+    UninitialisedEvent,
 }
 
 impl Violation {
     /// Every property, in report order.
-    pub const ALL: [Violation; 7] = [
+    pub const ALL: [Violation; 10] = [
         Violation::UnmappedCall,
         Violation::HalfBuiltTeardown,
         Violation::RegistrationNotOnce,
@@ -110,6 +141,9 @@ impl Violation {
         Violation::Deadlock,
         Violation::UpgradeOutcome,
         Violation::ReferenceMisuse,
+        Violation::SlotState,
+        Violation::PersistedBadSlot,
+        Violation::UninitialisedEvent,
     ];
     /// Short name for reports.
     #[must_use]
@@ -122,6 +156,9 @@ impl Violation {
             Violation::Deadlock => "deadlock",
             Violation::UpgradeOutcome => "upgrade-outcome",
             Violation::ReferenceMisuse => "reference-misuse",
+            Violation::SlotState => "slot-state",
+            Violation::PersistedBadSlot => "persisted-bad-slot",
+            Violation::UninitialisedEvent => "uninitialised-event",
         }
     }
 }
@@ -177,6 +214,12 @@ pub struct DriverObject {
     pub naive_filter: Option<FilterRef>,
     /// The payload's "teardown finished" event.
     pub teardown_done: bool,
+    /// `DriverEntry` prepared "teardown finished".
+    pub teardown_done_ready: bool,
+    /// The registration call returned success.
+    pub registered_ok: bool,
+    /// Something outside the loader (`sc stop`, `fltmc unload`) unloaded it.
+    pub foreign_unload: bool,
 }
 
 /// Everything the model's kernel tracks, behind one lock.
@@ -185,15 +228,19 @@ pub struct Kernel {
     /// Every driver object ever created.
     pub objects: Vec<DriverObject>,
     /// Per-slot "registration settled" (initially signalled: nothing runs).
-    pub settled: [bool; SLOT_COUNT],
+    pub settled: PerSlot<bool>,
     /// Per-slot "retirement finished".
-    pub retired: [bool; SLOT_COUNT],
+    pub retired: PerSlot<bool>,
+    /// No control operation runs.
+    pub idle: bool,
     /// A filter unregistration of this slot is blocked on an open file.
-    pub draining: [bool; SLOT_COUNT],
+    pub draining: PerSlot<bool>,
     /// The file keeping the slot's instance draining is still open.
-    pub file_open: [bool; SLOT_COUNT],
-    /// `Parameters\ActiveSlot`.
-    pub persisted: Option<Slot>,
+    pub file_open: PerSlot<bool>,
+    /// `Parameters\ActiveSlot` as on disk; `None` until first written.
+    pub persisted: Option<Option<Slot>>,
+    /// Threads running code of the loader's image (retire workers).
+    pub loader_code_running: u32,
     /// The loader's image is mapped (it goes when the loader's own unload
     /// returned); payloads must not call its services after that.
     pub loader_mapped: bool,
@@ -256,9 +303,22 @@ pub struct World {
     pub loader_state: Mutex<LoaderState<ImageId>>,
     /// Each image's payload globals, by [`ImageId`].
     pub payload_states: Mutex<Vec<PayloadState<SettleRef, FilterRef>>>,
-    /// Retire workers the loader started.
-    pub workers: Mutex<Vec<crate::sync::thread::JoinHandle<()>>>,
+    /// The retire worker the loader last started for each slot.
+    pub workers: Mutex<PerSlot<Option<crate::sync::thread::JoinHandle<()>>>>,
+    /// The payload image's bytes (the parsers' fixture), good and with a bad
+    /// descriptor magic.
+    pub images: (Vec<u8>, Vec<u8>),
     clock: AtomicU64,
+}
+
+/// The fixture payload image, mapped, and the same with a broken magic.
+fn images() -> (Vec<u8>, Vec<u8>) {
+    let fixture = loader_parsers::fixture::payload();
+    let good = fixture.mapped();
+    let mut bad = good.clone();
+    let at = fixture.descriptor_rva as usize + 4;
+    bad[at..at + 4].copy_from_slice(b"NOPE");
+    (good, bad)
 }
 
 /// How long, in milliseconds, a std-build wait may last before it counts
@@ -276,11 +336,13 @@ impl World {
             config,
             kernel: Mutex::new(Kernel {
                 objects: Vec::new(),
-                settled: [true; SLOT_COUNT],
-                retired: [true; SLOT_COUNT],
-                draining: [false; SLOT_COUNT],
+                settled: PerSlot::new(true, true),
+                retired: PerSlot::new(true, true),
+                idle: true,
+                draining: PerSlot::new(false, false),
                 file_open: config.open_file,
                 persisted: None,
+                loader_code_running: 0,
                 loader_mapped: true,
                 violations: Vec::new(),
                 landings: Vec::new(),
@@ -288,7 +350,8 @@ impl World {
             changed: Condvar::new(),
             loader_state: Mutex::new(LoaderState::new(UNLOAD_TIMEOUT_MS)),
             payload_states: Mutex::new(Vec::new()),
-            workers: Mutex::new(Vec::new()),
+            workers: Mutex::new(PerSlot::new(None, None)),
+            images: images(),
             clock: AtomicU64::new(1),
         })
     }
@@ -344,6 +407,25 @@ impl World {
                 }
                 k = self.changed.wait_timeout(k, deadline - now).expect("model lock poisoned").0;
             }
+        }
+    }
+
+    /// Whether a bounded wait in [`Timeouts::AnyMoment`] gives up without
+    /// blocking: always under loom (which then explores every point of the
+    /// other threads' progress at which it looked), at random otherwise.
+    #[must_use]
+    pub fn gives_up_now(&self) -> bool {
+        cfg!(loom) || crate::sync::coin()
+    }
+
+    /// The loader calls `entry` of image `id`: it must be the entry the
+    /// parser checked (the fixture's code at `offset`).
+    pub fn check_entry(&self, id: ImageId, entry: u64, offset: u32) {
+        let expected = loader_parsers::fixture::text_va(offset);
+        if entry != expected {
+            let mut k = self.kernel();
+            let _ = id;
+            self.violation(&mut k, Violation::UnmappedCall, "a call to an address that is not the checked entry");
         }
     }
 

@@ -42,23 +42,8 @@ impl<P: LoaderPlatform> Loader<P> {
     /// looked up again first; `IMAGE_ALREADY_LOADED` while anything of it
     /// remains.
     pub(super) fn claim_empty(&self, slot: Slot) -> Result<(), NtStatus> {
-        let lingering = self.with_state(|s| {
-            let r = &s.slots[slot];
-            r.state == SlotState::STUCK && !r.worker_running && r.image.is_none()
-        });
-        if lingering {
-            match self.platform.reference_image(slot) {
-                Ok(image) => {
-                    self.platform.release_image(image);
-                    return Err(NtStatus::IMAGE_ALREADY_LOADED);
-                }
-                Err(_) => self.with_state(|s| {
-                    let r = &mut s.slots[slot];
-                    if r.state == SlotState::STUCK && !r.worker_running && r.image.is_none() {
-                        r.state = SlotState::EMPTY;
-                    }
-                }),
-            }
+        if !self.forget_if_gone(slot) {
+            return Err(NtStatus::IMAGE_ALREADY_LOADED);
         }
         let now = self.platform.now();
         self.with_state(|s| {
@@ -69,6 +54,28 @@ impl<P: LoaderPlatform> Loader<P> {
             s.enter(slot, SlotState::LOADING, OpKind::NONE, now);
             Ok(())
         })
+    }
+
+    /// Looks a lingering slot (STUCK, its worker done, no reference held)
+    /// up again, and makes it EMPTY if its driver is gone. `false` while the
+    /// driver is still there.
+    pub(super) fn forget_if_gone(&self, slot: Slot) -> bool {
+        let lingering = |s: &crate::state::LoaderState<P::Image>| {
+            let r = &s.slots[slot];
+            r.state == SlotState::STUCK && !r.worker_running && r.image.is_none()
+        };
+        if !self.with_state(|s| lingering(s)) {
+            return true;
+        }
+        if !self.confirm_gone(slot) {
+            return false;
+        }
+        self.with_state(|s| {
+            if lingering(s) {
+                s.slots[slot].state = SlotState::EMPTY;
+            }
+        });
+        true
     }
 
     /// Loads, references, checks and registers the payload of a LOADING
@@ -253,7 +260,8 @@ impl<P: LoaderPlatform> Loader<P> {
         self.begin_retirement(slot, op);
         if let Err(status) = self.platform.start_retire_worker(slot) {
             // No thread: retire inline. The bound is lost, not the order.
-            self.platform.log(LogLevel::WARN, format_args!("slot {slot}: no retire worker ({status}), retiring inline"));
+            self.platform
+                .log(LogLevel::WARN, format_args!("slot {slot}: no retire worker ({status}), retiring inline"));
             self.retire_body(slot, Runner::Worker);
         }
     }

@@ -6,7 +6,7 @@ use super::*;
 use crate::platform::LoaderEvent;
 use core::cell::{Cell, RefCell};
 use loader_parsers::fixture::{self, put32, IMAGE_BASE};
-use shared_abi::control::{SLOT_NONE, REPLY_OLD_SLOT_STUCK};
+use shared_abi::control::{REPLY_OLD_SLOT_STUCK, SLOT_NONE};
 use shared_abi::PerSlot;
 use std::vec::Vec;
 
@@ -25,9 +25,6 @@ struct Fake {
     reference_fails: Cell<bool>,
     /// Retire workers never run: the bound always expires.
     workers_hang: Cell<bool>,
-    /// Set the loader stopping when a worker would run (the stop arrives
-    /// while a retirement is in flight).
-    stop_during_retire: Cell<bool>,
     persisted: Cell<Option<Option<Slot>>>,
     /// The wait on "retired" times out just as the worker finishes.
     worker_finishes_as_wait_times_out: Cell<bool>,
@@ -54,7 +51,6 @@ impl Fake {
             lose_driver_after_load: Cell::new(false),
             reference_fails: Cell::new(false),
             workers_hang: Cell::new(false),
-            stop_during_retire: Cell::new(false),
             persisted: Cell::new(None),
             worker_finishes_as_wait_times_out: Cell::new(false),
             unload_defers: Cell::new(false),
@@ -171,9 +167,6 @@ impl LoaderPlatform for &Fake {
         refs[image] -= 1;
     }
     fn start_retire_worker(&self, slot: Slot) -> Result<(), NtStatus> {
-        if self.stop_during_retire.get() {
-            self.state.borrow_mut().stopping = true;
-        }
         self.pending_workers.borrow_mut().push(slot);
         Ok(())
     }
@@ -317,22 +310,23 @@ fn a_retirement_in_flight_hands_its_unload_to_the_stop() {
     let l = Loader::new(&f);
     l.load();
     f.workers_hang.set(true);
-    f.stop_during_retire.set(true);
     let out = l.upgrade(None);
     assert_eq!(out.status, NtStatus::SUCCESS);
     assert_eq!(out.flags, REPLY_OLD_SLOT_STUCK);
     assert_eq!(f.count("unload_driver"), 0);
-    // The operation returned; the worker now runs and finds the loader stopping.
-    f.state.borrow_mut().stopping = false;
-    f.stop_during_retire.set(false);
-    f.state.borrow_mut().stopping = true;
-    f.run_pending_workers();
-    assert!(f.state.borrow().slot(Slot::A).image().is_some(), "the worker kept the image for the stop");
-    assert_eq!(f.count("unload_driver"), 0, "a worker unloaded while the loader was stopping");
+    // The operation returned; the stop begins, and joining the worker lets it
+    // run: it finds the loader stopping and leaves the unload to the stop.
     l.stop();
-    assert_eq!(f.count("unload_driver"), 2);
+    assert!(f.state.borrow().slot(Slot::A).image().is_none());
+    assert_eq!(f.count("unload_driver"), 2, "A by the stop after the hand-off, B as the active payload");
     assert!(f.all_released());
     assert_eq!(f.count("teardown"), 2, "each payload torn down once");
+    // The worker tore A down (while the stop joined it) but left the unload:
+    // the stop's own retirement of A (a join, then the unload) follows.
+    let calls = f.calls.borrow();
+    let worker_teardown = calls.iter().position(|c| *c == "teardown").unwrap();
+    assert_eq!(calls[worker_teardown + 1..worker_teardown + 3], ["join", "join"], "{calls:?}");
+    assert_eq!(calls[worker_teardown + 3], "unload_driver", "{calls:?}");
 }
 
 /// Defect 7: `sc stop` of the active payload's service tears it down through

@@ -9,7 +9,8 @@
 //!
 //! Usage: `stress [--races N] [--naive-races N] [--threads N] [--seed S]`
 use loader_tests::scenario::{self, Adversary, Race};
-use loader_tests::world::{Config, Design, Landing, Violation};
+use loader_tests::world::{Config, Design, Landing, Timeouts, Violation};
+use shared_abi::Slot;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
@@ -42,26 +43,33 @@ fn options() -> Options {
 /// The protocol races, drawn at random.
 fn protocol_race(rng: &mut fastrand::Rng) -> (Race, Config) {
     let mut config = Config::protocol();
-    let race = match rng.u8(..10) {
-        0 => Race::Load(Adversary::Stop(0)),
-        1 => Race::Load(Adversary::FltmcThenStop(0)),
+    if rng.bool() {
+        config.timeouts = Timeouts::AnyMoment;
+    }
+    let race = match rng.u8(..14) {
+        0 => Race::Load(Adversary::Stop(Slot::A)),
+        1 => Race::Load(Adversary::FltmcThenStop(Slot::A)),
         2 => Race::Load(Adversary::ControlUnload),
-        3 => Race::Upgrade(Adversary::Stop(0)),
+        3 => Race::Upgrade(Adversary::Stop(Slot::A)),
         4 => Race::UpgradeOldDraining,
-        8 => Race::StopAgainst(Adversary::FltmcThenStop(0)),
-        7 => {
-            config.device_open[0] = true;
-            Race::UpgradeRollbackDeviceOpen
-        }
         5 => {
-            config.register_fails[1] = true;
-            Race::Upgrade(Adversary::Stop(1))
+            config.register_fails[Slot::B] = true;
+            Race::Upgrade(Adversary::Stop(Slot::B))
         }
         6 => {
-            config.bad_descriptor[1] = true;
-            Race::Upgrade(Adversary::FltmcThenStop(1))
+            config.bad_descriptor[Slot::B] = true;
+            Race::Upgrade(Adversary::FltmcThenStop(Slot::B))
         }
-        _ => Race::Upgrade(Adversary::Stop(1)),
+        7 => {
+            config.device_open[Slot::A] = true;
+            Race::UpgradeRollbackDeviceOpen
+        }
+        8 => Race::StopAgainst(Adversary::FltmcThenStop(Slot::A)),
+        9 => Race::StopAgainst(Adversary::Shutdown),
+        10 => Race::Upgrade(Adversary::Shutdown),
+        11 => Race::ForeignStopThenLoaderStop,
+        12 => Race::RetireTimeoutThenReuse,
+        _ => Race::Upgrade(Adversary::Stop(Slot::B)),
     };
     (race, config)
 }
@@ -168,8 +176,8 @@ fn main() {
         let naive = Tally::default();
         let started = Instant::now();
         let pick: fn(&mut fastrand::Rng) -> (Race, Config) = match design {
-            Design::NaiveSeed => |_| (Race::Load(Adversary::Stop(0)), Config::naive(Design::NaiveSeed)),
-            _ => |_| (Race::Load(Adversary::Stop(0)), Config::naive(Design::NaiveRegisterLast)),
+            Design::NaiveSeed => |_| (Race::Load(Adversary::Stop(Slot::A)), Config::naive(Design::NaiveSeed)),
+            _ => |_| (Race::Load(Adversary::Stop(Slot::A)), Config::naive(Design::NaiveRegisterLast)),
         };
         run_all(o.naive_races, o.threads, o.seed.rotate_left(17), &naive, pick);
         let races = naive.races.load(Ordering::Relaxed);
