@@ -90,6 +90,12 @@ pub struct FLT_REGISTRATION {
     pub NormalizeNameComponentExCallback: *mut c_void,
 }
 
+// SAFETY: a registration is an immutable table of pointers to 'static
+// callback tables and functions, meant to live in a static.
+unsafe impl Sync for FLT_REGISTRATION {}
+// SAFETY: as above: nothing in it is owned or mutated.
+unsafe impl Send for FLT_REGISTRATION {}
+
 /// `sizeof(FLT_REGISTRATION)` for version 0x0200 (ends before the 0x0202 fields).
 pub const FLT_REGISTRATION_SIZE_0200: usize = offset_of!(FLT_REGISTRATION, TransactionNotificationCallback);
 

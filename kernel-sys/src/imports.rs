@@ -1,6 +1,22 @@
-//! The kernel routines the drivers import, by `raw-dylib` (no import
-//! library needed). Everything here is exported by Windows 7 SP1 x64; the
-//! first Windows version of each is recorded in `tests/win7-imports.txt`.
+//! The kernel routines and variables the drivers import, by `raw-dylib` (no
+//! import library needed). Everything here is exported by Windows 7 SP1
+//! x64; the first Windows version of each is recorded in
+//! `tests/win7-imports.txt`.
+//!
+//! # The rule for imported variables
+//!
+//! An `extern` static imported with `raw-dylib` is `dllimport`: the compiler
+//! reads it through the import address table, so **reading the static
+//! yields the kernel variable's value**. Declare it with the type of the
+//! variable itself, never with the extra `*` the C headers carry: `wdm.h`
+//! says `extern POBJECT_TYPE *IoDriverObjectType;` because, without
+//! `dllimport`, the C symbol names the IAT slot (a pointer to the variable).
+//! Here the variable `IoDriverObjectType` is a `POBJECT_TYPE`, and so is the
+//! static; pass it as it is. (Dereferencing it once more reads the first
+//! bytes of the `OBJECT_TYPE`: on Windows 7 that is `TypeList`, which points
+//! to itself and so hid the bug; on XP x64 / 2003 it is an `ERESOURCE`.)
+//! `tests/images.rs` checks every data import of the built images: each
+//! load from its IAT slot is dereferenced exactly once before use.
 use crate::flt::{FLT_REGISTRATION, PFLT_FILTER};
 use crate::types::*;
 use core::ffi::c_void;
@@ -91,7 +107,12 @@ extern "system" {
         size: u32,
     ) -> NTSTATUS;
     pub fn ZwFlushKey(key: HANDLE) -> NTSTATUS;
-    pub fn ZwQuerySystemInformation(class: u32, info: *mut c_void, length: u32, result_length: *mut u32) -> NTSTATUS;
+    pub fn IoAcquireCancelSpinLock(irql: *mut KIRQL);
+    pub fn IoReleaseCancelSpinLock(irql: KIRQL);
+    pub fn IoGetCurrentProcess() -> PEPROCESS;
+    pub fn PsGetCurrentProcessId() -> HANDLE;
+    pub fn PsGetCurrentThreadId() -> HANDLE;
+    pub fn KeBugCheckEx(code: u32, p1: usize, p2: usize, p3: usize, p4: usize) -> !;
 
     pub fn ExAllocatePoolWithTag(pool: u32, bytes: usize, tag: u32) -> *mut c_void;
     pub fn ExFreePoolWithTag(block: *mut c_void, tag: u32);
@@ -104,9 +125,19 @@ extern "system" {
 
 #[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
 extern "C" {
-    pub fn DbgPrint(format: *const u8, ...) -> u32;
-    /// `POBJECT_TYPE *IoDriverObjectType`.
-    pub static IoDriverObjectType: *mut *mut c_void;
+    /// `DbgPrintEx(ComponentId, Level, Format, ...)`: output a debugger or
+    /// DbgView shows when `Debug Print Filter\IHVDRIVER` admits the level.
+    pub fn DbgPrintEx(component: u32, level: u32, format: *const u8, ...) -> u32;
+}
+
+// Imported variables: read one and you have the kernel variable's value
+// (see the rule above).
+#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+extern "C" {
+    /// The driver object type (the variable is a `POBJECT_TYPE`).
+    pub static IoDriverObjectType: POBJECT_TYPE;
+    /// The System process (the variable is a `PEPROCESS`).
+    pub static PsInitialSystemProcess: PEPROCESS;
 }
 
 #[link(name = "fltmgr.sys", kind = "raw-dylib", modifiers = "+verbatim")]

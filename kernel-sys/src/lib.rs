@@ -1,4 +1,5 @@
-//! Minimal hand-written Windows kernel bindings for x64 Windows 7 SP1.
+//! Minimal hand-written Windows kernel bindings for x64 Windows 7 SP1, and
+//! the safe layer the drivers are written against.
 //!
 //! This crate is the one place for raw FFI: `extern` blocks and `#[repr(C)]`
 //! kernel structures with their offsets asserted at compile time. It binds
@@ -21,6 +22,8 @@ pub mod types;
 mod imports;
 #[cfg(windows)]
 pub use imports::*;
+#[cfg(all(windows, feature = "runtime"))]
+pub mod runtime;
 #[cfg(windows)]
 pub mod wrap;
 

@@ -11,6 +11,10 @@ pub type HANDLE = *mut c_void;
 pub type KIRQL = u8;
 pub type BOOLEAN = u8;
 pub type KPROCESSOR_MODE = i8;
+/// `POBJECT_TYPE`: opaque.
+pub type POBJECT_TYPE = *mut c_void;
+/// `PEPROCESS`: opaque.
+pub type PEPROCESS = *mut c_void;
 
 pub const KernelMode: KPROCESSOR_MODE = 0;
 pub const UserMode: KPROCESSOR_MODE = 1;
@@ -111,7 +115,11 @@ pub const DO_DEVICE_INITIALIZING: u32 = 0x80;
 pub const FILE_DEVICE_UNKNOWN: u32 = 0x22;
 pub const FILE_DEVICE_SECURE_OPEN: u32 = 0x100;
 
-/// `IRP` (x64). Fields past `Tail.Overlay.CurrentStackLocation` are unused.
+/// `PDRIVER_CANCEL`: called with the cancel spin lock held, which it must
+/// release (`IoReleaseCancelSpinLock(Irp->CancelIrql)`).
+pub type PDRIVER_CANCEL = Option<unsafe extern "system" fn(device: *mut DEVICE_OBJECT, irp: *mut IRP)>;
+
+/// `IRP` (x64, 0xD0 bytes). Only the fields the drivers touch are named.
 #[repr(C)]
 pub struct IRP {
     pub Type: i16,
@@ -123,10 +131,29 @@ pub struct IRP {
     pub ThreadListEntry: [usize; 2],
     pub IoStatus: IO_STATUS_BLOCK,
     pub RequestorMode: KPROCESSOR_MODE,
-    pub Middle: [u8; 0xB8 - 0x41],
+    pub PendingReturned: BOOLEAN,
+    pub StackCount: i8,
+    pub CurrentLocation: i8,
+    /// Set by `IoCancelIrp`.
+    pub Cancel: BOOLEAN,
+    /// The IRQL the cancel spin lock was taken at, for the cancel routine.
+    pub CancelIrql: KIRQL,
+    pub ApcEnvironment: i8,
+    pub AllocationFlags: u8,
+    pub UserIosb: *mut c_void,
+    pub UserEvent: *mut c_void,
+    pub Overlay: [usize; 2],
+    /// Written only with an interlocked exchange (the `IoSetCancelRoutine`
+    /// macro); the exchange decides who completes the IRP.
+    pub CancelRoutine: PDRIVER_CANCEL,
+    pub UserBuffer: *mut c_void,
+    pub TailBeforeStack: [u8; 0xB8 - 0x78],
     /// `Tail.Overlay.CurrentStackLocation`.
     pub CurrentStackLocation: *mut IO_STACK_LOCATION,
+    pub TailAfterStack: [u8; 0xD0 - 0xC0],
 }
+/// `SL_PENDING_RETURNED`, in `IO_STACK_LOCATION::Control` (`IoMarkIrpPending`).
+pub const SL_PENDING_RETURNED: u8 = 0x01;
 
 /// `IO_STACK_LOCATION` (x64: 0x48 bytes), with `Parameters.DeviceIoControl`
 /// spelled out (each ULONG there is pointer aligned).
@@ -167,19 +194,6 @@ pub const KEY_WRITE: u32 = 0x2_0006;
 pub const KEY_QUERY_VALUE: u32 = 0x1;
 pub const KEY_SET_VALUE: u32 = 0x2;
 
-/// `SYSTEM_TIMEOFDAY_INFORMATION` (class 3 of `ZwQuerySystemInformation`).
-#[repr(C)]
-pub struct SYSTEM_TIMEOFDAY_INFORMATION {
-    pub BootTime: i64,
-    pub CurrentTime: i64,
-    pub TimeZoneBias: i64,
-    pub TimeZoneId: u32,
-    pub Reserved: u32,
-    pub BootTimeBias: u64,
-    pub SleepTimeBias: u64,
-}
-pub const SystemTimeOfDayInformation: u32 = 3;
-
 /// `RTL_OSVERSIONINFOW`.
 #[repr(C)]
 pub struct RTL_OSVERSIONINFOW {
@@ -190,6 +204,21 @@ pub struct RTL_OSVERSIONINFOW {
     pub dwPlatformId: u32,
     pub szCSDVersion: [u16; 128],
 }
+
+/// `DPFLTR_IHVDRIVER_ID`: the component id `DbgPrintEx` filters third-party
+/// drivers under (Vista and later drop plain `DbgPrint` by default).
+pub const DPFLTR_IHVDRIVER_ID: u32 = 77;
+/// `DbgPrintEx` levels.
+pub const DPFLTR_ERROR_LEVEL: u32 = 0;
+pub const DPFLTR_WARNING_LEVEL: u32 = 1;
+pub const DPFLTR_TRACE_LEVEL: u32 = 2;
+pub const DPFLTR_INFO_LEVEL: u32 = 3;
+
+/// `KUSER_SHARED_DATA` as the kernel maps it on x64 (`KI_USER_SHARED_DATA`).
+pub const KI_USER_SHARED_DATA: usize = 0xFFFF_F780_0000_0000;
+/// Offset of `SystemTime` (a `KSYSTEM_TIME`: `LowPart`, `High1Time`,
+/// `High2Time`) in `KUSER_SHARED_DATA`.
+pub const USER_SHARED_SYSTEM_TIME: usize = 0x14;
 
 pub const POOL_NON_PAGED: u32 = 0; // NonPagedPool
 pub const THREAD_ALL_ACCESS: u32 = 0x1F_03FF;
@@ -215,11 +244,15 @@ const_assert_eq!(size_of::<DEVICE_OBJECT>(), 0x150);
 const_assert_eq!(offset_of!(IRP, SystemBuffer), 0x18);
 const_assert_eq!(offset_of!(IRP, IoStatus), 0x30);
 const_assert_eq!(offset_of!(IRP, RequestorMode), 0x40);
+const_assert_eq!(offset_of!(IRP, Cancel), 0x44);
+const_assert_eq!(offset_of!(IRP, CancelIrql), 0x45);
+const_assert_eq!(offset_of!(IRP, CancelRoutine), 0x68);
 const_assert_eq!(offset_of!(IRP, CurrentStackLocation), 0xB8);
+const_assert_eq!(size_of::<IRP>(), 0xD0);
+const_assert_eq!(offset_of!(IO_STACK_LOCATION, Control), 3);
 const_assert_eq!(offset_of!(IO_STACK_LOCATION, OutputBufferLength), 0x08);
 const_assert_eq!(offset_of!(IO_STACK_LOCATION, InputBufferLength), 0x10);
 const_assert_eq!(offset_of!(IO_STACK_LOCATION, IoControlCode), 0x18);
 const_assert_eq!(offset_of!(IO_STACK_LOCATION, DeviceObject), 0x28);
 const_assert_eq!(size_of::<IO_STACK_LOCATION>(), 0x48);
 const_assert_eq!(offset_of!(KEY_VALUE_PARTIAL_INFORMATION, Data), 12);
-const_assert_eq!(size_of::<SYSTEM_TIMEOFDAY_INFORMATION>(), 48);

@@ -1,37 +1,37 @@
-//! The kernel side of `loader_protocol::LoaderPlatform`: the loader's
-//! state in a spin lock, the per-slot events, and the kernel calls the
-//! protocol sequences (ZwLoadDriver, references, the payload's entries,
-//! ZwUnloadDriver, the registry, system threads).
+//! The kernel side of `loader_protocol::LoaderPlatform`: the loader's state
+//! in a spin lock, its events, its configuration, and the kernel calls the
+//! protocol sequences (`ZwLoadDriver`, references, the payload's checked
+//! entries, `ZwUnloadDriver`, the registry, system threads).
 //!
 //! Rules from the protocol that hold here: the state lock is closure-scoped
 //! and never held across a wait or a call into a payload; every wait is at
-//! `PASSIVE_LEVEL`.
-use crate::image::PayloadImage;
-use crate::services;
-use core::ffi::c_void;
+//! `PASSIVE_LEVEL`. The configuration is read and written only through
+//! `loader_parsers::config`, the one parser of `Parameters`.
+use crate::log;
 use kernel_sys::wrap::event::Event;
+use kernel_sys::wrap::image::{self, MappedImage, ReferencedDriver};
 use kernel_sys::wrap::lock::SpinLock;
 use kernel_sys::wrap::pool::PoolCounter;
 use kernel_sys::wrap::registry::RegKey;
 use kernel_sys::wrap::thread::{self, SystemThread};
 use kernel_sys::wrap::ustr::WideBuf;
-use kernel_sys::{ZwLoadDriver, ZwUnloadDriver};
-use loader_protocol::config::{Config, ServiceName, DEFAULT_UNLOAD_TIMEOUT_MS};
-use loader_protocol::descriptor::DescriptorInfo;
-use loader_protocol::{Loader, LoaderPlatform, LoaderState};
-use shared_abi::control::{LoaderStatus, PoolCount, SLOT_COUNT};
-use shared_abi::payload::{LogLevel, PayloadRegisterFn, PayloadReport, PayloadShutdownFn, PayloadTeardownFn};
-use shared_abi::{NtStatus, POOL_TAG_LOADER};
+use loader_parsers::config::{self, Config, DriverObjectKind, RawValue, ServiceName, PATH_CHARS};
+use loader_protocol::{Loader, LoaderEvent, LoaderPlatform, LoaderState};
+use shared_abi::control::{LoaderStatus, OpKind, PoolCount};
+use shared_abi::payload::LogLevel;
+use shared_abi::{NtStatus, PerSlot, Slot, POOL_TAG_LOADER};
 
 /// The loader's pool use: it allocates nothing, and status proves it.
 pub static LOADER_POOL: PoolCounter = PoolCounter::new(POOL_TAG_LOADER);
 
-static STATE: SpinLock<LoaderState<PayloadImage>> = SpinLock::new(LoaderState::new(DEFAULT_UNLOAD_TIMEOUT_MS));
-static SETTLED: [Event; SLOT_COUNT] = [Event::new(), Event::new()];
-static RETIRED: [Event; SLOT_COUNT] = [Event::new(), Event::new()];
+static STATE: SpinLock<LoaderState<ReferencedDriver>> =
+    SpinLock::new(LoaderState::new(config::DEFAULT_UNLOAD_TIMEOUT_MS));
+static SETTLED: PerSlot<Event> = PerSlot::new(Event::notification(true), Event::notification(true));
+static RETIRED: PerSlot<Event> = PerSlot::new(Event::notification(true), Event::notification(true));
+static IDLE: Event = Event::notification(true);
 static CONFIG: SpinLock<Option<Config>> = SpinLock::new(None);
-static PARAMETERS_PATH: SpinLock<WideBuf<300>> = SpinLock::new(WideBuf::new());
-static WORKERS: SpinLock<[Option<SystemThread>; SLOT_COUNT]> = SpinLock::new([None, None]);
+static PARAMETERS_PATH: SpinLock<WideBuf<320>> = SpinLock::new(WideBuf::new());
+static WORKERS: SpinLock<PerSlot<Option<SystemThread>>> = SpinLock::new(PerSlot::new(None, None));
 
 /// The zero-sized platform handle.
 pub struct KernelLoader;
@@ -42,13 +42,12 @@ pub fn loader() -> Loader<KernelLoader> {
 }
 
 /// The status snapshot, completed with what only the driver knows: the
-/// slots' service names and the loader's pool counts.
+/// slots' service names and the loader's pool counts. `PASSIVE_LEVEL`.
 pub fn status() -> LoaderStatus {
     let mut st = loader().status();
-    let names = CONFIG.with(|c| c.as_ref().map(|c| [c.slots[0].to_abi_name(), c.slots[1].to_abi_name()]));
-    if let Some(names) = names {
-        for (slot, name) in st.slots.iter_mut().zip(names) {
-            slot.service = name;
+    if let Some(c) = CONFIG.with(|c| *c) {
+        for (out, slot) in st.slots.iter_mut().zip(Slot::ALL) {
+            out.service = c.service(slot).to_abi_name();
         }
     }
     st.loader_pool =
@@ -56,196 +55,192 @@ pub fn status() -> LoaderStatus {
     st
 }
 
-/// Called once from DriverEntry, before anything else here is used.
-pub fn init(parameters_path: WideBuf<300>, config: Option<Config>) {
-    for e in SETTLED.iter().chain(RETIRED.iter()) {
-        e.init(true, false);
+/// `<RegistryPath>\Parameters`.
+fn parameters_path(registry_path: &[u16]) -> Option<WideBuf<320>> {
+    let mut out = WideBuf::from_units(registry_path)?;
+    out.push_ascii("\\")?;
+    out.push_ascii(config::PARAMETERS_KEY)?;
+    Some(out)
+}
+
+/// Reads `Parameters` and hands the raw values to the one parser of the
+/// configuration, `loader_parsers::config::Config::from_values`.
+fn read_config(parameters: &WideBuf<320>) -> Result<Config, NtStatus> {
+    let upath = parameters.as_unicode();
+    let key = RegKey::open(&upath, false).map_err(NtStatus)?;
+    let values = [
+        key.query(config::VALUE_SLOTS[0]).ok(),
+        key.query(config::VALUE_SLOTS[1]).ok(),
+        key.query(config::VALUE_ACTIVE_SLOT).ok(),
+        key.query(config::VALUE_UNLOAD_TIMEOUT_MS).ok(),
+    ];
+    let raw = |i: usize| values.get(i).and_then(Option::as_ref).map(|v| RawValue { reg_type: v.kind, data: v.data() });
+    Config::from_values([raw(0), raw(1)], raw(2), raw(3))
+}
+
+/// Called once from `DriverEntry`, before anything else here is used:
+/// reads the configuration. `None` when it is invalid (the loader then
+/// serves status only, and the error is recorded).
+pub fn init(registry_path: &[u16]) -> Result<Option<Slot>, NtStatus> {
+    let parameters = parameters_path(registry_path).ok_or(NtStatus::OBJECT_NAME_INVALID)?;
+    PARAMETERS_PATH.with(|p| *p = parameters);
+    match read_config(&parameters) {
+        Ok(c) => {
+            STATE.with(|s| s.set_unload_timeout_ms(c.unload_timeout_ms));
+            CONFIG.with(|slot| *slot = Some(c));
+            Ok(c.active)
+        }
+        Err(e) => {
+            log!("configuration in Parameters is invalid: {e}; serving status only");
+            loader().record_error(e, OpKind::START, None);
+            Err(e)
+        }
     }
-    PARAMETERS_PATH.with(|p| *p = parameters_path);
-    if let Some(c) = &config {
-        STATE.with(|s| s.set_unload_timeout_ms(c.unload_timeout_ms));
-    }
-    CONFIG.with(|c| *c = config);
 }
 
 /// The configured service of `slot`.
-fn service(slot: usize) -> Result<ServiceName, NtStatus> {
-    CONFIG.with(|c| c.as_ref().and_then(|c| c.slots.get(slot).copied())).ok_or(NtStatus::DEVICE_NOT_READY)
+fn service(slot: Slot) -> Result<ServiceName, NtStatus> {
+    CONFIG.with(|c| c.map(|c| *c.service(slot))).ok_or(NtStatus::DEVICE_NOT_READY)
 }
 
-fn service_key(slot: usize) -> Result<WideBuf<160>, NtStatus> {
-    let svc = service(slot)?;
-    let mut path = [0u16; 128];
-    let n = svc.service_key_path(&mut path);
+fn service_key(slot: Slot) -> Result<WideBuf<160>, NtStatus> {
+    let mut path = [0u16; PATH_CHARS];
+    let n = service(slot)?.service_key_path(&mut path);
     WideBuf::from_units(path.get(..n).unwrap_or(&[])).ok_or(NtStatus::OBJECT_NAME_INVALID)
 }
 
-/// Service routine behind `LoaderServices::wait_registration_settled`.
-pub fn wait_settled(slot: usize) {
-    loader().wait_registration_settled(slot);
-}
-
-/// Service routine behind `LoaderServices::report`.
-pub fn on_report(slot: usize, report: PayloadReport) {
-    loader().on_report(slot, &report);
-}
-
-/// Joins every worker thread (the loader's DriverUnload, after `stop`).
+/// Joins every retire worker (the loader's `DriverUnload`, after `stop`).
 pub fn join_workers() {
-    for slot in 0..SLOT_COUNT {
-        let worker = WORKERS.with(|w| w.get_mut(slot).and_then(Option::take));
-        if let Some(t) = worker {
-            t.join();
-        }
+    for slot in Slot::ALL {
+        KernelLoader.join_retire_worker(slot);
     }
 }
 
 /// Body of a retire worker: a system thread at `PASSIVE_LEVEL`.
-unsafe extern "system" fn retire_thread(context: *mut c_void) {
-    loader().retire_worker(context as usize);
+extern "system" fn retire_thread(context: *mut core::ffi::c_void) {
+    if let Some(slot) = u32::try_from(context as usize).ok().and_then(Slot::from_word) {
+        loader().retire_worker(slot);
+    }
     thread::exit(0);
 }
 
-impl LoaderPlatform for KernelLoader {
-    type Image = PayloadImage;
+fn event(e: LoaderEvent) -> &'static Event {
+    match e {
+        LoaderEvent::Settled(slot) => &SETTLED[slot],
+        LoaderEvent::Retired(slot) => &RETIRED[slot],
+        LoaderEvent::Idle => &IDLE,
+    }
+}
 
-    fn with_state<R>(&self, f: impl FnOnce(&mut LoaderState<PayloadImage>) -> R) -> R {
+impl LoaderPlatform for KernelLoader {
+    type Image = ReferencedDriver;
+    type Bytes<'a> = MappedImage;
+
+    fn with_state<R>(&self, f: impl FnOnce(&mut LoaderState<ReferencedDriver>) -> R) -> R {
         STATE.with(f)
     }
 
-    fn settle_set(&self, slot: usize) {
-        if let Some(e) = SETTLED.get(slot) {
-            e.set();
-        }
+    fn event_set(&self, e: LoaderEvent) {
+        event(e).set();
     }
-    fn settle_reset(&self, slot: usize) {
-        if let Some(e) = SETTLED.get(slot) {
-            e.reset();
-        }
+    fn event_reset(&self, e: LoaderEvent) {
+        event(e).reset();
     }
-    fn wait_settled(&self, slot: usize) {
-        if let Some(e) = SETTLED.get(slot) {
-            e.wait();
-        }
-    }
-    fn retired_set(&self, slot: usize) {
-        if let Some(e) = RETIRED.get(slot) {
-            e.set();
-        }
-    }
-    fn retired_reset(&self, slot: usize) {
-        if let Some(e) = RETIRED.get(slot) {
-            e.reset();
-        }
-    }
-    fn retired_wait(&self, slot: usize, timeout_ms: u32) -> bool {
-        let Some(e) = RETIRED.get(slot) else { return false };
-        if timeout_ms == u32::MAX {
-            e.wait();
-            true
-        } else {
-            e.wait_ms(timeout_ms)
+    fn event_wait(&self, e: LoaderEvent, timeout_ms: Option<u32>) -> bool {
+        match timeout_ms {
+            None => {
+                event(e).wait();
+                true
+            }
+            Some(ms) => event(e).wait_ms(ms),
         }
     }
 
-    fn load_driver(&self, slot: usize) -> Result<(), NtStatus> {
+    fn load_driver(&self, slot: Slot) -> Result<(), NtStatus> {
         let key = service_key(slot)?;
-        let ukey = key.as_unicode();
-        crate::log!("ZwLoadDriver {key}");
-        // SAFETY: `ukey` views `key`, alive for the call; PASSIVE_LEVEL.
-        NtStatus(unsafe { ZwLoadDriver(&ukey) }).to_result()
+        log!("ZwLoadDriver {key}");
+        image::load_driver(key.units())
     }
 
-    fn reference_image(&self, slot: usize) -> Result<PayloadImage, NtStatus> {
-        PayloadImage::reference(&service(slot)?)
-    }
-
-    fn read_descriptor(&self, image: PayloadImage) -> Result<DescriptorInfo, NtStatus> {
-        let raw = image.descriptor()?;
-        let register = image.register_entry()?;
-        // Every entry the loader may call must be code of this image that
-        // stays mapped after DriverEntry (not a discardable INIT section).
-        let entries_inside_image = image.is_code(register)
-            && (raw.teardown_va == 0 || image.is_code(raw.teardown_va))
-            && (raw.shutdown_va == 0 || image.is_code(raw.shutdown_va));
-        Ok(raw.to_info(entries_inside_image))
-    }
-
-    fn call_register(&self, image: PayloadImage, slot: usize) -> NtStatus {
-        let Ok(entry) = image.register_entry() else { return NtStatus::PROCEDURE_NOT_FOUND };
-        let Some(table) = services::for_slot(slot) else { return NtStatus::INVALID_PARAMETER };
-        if !image.is_code(entry) {
-            return NtStatus::INVALID_IMAGE_FORMAT;
+    fn reference_image(&self, slot: Slot) -> Result<ReferencedDriver, NtStatus> {
+        // `\FileSystem\<svc>` for a file-system service on Windows, else
+        // `\Driver\<svc>` (kernel services, and every service under Wine).
+        let svc = service(slot)?;
+        let mut last = NtStatus::OBJECT_NAME_NOT_FOUND;
+        for kind in [DriverObjectKind::FileSystem, DriverObjectKind::Driver] {
+            let mut name = [0u16; PATH_CHARS];
+            let n = svc.driver_object_name(kind, &mut name);
+            match ReferencedDriver::by_name(name.get(..n).unwrap_or(&[])) {
+                Ok(image) => return Ok(image),
+                Err(e) => last = e,
+            }
         }
-        // SAFETY: `entry` is the payload's exported registration entry inside the
-        // referenced (mapped) image, whose descriptor passed the protocol's checks.
-        let register: PayloadRegisterFn = unsafe { core::mem::transmute::<usize, PayloadRegisterFn>(entry as usize) };
-        // SAFETY: PASSIVE_LEVEL, no lock held; the table is 'static.
-        let status = NtStatus(unsafe { register(table) });
-        crate::log!("slot {} registration entry returned {status}", if slot == 0 { 'A' } else { 'B' });
+        Err(last)
+    }
+
+    fn image_bytes(&self, image: ReferencedDriver) -> (MappedImage, u64) {
+        (image.bytes(), image.base())
+    }
+
+    fn call_register(&self, image: ReferencedDriver, entry: u64, slot: Slot) -> NtStatus {
+        log!(
+            "slot {slot}: calling LoaderPayloadRegister in the System process: {} (pid {})",
+            if kernel_sys::wrap::process::in_system_process() { "yes" } else { "NO" },
+            kernel_sys::wrap::process::current_process_id()
+        );
+        let status = image.call_register(entry, kernel_sys::wrap::services::table_for(slot));
+        log!("slot {slot} registration entry returned {status}");
         status
     }
 
-    fn call_teardown(&self, image: PayloadImage) -> NtStatus {
-        let Ok(raw) = image.descriptor() else { return NtStatus::INVALID_IMAGE_FORMAT };
-        if raw.teardown_va == 0 || !image.is_code(raw.teardown_va) {
-            return NtStatus::INVALID_IMAGE_FORMAT;
-        }
-        // SAFETY: the descriptor's teardown entry, checked to lie in the
-        // referenced image.
-        let teardown: PayloadTeardownFn =
-            unsafe { core::mem::transmute::<usize, PayloadTeardownFn>(raw.teardown_va as usize) };
-        // SAFETY: PASSIVE_LEVEL on the retire worker, no lock held.
-        NtStatus(unsafe { teardown() })
+    fn call_teardown(&self, image: ReferencedDriver, entry: u64) -> NtStatus {
+        image.call_teardown(entry)
     }
 
-    fn call_shutdown(&self, image: PayloadImage) {
-        let Ok(raw) = image.descriptor() else { return };
-        if raw.shutdown_va == 0 || !image.is_code(raw.shutdown_va) {
-            return;
-        }
-        // SAFETY: the descriptor's shutdown hook, checked to lie in the image.
-        let hook: PayloadShutdownFn =
-            unsafe { core::mem::transmute::<usize, PayloadShutdownFn>(raw.shutdown_va as usize) };
-        // SAFETY: PASSIVE_LEVEL (IRP_MJ_SHUTDOWN), no lock held.
-        unsafe { hook() };
+    fn call_shutdown(&self, image: ReferencedDriver, entry: u64) {
+        image.call_shutdown(entry);
     }
 
-    fn unload_driver(&self, slot: usize) -> NtStatus {
+    fn unload_driver(&self, slot: Slot) -> NtStatus {
         let Ok(key) = service_key(slot) else { return NtStatus::DEVICE_NOT_READY };
-        let ukey = key.as_unicode();
-        crate::log!("ZwUnloadDriver {key}");
-        // SAFETY: `ukey` views `key`, alive for the call; PASSIVE_LEVEL.
-        let status = NtStatus(unsafe { ZwUnloadDriver(&ukey) });
-        crate::log!("ZwUnloadDriver returned {status}");
+        log!("ZwUnloadDriver {key}");
+        let status = image::unload_driver(key.units());
+        log!("ZwUnloadDriver returned {status}");
         status
     }
 
-    fn release_image(&self, image: PayloadImage) {
+    fn release_image(&self, image: ReferencedDriver) {
         image.release();
     }
 
-    fn start_retire_worker(&self, slot: usize) -> Result<(), NtStatus> {
-        // A previous worker of this slot has finished (the slot was empty).
-        let previous = WORKERS.with(|w| w.get_mut(slot).and_then(Option::take));
-        if let Some(t) = previous {
-            t.join();
+    fn start_retire_worker(&self, slot: Slot) -> Result<(), NtStatus> {
+        let t = thread::spawn(retire_thread, slot.word() as usize).map_err(NtStatus)?;
+        let previous = WORKERS.with(|w| w[slot].replace(t));
+        if previous.is_some() {
+            // The protocol joins a slot's worker before it starts the next.
+            log!("slot {slot}: a retire worker was started before the last one was joined");
         }
-        let t = thread::spawn(retire_thread, slot).map_err(NtStatus)?;
-        WORKERS.with(|w| {
-            if let Some(cell) = w.get_mut(slot) {
-                *cell = Some(t);
-            }
-        });
         Ok(())
     }
 
-    fn persist_active(&self, slot: Option<usize>) -> Result<(), NtStatus> {
+    fn join_retire_worker(&self, slot: Slot) {
+        let worker = WORKERS.with(|w| w[slot].take());
+        if let Some(t) = worker {
+            if let Err(e) = t.join() {
+                log!("slot {slot}: waiting for the retire worker failed: {}", NtStatus(e));
+            }
+        }
+    }
+
+    fn request_reap(&self) {
+        crate::ops::request_reap();
+    }
+
+    fn persist_active(&self, slot: Option<Slot>) -> Result<(), NtStatus> {
         let path = PARAMETERS_PATH.with(|p| *p);
         let upath = path.as_unicode();
         let key = RegKey::open(&upath, true).map_err(NtStatus)?;
-        let value = slot.map_or(u32::MAX, |s| s as u32);
-        key.set_dword("ActiveSlot", value).map_err(NtStatus)?;
+        key.set_dword(config::VALUE_ACTIVE_SLOT, config::encode_active_slot(slot)).map_err(NtStatus)?;
         key.flush().map_err(NtStatus)
     }
 
@@ -253,7 +248,12 @@ impl LoaderPlatform for KernelLoader {
         kernel_sys::wrap::time::system_time()
     }
 
-    fn log(&self, _level: LogLevel, args: core::fmt::Arguments<'_>) {
-        kernel_sys::wrap::log::print("loader: ", args);
+    fn log(&self, level: LogLevel, args: core::fmt::Arguments<'_>) {
+        let level = match level {
+            LogLevel::ERROR => kernel_sys::wrap::log::Level::Error,
+            LogLevel::WARN => kernel_sys::wrap::log::Level::Warn,
+            _ => kernel_sys::wrap::log::Level::Info,
+        };
+        kernel_sys::wrap::log::print_at(level, "loader: ", args);
     }
 }

@@ -38,6 +38,31 @@ extern "system" {
     ) -> *mut c_void;
 }
 
+#[link(name = "kernel32")]
+extern "system" {
+    fn SetConsoleCtrlHandler(handler: Option<unsafe extern "system" fn(u32) -> i32>, add: i32) -> i32;
+}
+
+/// Console control handler: Ctrl+C or Ctrl+Break while a request waits.
+/// It says what happens, then lets the default handler end the process;
+/// ending the process cancels the pending request (the loader completes it
+/// with `STATUS_CANCELLED` at once), and the operation itself runs on in
+/// the loader.
+unsafe extern "system" fn on_ctrl(kind: u32) -> i32 {
+    if kind <= 1 {
+        eprintln!(
+            "\nloaderctl: interrupted. The loader finishes the operation on its own; run `loaderctl status` to see its progress and result."
+        );
+    }
+    0 // not handled: the default handler ends the process
+}
+
+/// Installs the Ctrl+C notice (once, at start).
+pub fn install_ctrl_c_notice() {
+    // SAFETY: registers a handler function of this program; no pointers kept.
+    unsafe { SetConsoleCtrlHandler(Some(on_ctrl), 1) };
+}
+
 #[link(name = "ntdll")]
 extern "system" {
     fn NtDeviceIoControlFile(

@@ -5,9 +5,9 @@
 use crate::exitcode::{status_label, status_text, Exit};
 use crate::render::{describe_slot, error_context, slot_label};
 use crate::timefmt::{elapsed_ticks, format_duration, format_system_time};
-use shared_abi::control::{LoaderStatus, OpKind, SlotState, SlotStatus, SLOT_COUNT};
+use shared_abi::control::{LoaderStatus, OpKind, SlotState, SlotStatus};
 use shared_abi::payload::PayloadPhase;
-use shared_abi::NtStatus;
+use shared_abi::{NtStatus, Slot};
 use std::fmt::Write as _;
 
 /// The explanation and the exit code (8 when a teardown is stuck, else 0).
@@ -17,7 +17,7 @@ pub fn diagnose(st: &LoaderStatus) -> (String, Exit) {
     let mut exit = Exit::Success;
     let mut findings = 0;
 
-    for (i, s) in st.slots.iter().enumerate() {
+    for (i, s) in Slot::ALL.into_iter().zip(st.slots.iter()) {
         let state = SlotState(s.state);
         if state == SlotState::STUCK || state == SlotState::RETIRING {
             findings += 1;
@@ -36,7 +36,15 @@ pub fn diagnose(st: &LoaderStatus) -> (String, Exit) {
         );
     }
 
-    for (i, s) in st.slots.iter().enumerate() {
+    for (i, s) in Slot::ALL.into_iter().zip(st.slots.iter()) {
+        if SlotState(s.state) == SlotState::STOPPED {
+            let _ = writeln!(
+                out,
+                "{} was stopped from outside the loader (`sc stop` of its service, or another unload of its driver), {} ago; nothing of it filters. `loaderctl load` loads it again.",
+                capitalise(&describe_slot(i, s)),
+                format_duration(elapsed_ticks(s.state_since, st.now))
+            );
+        }
         if SlotState(s.state) == SlotState::FAILED {
             let status = NtStatus(s.last_status);
             let _ = writeln!(
@@ -51,12 +59,12 @@ pub fn diagnose(st: &LoaderStatus) -> (String, Exit) {
     }
 
     if findings == 0 {
-        match usize::try_from(st.active_slot).ok().filter(|&i| i < SLOT_COUNT) {
+        match Slot::from_word(st.active_slot) {
             Some(i) => {
                 let _ = writeln!(
                     out,
                     "Healthy: {} is active and no payload is waiting to unload.",
-                    describe_slot(i, &st.slots[i])
+                    describe_slot(i, &st.slots[i.index()])
                 );
             }
             None => {
@@ -88,7 +96,7 @@ fn capitalise(s: &str) -> String {
     c.next().map_or_else(String::new, |f| f.to_uppercase().chain(c).collect())
 }
 
-fn explain_unloading(out: &mut String, st: &LoaderStatus, index: usize, s: &SlotStatus) {
+fn explain_unloading(out: &mut String, st: &LoaderStatus, index: Slot, s: &SlotStatus) {
     let what = describe_slot(index, s);
     let waited = format_duration(elapsed_ticks(s.state_since, st.now));
     if SlotState(s.state) == SlotState::STUCK {
@@ -135,7 +143,7 @@ fn explain_unloading(out: &mut String, st: &LoaderStatus, index: usize, s: &Slot
         "  Why: the payload reports nothing left open; its unload routine itself is slow or blocked."
     };
     let _ = writeln!(out, "{advice}");
-    if usize::try_from(st.active_slot).is_ok_and(|a| a != index && a < SLOT_COUNT) {
+    if Slot::from_word(st.active_slot).is_some_and(|a| a != index) {
         let _ = writeln!(
             out,
             "  The active payload in slot {} is not affected; the old image stays in memory until its teardown completes, and a restart clears it if it never does.",

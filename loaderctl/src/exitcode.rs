@@ -51,32 +51,15 @@ Exit codes:
   2  usage error (bad command line)
   3  the loader is not running, or \\\\.\\SerialLoader was not found
   4  access denied: run from an elevated (Administrator) prompt
-  5  payload image rejected (STATUS_PROCEDURE_NOT_FOUND, STATUS_INVALID_IMAGE_FORMAT,
-     STATUS_REVISION_MISMATCH, STATUS_INFO_LENGTH_MISMATCH)
+  5  payload image rejected: not a loadable image, or not a payload of this ABI
+     (STATUS_INVALID_IMAGE_FORMAT, STATUS_PROCEDURE_NOT_FOUND, STATUS_REVISION_MISMATCH,
+     STATUS_INVALID_IMAGE_NOT_MZ, STATUS_DLL_INIT_FAILED, ...)
   6  payload failed to start or register (its DriverEntry or registration failed)
   7  busy, or the slot is still occupied (STATUS_DEVICE_BUSY,
-     STATUS_IMAGE_ALREADY_LOADED, STATUS_OBJECT_NAME_COLLISION)
+     STATUS_IMAGE_ALREADY_LOADED, STATUS_DRIVER_FAILED_PRIOR_UNLOAD)
   8  teardown stuck (STATUS_IO_TIMEOUT, or the new payload is active but the
      old one has not unloaded: see `loaderctl diagnose`)
   9  malformed request or reply, or an internal error";
-
-/// Statuses outside the ABI's list that the I/O manager (or Wine) can return
-/// for malformed requests before the loader ever sees them (values from
-/// `ntstatus.h`).
-const EXTRA_NAMES: &[(u32, &str, &str)] = &[
-    (0x8000_0002, "STATUS_DATATYPE_MISALIGNMENT", "a buffer is misaligned"),
-    (0xC000_0005, "STATUS_ACCESS_VIOLATION", "a buffer address is invalid"),
-    (0xC000_0008, "STATUS_INVALID_HANDLE", "the handle is invalid"),
-    (0xC000_000E, "STATUS_NO_SUCH_DEVICE", "the device does not exist"),
-    (0xC000_0017, "STATUS_NO_MEMORY", "not enough memory"),
-    (0xC000_003A, "STATUS_OBJECT_PATH_NOT_FOUND", "the object path was not found"),
-    (0xC000_00AF, "STATUS_ILLEGAL_FUNCTION", "the device does not support this function"),
-    (0xC000_00BB, "STATUS_NOT_SUPPORTED", "the request is not supported"),
-    (0xC000_00E8, "STATUS_INVALID_USER_BUFFER", "a buffer is invalid"),
-    (0xC000_0123, "STATUS_FILE_DELETED", "the device object is being deleted"),
-    (0xC000_0128, "STATUS_FILE_CLOSED", "the handle was closed"),
-    (0xC000_0184, "STATUS_INVALID_DEVICE_STATE", "the device is not in a state to accept this request"),
-];
 
 /// The status with these bits (as printed in hex).
 #[must_use]
@@ -84,20 +67,65 @@ pub fn status_from_bits(bits: u32) -> NtStatus {
     NtStatus(i32::from_ne_bytes(bits.to_ne_bytes()))
 }
 
-/// The symbolic name, also for the few I/O-manager statuses the ABI does not list.
+/// The symbolic name, from shared-abi's one table.
 #[must_use]
 pub fn status_name(status: NtStatus) -> Option<&'static str> {
-    status.name().or_else(|| EXTRA_NAMES.iter().find(|e| e.0 == status.bits()).map(|e| e.1))
+    status.name()
 }
 
 /// A short plain-words text for a status.
 #[must_use]
 pub fn status_text(status: NtStatus) -> &'static str {
-    status
-        .text()
-        .or_else(|| EXTRA_NAMES.iter().find(|e| e.0 == status.bits()).map(|e| e.2))
-        .unwrap_or("the loader reported a status loaderctl does not know")
+    status.text().unwrap_or("a status this version of loaderctl has no name for")
 }
+
+/// Statuses that say the image file itself is not a loadable payload image
+/// (as the kernel's image loader, or Wine's, reports it).
+const BAD_IMAGE: &[NtStatus] = &[
+    NtStatus::PROCEDURE_NOT_FOUND,
+    NtStatus::INVALID_IMAGE_FORMAT,
+    NtStatus::REVISION_MISMATCH,
+    NtStatus::INFO_LENGTH_MISMATCH,
+    NtStatus::INVALID_IMAGE_NOT_MZ,
+    NtStatus::INVALID_IMAGE_PROTECT,
+    NtStatus::INVALID_IMAGE_WIN_16,
+    NtStatus::INVALID_FILE_FOR_SECTION,
+    NtStatus::SECTION_TOO_BIG,
+    NtStatus::END_OF_FILE,
+    NtStatus::IMAGE_CHECKSUM_MISMATCH,
+    NtStatus::INVALID_IMAGE_HASH,
+    NtStatus::DLL_INIT_FAILED,
+    NtStatus::NO_SUCH_FILE,
+    NtStatus::OBJECT_NAME_INVALID,
+    NtStatus::DRIVER_ENTRYPOINT_NOT_FOUND,
+    NtStatus::DRIVER_ORDINAL_NOT_FOUND,
+    NtStatus::ENTRYPOINT_NOT_FOUND,
+    NtStatus::ORDINAL_NOT_FOUND,
+    NtStatus::DLL_NOT_FOUND,
+    NtStatus::DRIVER_BLOCKED,
+    NtStatus::DRIVER_BLOCKED_CRITICAL,
+];
+
+/// Statuses the I/O manager answers for a request that never reached the
+/// loader's code, or a malformed one.
+const REQUEST_REFUSED: &[NtStatus] = &[
+    NtStatus::INVALID_PARAMETER,
+    NtStatus::INVALID_DEVICE_REQUEST,
+    NtStatus::BUFFER_TOO_SMALL,
+    NtStatus::BUFFER_OVERFLOW,
+    NtStatus::INVALID_BUFFER_SIZE,
+    NtStatus::NOT_IMPLEMENTED,
+    NtStatus::INTERNAL_ERROR,
+    NtStatus::DATATYPE_MISALIGNMENT,
+    NtStatus::ACCESS_VIOLATION,
+    NtStatus::INVALID_HANDLE,
+    NtStatus::NO_MEMORY,
+    NtStatus::ILLEGAL_FUNCTION,
+    NtStatus::NOT_SUPPORTED,
+    NtStatus::INVALID_USER_BUFFER,
+    NtStatus::FILE_CLOSED,
+    NtStatus::INVALID_DEVICE_STATE,
+];
 
 /// `STATUS_NAME (0xC000007A)`, or `NTSTATUS 0x...` when the name is unknown.
 #[must_use]
@@ -130,29 +158,25 @@ pub fn classify(kind: RequestKind, status: NtStatus) -> Exit {
         return Exit::Success;
     }
     match status {
-        NtStatus::ACCESS_DENIED => Exit::AccessDenied,
-        NtStatus::OBJECT_NAME_NOT_FOUND | NtStatus::DEVICE_NOT_READY => Exit::LoaderNotRunning,
+        NtStatus::ACCESS_DENIED | NtStatus::PRIVILEGE_NOT_HELD => Exit::AccessDenied,
+        // The device is gone or going: the loader stopped under us.
+        NtStatus::OBJECT_NAME_NOT_FOUND
+        | NtStatus::DEVICE_NOT_READY
+        | NtStatus::NO_SUCH_DEVICE
+        | NtStatus::OBJECT_PATH_NOT_FOUND
+        | NtStatus::FILE_DELETED => Exit::LoaderNotRunning,
+        NtStatus::DEVICE_BUSY
+        | NtStatus::IMAGE_ALREADY_LOADED
+        | NtStatus::OBJECT_NAME_COLLISION
+        | NtStatus::DRIVER_FAILED_PRIOR_UNLOAD => Exit::Busy,
+        NtStatus::IO_TIMEOUT => Exit::TeardownStuck,
         // Only a request that loads an image can have its image rejected;
         // for the others these statuses mean the request itself was bad.
-        NtStatus::PROCEDURE_NOT_FOUND
-        | NtStatus::INVALID_IMAGE_FORMAT
-        | NtStatus::REVISION_MISMATCH
-        | NtStatus::INFO_LENGTH_MISMATCH => match kind {
+        s if BAD_IMAGE.contains(&s) => match kind {
             RequestKind::LoadsPayload => Exit::ImageRejected,
             RequestKind::Query => Exit::Internal,
         },
-        NtStatus::DEVICE_BUSY | NtStatus::IMAGE_ALREADY_LOADED | NtStatus::OBJECT_NAME_COLLISION => Exit::Busy,
-        NtStatus::IO_TIMEOUT => Exit::TeardownStuck,
-        NtStatus::INVALID_PARAMETER
-        | NtStatus::INVALID_DEVICE_REQUEST
-        | NtStatus::BUFFER_TOO_SMALL
-        | NtStatus::BUFFER_OVERFLOW
-        | NtStatus::INVALID_BUFFER_SIZE
-        | NtStatus::NOT_IMPLEMENTED
-        | NtStatus::INTERNAL_ERROR => Exit::Internal,
-        // The device is gone or going: the loader stopped under us.
-        s if matches!(s.bits(), 0xC000_000E | 0xC000_003A | 0xC000_0123) => Exit::LoaderNotRunning,
-        _ if EXTRA_NAMES.iter().any(|e| e.0 == status.bits()) => Exit::Internal,
+        s if REQUEST_REFUSED.contains(&s) => Exit::Internal,
         _ => match kind {
             RequestKind::LoadsPayload => Exit::PayloadFailed,
             RequestKind::Query => Exit::Internal,
@@ -208,31 +232,22 @@ mod tests {
     use RequestKind::{LoadsPayload, Query};
 
     #[test]
-    fn every_named_status_has_the_documented_class() {
-        let expect = |s: NtStatus| -> Exit {
-            match s {
-                s if s.is_success() => Exit::Success,
-                NtStatus::ACCESS_DENIED => Exit::AccessDenied,
-                NtStatus::OBJECT_NAME_NOT_FOUND | NtStatus::DEVICE_NOT_READY => Exit::LoaderNotRunning,
-                NtStatus::PROCEDURE_NOT_FOUND
-                | NtStatus::INVALID_IMAGE_FORMAT
-                | NtStatus::REVISION_MISMATCH
-                | NtStatus::INFO_LENGTH_MISMATCH => Exit::ImageRejected,
-                NtStatus::DEVICE_BUSY | NtStatus::IMAGE_ALREADY_LOADED | NtStatus::OBJECT_NAME_COLLISION => Exit::Busy,
-                NtStatus::IO_TIMEOUT => Exit::TeardownStuck,
-                NtStatus::INVALID_PARAMETER
-                | NtStatus::INVALID_DEVICE_REQUEST
-                | NtStatus::BUFFER_TOO_SMALL
-                | NtStatus::BUFFER_OVERFLOW
-                | NtStatus::INVALID_BUFFER_SIZE
-                | NtStatus::NOT_IMPLEMENTED
-                | NtStatus::INTERNAL_ERROR => Exit::Internal,
-                _ => Exit::PayloadFailed,
-            }
-        };
+    fn every_named_status_has_one_class_and_bad_images_are_class_5() {
         for &s in NtStatus::ALL {
-            assert_eq!(classify(LoadsPayload, s), expect(s), "{s}");
+            let class = classify(LoadsPayload, s);
+            if BAD_IMAGE.contains(&s) {
+                assert_eq!(class, Exit::ImageRejected, "{s}");
+            }
+            if REQUEST_REFUSED.contains(&s) {
+                assert_eq!(class, Exit::Internal, "{s}");
+            }
+            if s.is_success() {
+                assert_eq!(class, Exit::Success, "{s}");
+            }
         }
+        // What Wine answers for a file that is not an image at all.
+        assert_eq!(classify(LoadsPayload, NtStatus::DLL_INIT_FAILED), Exit::ImageRejected);
+        assert!(status_name(status_from_bits(0xC000_0142)).is_some());
     }
 
     #[test]
@@ -301,11 +316,5 @@ mod tests {
         assert!(f.message.starts_with("load failed: NTSTATUS 0xC0ABCDEF: "));
         assert_eq!(status_token(status_from_bits(0xC000_0005)), "STATUS_ACCESS_VIOLATION");
         assert_eq!(status_token(NtStatus(0x1234)), "0x00001234");
-        for e in EXTRA_NAMES {
-            assert_eq!(NtStatus::from_name(e.1), None, "{} is in the ABI list now; drop it here", e.1);
-            let gone = matches!(e.0, 0xC000_000E | 0xC000_003A | 0xC000_0123);
-            let want = if gone { Exit::LoaderNotRunning } else { Exit::Internal };
-            assert_eq!(classify(LoadsPayload, status_from_bits(e.0)), want, "{}", e.1);
-        }
     }
 }

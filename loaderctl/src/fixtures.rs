@@ -125,8 +125,8 @@ pub fn healthy_b() -> LoaderStatus {
 
 /// The bytes the loader writes for `st` (the loader's own encoder).
 pub fn encode_status(st: &LoaderStatus) -> Vec<u8> {
-    let mut out = vec![0u8; loader_protocol::control::STATUS_LEN];
-    let n = loader_protocol::control::encode_status(st, &mut out).expect("fits");
+    let mut out = vec![0u8; loader_parsers::control::STATUS_LEN];
+    let n = loader_parsers::control::encode_status(st, &mut out).expect("fits");
     out.truncate(n);
     out
 }
@@ -134,8 +134,8 @@ pub fn encode_status(st: &LoaderStatus) -> Vec<u8> {
 /// The bytes of a `ControlReply` (the loader's own encoder).
 pub fn encode_reply(status: NtStatus, active_slot: u32, flags: u32) -> Vec<u8> {
     let reply = ControlReply { size: 16, status: status.0, active_slot, flags };
-    let mut out = vec![0u8; loader_protocol::control::REPLY_LEN];
-    let n = loader_protocol::control::encode_reply(&reply, &mut out).expect("fits");
+    let mut out = vec![0u8; loader_parsers::control::REPLY_LEN];
+    let n = loader_parsers::control::encode_reply(&reply, &mut out).expect("fits");
     out.truncate(n);
     out
 }

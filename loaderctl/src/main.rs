@@ -22,6 +22,7 @@ mod wire;
 use clap::{Args, Parser, Subcommand};
 use exitcode::{Exit, Failure, EXIT_CODES_HELP};
 use ops::{Change, Console, RawRequest};
+use shared_abi::Slot;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use transport::{Input, Output};
@@ -58,7 +59,7 @@ enum Command {
     Upgrade {
         /// Slot to load (A or B); default: the inactive slot.
         #[arg(long, value_parser = parse_slot, value_name = "A|B")]
-        slot: Option<u32>,
+        slot: Option<Slot>,
     },
     /// Switch back to the previously active slot.
     Rollback,
@@ -126,12 +127,8 @@ impl RawArgs {
     }
 }
 
-fn parse_slot(s: &str) -> Result<u32, String> {
-    match s {
-        "A" | "a" | "0" => Ok(0),
-        "B" | "b" | "1" => Ok(1),
-        _ => Err("a slot is A or B".to_owned()),
-    }
+fn parse_slot(s: &str) -> Result<Slot, String> {
+    Slot::from_name(s).ok_or_else(|| "a slot is A or B".to_owned())
 }
 
 fn parse_u32(s: &str) -> Result<u32, String> {
@@ -159,6 +156,8 @@ fn parse_hex(s: &str) -> Result<HexBytes, String> {
 }
 
 fn run(cli: &Cli) -> Result<Exit, Failure> {
+    #[cfg(windows)]
+    device::install_ctrl_c_notice();
     let ctl = transport::open(cli.device.as_deref())?;
     let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr());
     let ticker = std::io::stderr().is_terminal();
@@ -210,8 +209,8 @@ mod tests {
         assert_eq!(parse(&["status"]).expect("ok").command, Command::Status { json: false });
         assert_eq!(parse(&["status", "--json"]).expect("ok").command, Command::Status { json: true });
         assert_eq!(parse(&["upgrade"]).expect("ok").command, Command::Upgrade { slot: None });
-        assert_eq!(parse(&["upgrade", "--slot", "B"]).expect("ok").command, Command::Upgrade { slot: Some(1) });
-        assert_eq!(parse(&["upgrade", "--slot", "a"]).expect("ok").command, Command::Upgrade { slot: Some(0) });
+        assert_eq!(parse(&["upgrade", "--slot", "B"]).expect("ok").command, Command::Upgrade { slot: Some(Slot::B) });
+        assert_eq!(parse(&["upgrade", "--slot", "a"]).expect("ok").command, Command::Upgrade { slot: Some(Slot::A) });
         assert_eq!(parse(&["load"]).expect("ok").command, Command::Load);
         assert_eq!(parse(&["rollback"]).expect("ok").command, Command::Rollback);
         assert_eq!(parse(&["unload"]).expect("ok").command, Command::Unload);

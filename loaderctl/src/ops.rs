@@ -8,10 +8,10 @@ use crate::render::{describe_slot, slot_label, status_json_text, status_table};
 use crate::transport::{Control, Input, Outcome, Output};
 use crate::wire;
 use shared_abi::control::{
-    IoctlCode, LoaderStatus, IOCTL_LOADER_LOAD, IOCTL_LOADER_QUERY_STATUS, IOCTL_LOADER_ROLLBACK, IOCTL_LOADER_UNLOAD,
-    IOCTL_LOADER_UPGRADE, REPLY_OLD_SLOT_STUCK, SLOT_COUNT,
+    IoctlCode, LoaderStatus, SlotStatus, IOCTL_LOADER_LOAD, IOCTL_LOADER_QUERY_STATUS, IOCTL_LOADER_ROLLBACK,
+    IOCTL_LOADER_UNLOAD, IOCTL_LOADER_UPGRADE, REPLY_NOT_PERSISTED, REPLY_OLD_SLOT_STUCK,
 };
-use shared_abi::NtStatus;
+use shared_abi::{NtStatus, Slot};
 use std::fmt::Write as _;
 use std::io::Write;
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -113,53 +113,52 @@ pub fn cmd_diagnose(ctl: &dyn Control, con: &mut Console<'_>) -> Result<Exit, Fa
     Ok(exit)
 }
 
-pub(crate) fn slot_index(slot: u32) -> Option<usize> {
-    usize::try_from(slot).ok().filter(|&i| i < SLOT_COUNT)
-}
-
-fn other(slot: usize) -> usize {
-    (slot + 1) % SLOT_COUNT
+/// The status of `slot`.
+pub(crate) fn slot_status(st: &LoaderStatus, slot: Slot) -> &SlotStatus {
+    &st.slots[slot.index()]
 }
 
 /// The active slot described, or `none`.
 pub(crate) fn describe_active(st: &LoaderStatus) -> String {
-    match slot_index(st.active_slot) {
-        Some(i) => describe_slot(i, &st.slots[i]),
+    match Slot::from_word(st.active_slot) {
+        Some(i) => describe_slot(i, slot_status(st, i)),
         None => "none".to_owned(),
     }
 }
 
 /// The line saying what is about to be asked.
-fn intro(change: Change, st: &LoaderStatus, slot: Option<u32>) -> String {
-    let active = slot_index(st.active_slot);
+fn intro(change: Change, st: &LoaderStatus, slot: Option<Slot>) -> String {
+    let active = Slot::from_word(st.active_slot);
     let verb = change.verb();
     match change {
         Change::Upgrade => {
-            let target = slot.and_then(slot_index).or(active.map(other));
+            let target = slot.or(active.map(Slot::other));
             match (target, active) {
                 (Some(t), Some(_)) => format!(
                     "{verb}: asking the loader to load {}, register it, then retire slot {} ...",
-                    describe_slot(t, &st.slots[t]),
+                    describe_slot(t, slot_status(st, t)),
                     slot_label(st.active_slot)
                 ),
-                (Some(t), None) => format!("{verb}: asking the loader to load {} ...", describe_slot(t, &st.slots[t])),
+                (Some(t), None) => {
+                    format!("{verb}: asking the loader to load {} ...", describe_slot(t, slot_status(st, t)))
+                }
                 _ => format!("{verb}: asking the loader to load the inactive slot ..."),
             }
         }
-        Change::Load => match slot.and_then(slot_index).or(slot_index(st.persisted_slot)) {
-            Some(t) => format!("{verb}: asking the loader to load {} ...", describe_slot(t, &st.slots[t])),
+        Change::Load => match slot.or(Slot::from_word(st.persisted_slot)) {
+            Some(t) => format!("{verb}: asking the loader to load {} ...", describe_slot(t, slot_status(st, t))),
             None => format!("{verb}: asking the loader to load the persisted slot ..."),
         },
         Change::Rollback => match active {
             Some(a) => format!(
                 "{verb}: asking the loader to switch back from slot {} to {} ...",
                 slot_label(st.active_slot),
-                describe_slot(other(a), &st.slots[other(a)])
+                describe_slot(a.other(), slot_status(st, a.other()))
             ),
             None => format!("{verb}: asking the loader to switch back to the previous slot ..."),
         },
         Change::Unload => match active {
-            Some(a) => format!("{verb}: asking the loader to retire {} ...", describe_slot(a, &st.slots[a])),
+            Some(a) => format!("{verb}: asking the loader to retire {} ...", describe_slot(a, slot_status(st, a))),
             None => format!("{verb}: asking the loader to retire the active payload ..."),
         },
     }
@@ -197,6 +196,11 @@ pub(crate) fn judge_reply(verb: &str, kind: RequestKind, outcome: &Outcome) -> R
         return Err(Failure::from_status(verb, kind, status));
     }
     let exit = if reply.flags & REPLY_OLD_SLOT_STUCK != 0 { Exit::TeardownStuck } else { Exit::Success };
+    if reply.flags & REPLY_NOT_PERSISTED != 0 {
+        eprintln!(
+            "warning: {verb} took effect, but the loader could not write Parameters\\ActiveSlot: after a restart it loads what was persisted before (see `loaderctl status`, last error)"
+        );
+    }
     Ok((exit, status))
 }
 
@@ -204,11 +208,22 @@ pub(crate) fn judge_reply(verb: &str, kind: RequestKind, outcome: &Outcome) -> R
 pub fn cmd_change(
     ctl: &dyn Control,
     change: Change,
-    slot: Option<u32>,
+    slot: Option<Slot>,
     con: &mut Console<'_>,
 ) -> Result<Exit, Failure> {
     let verb = change.verb();
     let before = query_status(ctl, verb)?;
+    if let (Change::Upgrade, Some(target)) = (change, slot) {
+        if Slot::from_word(before.active_slot) == Some(target) {
+            return Err(Failure {
+                exit: Exit::Usage,
+                message: format!(
+                    "slot {target} is already active: `upgrade` loads the other slot (use `loaderctl upgrade --slot {}`, or `loaderctl upgrade`)",
+                    target.other()
+                ),
+            });
+        }
+    }
     say(con, &format!("{verb}: currently active: {}", describe_active(&before)))?;
     say(con, &intro(change, &before, slot))?;
 
@@ -232,9 +247,9 @@ pub fn cmd_change(
             };
             say(con, &line)?;
             if result == Ok(Exit::TeardownStuck) {
-                let old = slot_index(before.active_slot)
-                    .filter(|&b| Some(b) != slot_index(after.active_slot))
-                    .map_or_else(|| "the old payload".to_owned(), |b| describe_slot(b, &after.slots[b]));
+                let old = Slot::from_word(before.active_slot)
+                    .filter(|&b| Some(b) != Slot::from_word(after.active_slot))
+                    .map_or_else(|| "the old payload".to_owned(), |b| describe_slot(b, slot_status(&after, b)));
                 let _ = writeln!(
                     con.err,
                     "warning: the new payload is active, but {old} has not finished unloading; run `loaderctl diagnose` to see why"

@@ -3,6 +3,7 @@
 use super::*;
 use crate::fixtures;
 use shared_abi::control::{IOCTL_LOADER_QUERY_STATUS, SLOT_NONE};
+use shared_abi::Slot;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 
@@ -106,10 +107,20 @@ fn upgrade_prints_progress_and_the_new_active_slot() {
 #[test]
 fn upgrade_with_slot_sends_it() {
     let fake = FakeLoader::new(vec![fixtures::healthy_b()], vec![ok_reply(0, 0)]);
-    let (r, _, _) = run(&fake, |c, con| cmd_change(c, Change::Upgrade, Some(0), con));
+    let (r, _, _) = run(&fake, |c, con| cmd_change(c, Change::Upgrade, Some(Slot::A), con));
     assert_eq!(r, Ok(Exit::Success));
     let Input::Bytes(b) = &fake.seen.borrow()[1].1 else { panic!("bytes") };
     assert_eq!(&b[8..12], &0u32.to_le_bytes());
+}
+
+#[test]
+fn upgrading_into_the_active_slot_is_a_usage_answer_and_sends_nothing() {
+    let fake = FakeLoader::new(vec![fixtures::healthy_b()], vec![]);
+    let (r, _, _) = run(&fake, |c, con| cmd_change(c, Change::Upgrade, Some(Slot::B), con));
+    let f = r.expect_err("usage");
+    assert_eq!(f.exit, Exit::Usage);
+    assert!(f.message.starts_with("slot B is already active"), "{}", f.message);
+    assert_eq!(fake.seen.borrow().len(), 1, "only the status query was sent");
 }
 
 #[test]
@@ -276,10 +287,9 @@ fn status_reply_problems_are_class_9_and_named() {
 
 #[test]
 fn every_request_the_verbs_send_passes_the_loaders_own_checks() {
-    let cases: [(Change, Option<u32>); 6] = [
+    let cases: [(Change, Option<Slot>); 5] = [
         (Change::Upgrade, None),
-        (Change::Upgrade, Some(0)),
-        (Change::Upgrade, Some(1)),
+        (Change::Upgrade, Some(Slot::A)),
         (Change::Rollback, None),
         (Change::Load, None),
         (Change::Unload, None),
@@ -292,7 +302,7 @@ fn every_request_the_verbs_send_passes_the_loaders_own_checks() {
         assert_eq!(seen.len(), 3, "status, {change:?}, status");
         for (code, input, output) in seen.iter() {
             let (Input::Bytes(bytes), Output::Len(len)) = (input, output) else { panic!("plain buffers") };
-            let decoded = loader_protocol::control::decode_request(*code, bytes, *len as usize);
+            let decoded = loader_parsers::control::decode_request(*code, bytes, *len as usize);
             assert!(decoded.is_ok(), "{change:?} {slot:?}: 0x{code:08X} refused: {decoded:?}");
         }
     }

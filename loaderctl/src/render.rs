@@ -6,17 +6,16 @@ use crate::timefmt::{elapsed_ticks, format_duration, format_system_time, iso_sys
 use serde_json::{json, Value};
 use shared_abi::control::{LoaderStatus, OpKind, SlotState, SlotStatus, SLOT_NONE};
 use shared_abi::payload::PayloadPhase;
-use shared_abi::NtStatus;
+use shared_abi::{NtStatus, Slot};
 use std::fmt::Write as _;
 
 /// `A`, `B`, `none`, or `#7` for an index the tool does not know.
 #[must_use]
 pub fn slot_label(slot: u32) -> String {
-    match slot {
-        0 => "A".to_owned(),
-        1 => "B".to_owned(),
-        SLOT_NONE => "none".to_owned(),
-        n => format!("#{n}"),
+    match Slot::from_word(slot) {
+        Some(s) => s.letter().to_string(),
+        None if slot == SLOT_NONE => "none".to_owned(),
+        None => format!("#{slot}"),
     }
 }
 
@@ -29,8 +28,8 @@ pub fn utf16_text(name: &[u16]) -> String {
 
 /// `CounterFilter v2 (service CounterFilterB)`-style description of a slot.
 #[must_use]
-pub fn describe_slot(index: usize, slot: &SlotStatus) -> String {
-    let label = slot_label(u32::try_from(index).unwrap_or(SLOT_NONE));
+pub fn describe_slot(which: Slot, slot: &SlotStatus) -> String {
+    let label = which.letter();
     let service = utf16_text(&slot.service);
     let name = utf16_text(&slot.name);
     // Payload names may already carry their version ("CounterFilter v2").
@@ -319,7 +318,7 @@ mod tests {
         let text = status_table(&st);
         assert!(text.contains("\nA     CounterFilterA  -              -        empty   -\n"), "{text}");
         assert!(text.contains("\nSlot B: active\n"), "{text}");
-        assert_eq!(describe_slot(0, &st.slots[0]), "slot A (CounterFilterA)");
+        assert_eq!(describe_slot(Slot::A, &st.slots[0]), "slot A (CounterFilterA)");
     }
 
     #[test]
@@ -370,16 +369,16 @@ mod tests {
     #[test]
     fn slot_descriptions() {
         let st = fixtures::after_failed_upgrade();
-        assert_eq!(describe_slot(0, &st.slots[0]), "slot A (CounterFilterA: CounterFilter v1)");
-        assert_eq!(describe_slot(1, &st.slots[1]), "slot B (CounterFilterB)");
+        assert_eq!(describe_slot(Slot::A, &st.slots[0]), "slot A (CounterFilterA: CounterFilter v1)");
+        assert_eq!(describe_slot(Slot::B, &st.slots[1]), "slot B (CounterFilterB)");
         assert_eq!(slot_label(7), "#7");
         assert_eq!(error_context(OpKind::UPGRADE.0, 1), "during upgrade of slot B");
         assert_eq!(error_context(OpKind::CONTROL.0, SLOT_NONE), "in a control request");
         assert_eq!(error_context(OpKind::STOP.0, SLOT_NONE), "during stop");
         let mut named = st.slots[0];
         named.name = shared_abi::payload::utf16_name("CounterFilter v1");
-        assert_eq!(describe_slot(0, &named), "slot A (CounterFilterA: CounterFilter v1)");
+        assert_eq!(describe_slot(Slot::A, &named), "slot A (CounterFilterA: CounterFilter v1)");
         named.service = [0; 32];
-        assert_eq!(describe_slot(0, &named), "slot A (CounterFilter v1)");
+        assert_eq!(describe_slot(Slot::A, &named), "slot A (CounterFilter v1)");
     }
 }

@@ -1,20 +1,20 @@
 //! Bytes on the control device. The encoders and decoders are
-//! `loader_protocol::control`'s, the same code the loader runs; this module
+//! `loader_parsers::control`'s, the same code the loader runs; this module
 //! builds requests and is the tool's one door to them.
 
-use shared_abi::control::{ControlRequest, SLOT_NONE};
-use shared_abi::{ABI_MAJOR, ABI_MINOR};
+use shared_abi::control::ControlRequest;
+use shared_abi::{Slot, ABI_MAJOR, ABI_MINOR};
 
-pub use loader_protocol::control::{decode_reply, decode_status, encode_request, REPLY_LEN, STATUS_LEN};
+pub use loader_parsers::control::{decode_reply, decode_status, encode_request, REPLY_LEN, STATUS_LEN};
 
-/// A request for `slot` (or [`SLOT_NONE`]) from this tool's ABI version.
+/// A request for `slot` (or none: the loader chooses) from this tool's ABI version.
 #[must_use]
-pub fn request(slot: Option<u32>) -> ControlRequest {
+pub fn request(slot: Option<Slot>) -> ControlRequest {
     ControlRequest {
         size: 16, // size_of::<ControlRequest>(), asserted in shared_abi
         abi_major: ABI_MAJOR,
         abi_minor: ABI_MINOR,
-        slot: slot.unwrap_or(SLOT_NONE),
+        slot: Slot::word_of(slot),
         flags: 0,
     }
 }
@@ -25,12 +25,12 @@ mod tests {
 
     #[test]
     fn request_carries_abi_and_slot() {
-        let bytes = encode_request(&request(Some(1)));
+        let bytes = encode_request(&request(Some(Slot::B)));
         assert_eq!(&bytes[0..4], &16u32.to_le_bytes());
         assert_eq!(&bytes[4..6], &ABI_MAJOR.to_le_bytes());
         assert_eq!(&bytes[8..12], &1u32.to_le_bytes());
         let bytes = encode_request(&request(None));
-        assert_eq!(&bytes[8..12], &SLOT_NONE.to_le_bytes());
+        assert_eq!(&bytes[8..12], &shared_abi::control::SLOT_NONE.to_le_bytes());
     }
 
     #[test]

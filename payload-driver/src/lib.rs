@@ -16,18 +16,26 @@
 //! The serialization itself is `loader_protocol::payload`, the model-checked
 //! code; this crate only plugs kernel calls into it.
 #![no_std]
+// The only `unsafe` of this crate is in its export macros, which turn the
+// raw pointers the kernel and the loader pass into checked views.
+#![deny(unsafe_code)]
 
 mod entry;
-mod filter;
+mod globals;
+mod platform;
 
-pub use entry::{driver_entry, driver_unload, register_entry, shutdown_entry, teardown_entry, PAYLOAD_POOL};
-pub use filter::{log, publish};
+pub use entry::{driver_entry, driver_unload, filter_unload_callback, register_entry, shutdown_entry, teardown_entry};
 pub use kernel_sys as sys;
+pub use platform::{log, publish};
 pub use shared_abi;
 
 use kernel_sys::flt::{FLT_REGISTRATION, FLT_REGISTRATION_VERSION_0202};
+use kernel_sys::wrap::pool::PoolCounter;
 use shared_abi::payload::{PayloadDescriptor, PayloadReport, PAYLOAD_MAGIC};
-use shared_abi::NtStatus;
+use shared_abi::{NtStatus, POOL_TAG_PAYLOAD};
+
+/// Every allocation the payload makes, counted under its tag.
+pub static PAYLOAD_POOL: PoolCounter = PoolCounter::new(POOL_TAG_PAYLOAD);
 
 /// A minifilter plugged into the wrapper. Lives in a `static`.
 pub struct Minifilter {
@@ -46,10 +54,6 @@ pub struct Minifilter {
     pub shutdown: fn(),
 }
 
-// SAFETY: the registration holds pointers to 'static callback tables and
-// functions of this image; nothing in it is mutated after construction.
-unsafe impl Sync for Minifilter {}
-
 /// The descriptor a payload exports under `LoaderPayloadDescriptor`.
 #[must_use]
 pub const fn descriptor(name: &str, payload_version: u32) -> PayloadDescriptor {
@@ -62,8 +66,8 @@ pub const fn descriptor(name: &str, payload_version: u32) -> PayloadDescriptor {
         min_services_size: core::mem::size_of::<shared_abi::payload::LoaderServices>() as u32,
         flags: 0,
         name: shared_abi::payload::utf16_name(name),
-        teardown: Some(entry::teardown_entry),
-        shutdown: Some(entry::shutdown_entry),
+        teardown: Some(entry::teardown_entry as unsafe extern "system" fn() -> i32),
+        shutdown: Some(entry::shutdown_entry as unsafe extern "system" fn()),
     }
 }
 
@@ -73,7 +77,7 @@ pub const fn descriptor(name: &str, payload_version: u32) -> PayloadDescriptor {
 pub const fn wrap_registration(mut r: FLT_REGISTRATION) -> FLT_REGISTRATION {
     r.Size = core::mem::size_of::<FLT_REGISTRATION>() as u16;
     r.Version = FLT_REGISTRATION_VERSION_0202;
-    r.FilterUnloadCallback = Some(entry::filter_unload_callback);
+    r.FilterUnloadCallback = Some(entry::filter_unload_callback as unsafe extern "system" fn(u32) -> i32);
     r
 }
 
@@ -83,13 +87,19 @@ macro_rules! export_driver_entry {
     ($filter:path) => {
         /// Called by the I/O manager when the loader's `ZwLoadDriver` loads
         /// this image, on the loading thread, at `PASSIVE_LEVEL`.
+        ///
+        /// # Safety
+        /// Called only by the I/O manager, with its driver object.
         #[no_mangle]
         pub unsafe extern "system" fn DriverEntry(
             driver: *mut $crate::sys::DRIVER_OBJECT,
             registry_path: *const $crate::sys::UNICODE_STRING,
         ) -> i32 {
-            // SAFETY: the I/O manager passes a valid driver object.
-            unsafe { $crate::driver_entry(&$filter, driver, registry_path) }
+            // SAFETY: the two arguments the I/O manager passed to DriverEntry.
+            match unsafe { $crate::sys::wrap::driver::enter(driver, registry_path) } {
+                Ok((driver, _)) => $crate::driver_entry(&$filter, driver),
+                Err(status) => status.0,
+            }
         }
     };
 }
@@ -98,13 +108,21 @@ macro_rules! export_driver_entry {
 #[macro_export]
 macro_rules! export_register_entry {
     () => {
-        /// Called by the loader after `ZwLoadDriver` returned, at `PASSIVE_LEVEL`.
+        /// Called by the loader after `ZwLoadDriver` returned, on a thread of
+        /// the loader in the System process, at `PASSIVE_LEVEL`.
+        ///
+        /// # Safety
+        /// Called only by the loader, with its services table.
         #[no_mangle]
         pub unsafe extern "system" fn LoaderPayloadRegister(
             services: *const $crate::shared_abi::payload::LoaderServices,
         ) -> i32 {
-            // SAFETY: the loader passes its services table, valid while this image is loaded.
-            unsafe { $crate::register_entry(services) }
+            // SAFETY: the loader passes its services table, valid while this
+            // image is loaded; `from_raw` checks its size and ABI.
+            match unsafe { $crate::sys::wrap::services::Services::from_raw(services) } {
+                Ok(services) => $crate::register_entry(services),
+                Err(status) => status.0,
+            }
         }
     };
 }

@@ -202,8 +202,9 @@ impl<P: LoaderPlatform> Loader<P> {
         }
     }
 
-    /// `IOCTL_LOADER_UPGRADE`: loads and registers `target` (the inactive
-    /// slot if `None`), makes it active, retires the old one (bounded), then
+    /// `IOCTL_LOADER_UPGRADE`: loads and registers `target` (if `None`, the
+    /// slot other than the active one, or than the one active last), makes
+    /// it active, retires the old one (bounded), then
     /// persists the choice. Any failure before the switch leaves the old
     /// payload active and records the error.
     pub fn upgrade(&self, target: Option<Slot>) -> OpOutcome {
@@ -223,8 +224,10 @@ impl<P: LoaderPlatform> Loader<P> {
     }
 
     fn switch_to(&self, target: Option<Slot>, op: OpKind) -> OpOutcome {
-        let old = self.with_state(|s| s.active);
-        let new = target.unwrap_or_else(|| old.map_or(Slot::A, Slot::other));
+        let (old, previous) = self.with_state(|s| (s.active, s.previous));
+        // The slot other than the active one; with none active (unloaded,
+        // or stopped from outside), other than the one active last.
+        let new = target.unwrap_or_else(|| old.or(previous).map_or(Slot::A, Slot::other));
         if Some(new) == old {
             return self.outcome(self.fail(NtStatus::INVALID_PARAMETER, op, Some(new)), 0);
         }
@@ -365,16 +368,18 @@ impl<P: LoaderPlatform> Loader<P> {
     pub fn on_report(&self, slot: Slot, report: &PayloadReport) {
         let now = self.platform.now();
         let phase = PayloadPhase(report.phase);
-        let tearing_down = phase == PayloadPhase::TEARING_DOWN || phase == PayloadPhase::TORN_DOWN;
+        let torn_down = phase == PayloadPhase::TORN_DOWN;
+        let tearing_down = torn_down || phase == PayloadPhase::TEARING_DOWN;
         #[cfg(feature = "mutations")]
         let tearing_down = tearing_down && self.platform.mutation() != Mutation::IgnoreForeignTeardown;
-        let foreign = self.with_state(|s| {
+        let (foreign, reap) = self.with_state(|s| {
             let r = &mut s.slots[slot];
             r.report = *report;
             r.report_time = now;
             if !tearing_down {
-                return false;
+                return (false, false);
             }
+            r.torn_down_reported |= torn_down;
             match r.state {
                 SlotState::ACTIVE => {
                     r.may_call_teardown = false;
@@ -384,8 +389,12 @@ impl<P: LoaderPlatform> Loader<P> {
                         s.active = None;
                         s.previous = Some(slot);
                     }
-                    s.reap_pending = true;
-                    true
+                    s.reap_pending |= torn_down;
+                    (true, torn_down)
+                }
+                SlotState::STOPPED => {
+                    s.reap_pending |= torn_down;
+                    (false, torn_down)
                 }
                 SlotState::LOADING | SlotState::REGISTERING => {
                     // Only a foreign unload tears a registering payload down
@@ -394,13 +403,15 @@ impl<P: LoaderPlatform> Loader<P> {
                     // driver unload to whoever started it.
                     r.teardown_reported = true;
                     r.unloaded_by_foreign = true;
-                    false
+                    (false, false)
                 }
-                _ => false,
+                _ => (false, false),
             }
         });
         if foreign {
             self.platform.log(LogLevel::WARN, format_args!("slot {slot}: payload torn down from outside the loader"));
+        }
+        if reap {
             self.platform.request_reap();
         }
     }
@@ -416,7 +427,9 @@ impl<P: LoaderPlatform> Loader<P> {
         for slot in Slot::ALL {
             let reap = self.with_state(|s| {
                 let r = &s.slots[slot];
-                r.state == SlotState::STOPPED && r.image.is_some() && !r.worker_running
+                // Not before its teardown finished: until then it may still
+                // call the loader, and the loader holds it mapped.
+                r.state == SlotState::STOPPED && r.image.is_some() && !r.worker_running && r.torn_down_reported
             });
             if reap {
                 if let Err(status) = self.retire(slot, OpKind::EXTERNAL) {

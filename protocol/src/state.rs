@@ -27,6 +27,9 @@ pub struct SlotRecord<I> {
     pub(crate) unloaded_by_foreign: bool,
     /// The payload reported a teardown before the loader made it active.
     pub(crate) teardown_reported: bool,
+    /// The payload reported its teardown finished: it calls the loader no
+    /// more (only that report's own return is still on its way).
+    pub(crate) torn_down_reported: bool,
     /// Negative control `ReleaseImageEarly` already dropped the reference.
     pub(crate) released_early: bool,
     /// A retire worker owns this slot until it sets "retired".
@@ -51,6 +54,7 @@ impl<I: Copy> SlotRecord<I> {
             may_call_teardown: false,
             unloaded_by_foreign: false,
             teardown_reported: false,
+            torn_down_reported: false,
             released_early: false,
             worker_running: false,
             handed_to_stop: false,

@@ -89,6 +89,7 @@ pub fn foreign_unload_driver(w: &Arc<World>, slot: Slot) -> NtStatus {
 }
 
 fn unload_driver_from(w: &Arc<World>, slot: Slot, foreign: bool) -> NtStatus {
+    w.trace(|| format!("{:?}: NtUnloadDriver {slot} (foreign: {foreign})", crate::sync::thread::current().id()));
     let (id, routine) = {
         let mut k = w.kernel();
         let Some(id) = World::named_object(&k, slot) else {

@@ -17,6 +17,10 @@ use shared_abi::control::SlotState;
 use shared_abi::payload::{PayloadPhase, PayloadReport};
 use shared_abi::{NtStatus, Slot};
 
+fn thread_name() -> String {
+    format!("{:?}", thread::current().id())
+}
+
 /// The loader driver, in the model.
 #[derive(Clone)]
 pub struct ModelLoader(pub Arc<World>);
@@ -51,8 +55,21 @@ impl LoaderPlatform for ModelLoader {
         in_critical_section(|| {
             let mut s = lock(&self.0.loader_state);
             let before = [s.slot_state(Slot::A), s.slot_state(Slot::B)];
+            let before_active = s.active();
             let r = f(&mut s);
             self.check_switches(before, &s);
+            let after = [s.slot_state(Slot::A), s.slot_state(Slot::B)];
+            if after != before || s.active() != before_active {
+                self.0.trace(|| {
+                    format!(
+                        "{:?}: state A {} B {}, active {:?}",
+                        thread_name(),
+                        after[0].name(),
+                        after[1].name(),
+                        s.active()
+                    )
+                });
+            }
             r
         })
     }
@@ -96,9 +113,18 @@ impl LoaderPlatform for ModelLoader {
             _ => false,
         };
         self.0.wait_until("loader event wait", move |k| set(k) || draining(k));
-        set(&self.0.kernel())
+        let seen = set(&self.0.kernel());
+        if seen && event == LoaderEvent::Idle {
+            // The loader's stop and shutdown look at `busy` again after this
+            // wait: an operation that just claimed `busy` resets Idle a step
+            // later. Let it run first (loom would otherwise count every turn
+            // of that short spin as a new branch).
+            thread::yield_now();
+        }
+        seen
     }
     fn load_driver(&self, slot: Slot) -> Result<(), NtStatus> {
+        self.0.trace(|| format!("{:?}: ZwLoadDriver {slot}", thread_name()));
         iomgr::load_driver(&self.0, slot)
     }
     fn reference_image(&self, slot: Slot) -> Result<ImageId, NtStatus> {
@@ -147,9 +173,11 @@ impl LoaderPlatform for ModelLoader {
         self.0.leave(image);
     }
     fn unload_driver(&self, slot: Slot) -> NtStatus {
+        self.0.trace(|| format!("{:?}: ZwUnloadDriver {slot}", thread_name()));
         iomgr::unload_driver(&self.0, slot)
     }
     fn release_image(&self, image: ImageId) {
+        self.0.trace(|| format!("{:?}: release image {image}", thread_name()));
         self.0.drop_ref(image, "loader's image reference");
     }
     fn start_retire_worker(&self, slot: Slot) -> Result<(), NtStatus> {
@@ -286,6 +314,7 @@ impl PayloadPlatform for ModelPayload<'_> {
         self.world.wait_until("wait_teardown_done", |k| k.objects[id].teardown_done);
     }
     fn report_phase(&self, s: SettleRef, phase: PayloadPhase) {
+        self.world.trace(|| format!("{:?}: image {} reports {}", thread_name(), self.id, phase.name()));
         // The loader's `report` service.
         self.check_loader_mapped("report after the loader unloaded");
         let report = PayloadReport { phase: phase.0, ..PayloadReport::default() };

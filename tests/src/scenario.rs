@@ -115,6 +115,7 @@ fn adversary(w: &Arc<World>, who: Adversary) -> thread::JoinHandle<()> {
 /// loader may run after that.
 fn stop_loader(w: &World, loader: &Loader<ModelLoader>) {
     loader.stop();
+    w.trace(|| "the loader's unload returned: its image goes".to_owned());
     let mut k = w.kernel();
     k.loader_mapped = false;
     if k.loader_code_running > 0 {

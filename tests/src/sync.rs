@@ -19,7 +19,7 @@ pub use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 /// still varies: a replay reproduces the pressure, not the exact schedule.)
 #[cfg(not(loom))]
 pub mod thread {
-    pub use std::thread::JoinHandle;
+    pub use std::thread::{current, yield_now, JoinHandle};
 
     /// `std::thread::spawn`, seeding the new thread's random choices.
     pub fn spawn<F, T>(f: F) -> JoinHandle<T>

@@ -2,14 +2,27 @@
 //!
 //! It keeps one long-lived `wine cmd.exe` fed by an open pipe, so that
 //! `services.exe` and `winedevice.exe` (which hosts the real `.sys` images)
-//! stay up for the whole scenario. The drivers' `DbgPrint` output arrives on
-//! that process's stderr (channel `warn+debugstr`) and is kept in a log file.
-//! Services are created through the service manager (`sc create`) with the
-//! values `inf/*.inf` describes; `tests/inf.rs` checks the INFs carry them.
+//! stay up for the whole scenario. The drivers' `DbgPrintEx` output arrives
+//! on that process's stderr (channel `warn+debugstr`) and is kept in a log
+//! file.
+//!
+//! Rules that keep the harness from hanging or leaking:
+//! - no Wine child ever writes to a pipe the harness reads: every command's
+//!   stdout and stderr go to files (a `services.exe` started by a
+//!   short-lived `wine sc ...` inherits that command's output, and a pipe
+//!   would then never see end-of-file);
+//! - every Wine command runs in its own process group with a time bound,
+//!   and the whole group is killed when the bound expires;
+//! - the session's processes are found by this prefix (`WINEPREFIX` in
+//!   their environment), never by name across the machine, and the session
+//!   ends with none of them left (`wineserver -k`, then a kill of anything
+//!   of the prefix that survived, checked).
 use std::io::Write;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 /// The loader's service name (as in `inf/loader.inf`).
 pub use loader_parsers::config::LOADER_SERVICE;
@@ -20,6 +33,11 @@ pub const SLOT_IMAGES: [&str; 2] = ["payload_a.sys", "payload_b.sys"];
 /// Per-slot altitudes (distinct, so both slots can be registered during an upgrade).
 pub const SLOT_ALTITUDES: [&str; 2] = ["370030", "370031"];
 
+/// The bound on one ordinary Wine command (`sc`, `reg`, `loaderctl status`).
+pub const COMMAND_BOUND: Duration = Duration::from_secs(60);
+/// The bound on the session coming up.
+pub const START_BOUND: Duration = Duration::from_secs(120);
+
 /// A running Wine session with the project's package installed.
 pub struct WineSession {
     prefix: PathBuf,
@@ -27,9 +45,10 @@ pub struct WineSession {
     test_payloads: PathBuf,
     keeper: Option<Child>,
     log_path: PathBuf,
+    scratch: PathBuf,
 }
 
-/// What `loaderctl` printed and how it exited.
+/// What a command printed and how it exited.
 #[derive(Debug)]
 pub struct CtlResult {
     pub code: i32,
@@ -50,6 +69,30 @@ fn workspace_root() -> PathBuf {
     here.parent().map_or(here.clone(), Path::to_path_buf)
 }
 
+static COMMANDS: AtomicU64 = AtomicU64::new(0);
+
+/// Waits for `child` at most `bound`; on expiry kills its process group.
+/// `None` if it had to be killed.
+fn wait_bounded(child: &mut Child, bound: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + bound;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => {
+                kill_group(child.id());
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    }
+}
+
+fn kill_group(pid: u32) {
+    let _ = Command::new("kill").args(["-9", "--", &format!("-{pid}")]).stderr(Stdio::null()).status();
+}
+
 impl WineSession {
     /// Starts a session on the project's prefix (`target/wine/prefix`, made
     /// by `cargo xtask setup`) with the package from `target/package`.
@@ -67,11 +110,19 @@ impl WineSession {
             }
         }
         let log_path = root.join("target/wine/session.log");
-        let mut s = WineSession { prefix, package, test_payloads, keeper: None, log_path };
-        s.kill_server();
+        let scratch = root.join("target/wine/out");
+        std::fs::create_dir_all(&scratch).map_err(|e| format!("cannot create {}: {e}", scratch.display()))?;
+        let mut s = WineSession { prefix, package, test_payloads, keeper: None, log_path, scratch };
+        s.end_all();
         s.copy_drivers()?;
         s.spawn_keeper()?;
         Ok(s)
+    }
+
+    /// The prefix this session runs in.
+    #[must_use]
+    pub fn prefix(&self) -> &Path {
+        &self.prefix
     }
 
     /// Pulls the plug: ends every Wine process at once, with no unload of
@@ -80,15 +131,13 @@ impl WineSession {
         // SIGKILL the processes hosting the drivers first: `wineserver -k9`
         // alone lets them run on for a moment (aborted waits return, and a
         // retirement in flight could still write the registry).
-        for pid in Self::pids_of("winedevice.exe").into_iter().chain(Self::pids_of("services.exe")) {
-            let _ = Command::new("kill").args(["-9", &pid.to_string()]).output();
+        for pid in self.pids_of("winedevice.exe").into_iter().chain(self.pids_of("services.exe")) {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
         }
-        if let Some(mut k) = self.keeper.take() {
-            let _ = k.kill();
-            let _ = k.wait();
-        }
-        let _ = self.base_cmd("wineserver").arg("-k9").output();
-        let _ = self.base_cmd("wineserver").arg("-w").output();
+        self.end_keeper();
+        self.server(&["-k9"]);
+        self.server(&["-w"]);
+        self.reap_leftovers();
     }
 
     /// Boots again after a power loss: the registry is what was on disk.
@@ -99,11 +148,7 @@ impl WineSession {
 
     /// An orderly shutdown and boot: Wine writes the registry to disk.
     pub fn clean_reboot(&mut self) -> Result<(), String> {
-        if let Some(mut k) = self.keeper.take() {
-            let _ = k.kill();
-            let _ = k.wait();
-        }
-        self.kill_server();
+        self.end_all();
         self.spawn_keeper()
     }
 
@@ -116,13 +161,51 @@ impl WineSession {
         c.env("WINEPREFIX", &self.prefix)
             .env("WINEDLLOVERRIDES", "mscoree,mshtml=")
             .env("WINEDEBUG", "-all")
-            .stdin(Stdio::null());
+            .stdin(Stdio::null())
+            .process_group(0);
         c
     }
 
-    fn kill_server(&self) {
-        let _ = self.base_cmd("wineserver").arg("-k").output();
-        let _ = self.base_cmd("wineserver").arg("-w").output();
+    /// `wineserver <args>`, bounded.
+    fn server(&self, args: &[&str]) {
+        let mut c = self.base_cmd("wineserver");
+        c.args(args).stdout(Stdio::null()).stderr(Stdio::null());
+        if let Ok(mut child) = c.spawn() {
+            let _ = wait_bounded(&mut child, Duration::from_secs(30));
+        }
+    }
+
+    fn end_keeper(&mut self) {
+        if let Some(mut k) = self.keeper.take() {
+            if let Some(mut stdin) = k.stdin.take() {
+                let _ = stdin.write_all(b"exit\r\n");
+            }
+            let _ = k.kill();
+            let _ = k.wait();
+        }
+    }
+
+    /// Ends the session's every process: the keeper, the server and what it
+    /// started; anything of the prefix still alive afterwards is killed.
+    fn end_all(&mut self) {
+        self.end_keeper();
+        self.server(&["-k"]);
+        self.server(&["-w"]);
+        self.reap_leftovers();
+    }
+
+    /// Kills every process whose environment names this prefix.
+    fn reap_leftovers(&self) {
+        for _ in 0..3 {
+            let pids = self.prefix_pids();
+            if pids.is_empty() {
+                return;
+            }
+            for pid in pids {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).stderr(Stdio::null()).status();
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     fn copy_drivers(&self) -> Result<(), String> {
@@ -137,65 +220,98 @@ impl WineSession {
 
     fn spawn_keeper(&mut self) -> Result<(), String> {
         let log = std::fs::File::create(&self.log_path).map_err(|e| format!("cannot create log: {e}"))?;
+        let out_path = self.scratch.join("keeper.out");
+        let out = std::fs::File::create(&out_path).map_err(|e| format!("cannot create {}: {e}", out_path.display()))?;
         let mut child = self
             .base_cmd("wine")
             .arg("cmd.exe")
             .env("WINEDEBUG", "-all,warn+debugstr")
             .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
+            .stdout(Stdio::from(out))
             .stderr(Stdio::from(log))
             .spawn()
             .map_err(|e| format!("cannot start wine: {e}"))?;
         // The keeper must be the process that starts wineserver and
         // services.exe, so the drivers' debug output lands in our log: wait
         // until its cmd.exe answers before running anything else.
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        if let Some(out) = child.stdout.take() {
-            std::thread::spawn(move || {
-                use std::io::BufRead;
-                for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
-                    if line.contains("SERIAL-LOADER-READY") {
-                        let _ = ready_tx.send(());
-                    }
-                }
-            });
-        }
         if let Some(stdin) = child.stdin.as_mut() {
             stdin.write_all(b"echo SERIAL-LOADER-READY\r\n").map_err(|e| e.to_string())?;
             stdin.flush().map_err(|e| e.to_string())?;
         }
         self.keeper = Some(child);
-        ready_rx
-            .recv_timeout(Duration::from_secs(60))
-            .map_err(|_| "the Wine session did not come up within 60 s".to_owned())?;
-        Ok(())
+        let deadline = Instant::now() + START_BOUND;
+        while Instant::now() < deadline {
+            if std::fs::read_to_string(&out_path).unwrap_or_default().contains("SERIAL-LOADER-READY") {
+                return Ok(());
+            }
+            if let Some(k) = self.keeper.as_mut() {
+                if let Ok(Some(status)) = k.try_wait() {
+                    return Err(format!("the Wine session ended at start ({status}); see {}", self.log_path.display()));
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(format!("the Wine session did not come up within {} s", START_BOUND.as_secs()))
     }
 
-    /// Runs `wine <args>` in this session.
-    pub fn wine(&self, args: &[&str]) -> Output {
-        self.base_cmd("wine").args(args).output().unwrap_or_else(|e| Output {
-            status: std::process::ExitStatus::default(),
-            stdout: Vec::new(),
-            stderr: e.to_string().into_bytes(),
-        })
+    /// Runs `wine <args>` in this session, output to files, at most `bound`.
+    pub fn wine_bounded(&self, args: &[&str], bound: Duration) -> CtlResult {
+        let n = COMMANDS.fetch_add(1, Ordering::Relaxed);
+        let (out_path, err_path) = (self.scratch.join(format!("cmd{n}.out")), self.scratch.join(format!("cmd{n}.err")));
+        let files = std::fs::File::create(&out_path).and_then(|o| std::fs::File::create(&err_path).map(|e| (o, e)));
+        let (out, err) = match files {
+            Ok(f) => f,
+            Err(e) => return CtlResult { code: -1, stdout: String::new(), stderr: e.to_string() },
+        };
+        let mut c = self.base_cmd("wine");
+        c.args(args).stdout(Stdio::from(out)).stderr(Stdio::from(err));
+        let status = match c.spawn() {
+            Ok(mut child) => wait_bounded(&mut child, bound),
+            Err(e) => return CtlResult { code: -1, stdout: String::new(), stderr: e.to_string() },
+        };
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default().replace('\r', "");
+        let (stdout, mut stderr) = (read(&out_path), read(&err_path));
+        let _ = std::fs::remove_file(&out_path);
+        let _ = std::fs::remove_file(&err_path);
+        let code = match status {
+            Some(s) => s.code().unwrap_or(-1),
+            None => {
+                stderr.push_str(&format!(
+                    "\n(killed: `wine {}` ran longer than {} s)\n",
+                    args.join(" "),
+                    bound.as_secs()
+                ));
+                -2
+            }
+        };
+        CtlResult { code, stdout, stderr }
+    }
+
+    /// Runs `wine <args>` with the ordinary bound.
+    pub fn wine(&self, args: &[&str]) -> CtlResult {
+        self.wine_bounded(args, COMMAND_BOUND)
+    }
+
+    fn loaderctl_args<'a>(&self, exe: &'a str, args: &[&'a str]) -> Vec<&'a str> {
+        let mut all = vec![exe];
+        all.extend_from_slice(args);
+        all
     }
 
     /// Runs `loaderctl.exe <args>` from the package.
     pub fn loaderctl(&self, args: &[&str]) -> CtlResult {
-        let exe = self.package.join("loaderctl.exe");
-        let exe = exe.to_string_lossy().into_owned();
-        let mut all = vec![exe.as_str()];
-        all.extend_from_slice(args);
-        let out = self.wine(&all);
-        CtlResult {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).replace('\r', ""),
-            stderr: String::from_utf8_lossy(&out.stderr).replace('\r', ""),
-        }
+        self.loaderctl_bounded(args, COMMAND_BOUND)
+    }
+
+    /// Runs `loaderctl.exe <args>` with a bound of its own (long cycles).
+    pub fn loaderctl_bounded(&self, args: &[&str], bound: Duration) -> CtlResult {
+        let exe = self.package.join("loaderctl.exe").to_string_lossy().into_owned();
+        self.wine_bounded(&self.loaderctl_args(&exe, args), bound)
     }
 
     /// Starts `loaderctl.exe <args>` without waiting for it (its output is
-    /// discarded), for scenarios that act while a request is in flight.
+    /// discarded), for scenarios that act while a request is in flight. The
+    /// caller ends it (`kill` / `wait`); the session's end reaps it anyway.
     pub fn spawn_loaderctl(&self, args: &[&str]) -> std::io::Result<Child> {
         self.base_cmd("wine")
             .arg(self.package.join("loaderctl.exe"))
@@ -209,17 +325,16 @@ impl WineSession {
     pub fn sc(&self, args: &[&str]) -> (bool, String) {
         let mut all = vec!["sc"];
         all.extend_from_slice(args);
-        let out = self.wine(&all);
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        (out.status.success(), text.replace('\r', ""))
+        let r = self.wine(&all);
+        (r.code == 0, r.all())
     }
 
     fn reg_add(&self, key: &str, name: &str, kind: &str, data: &str) -> Result<(), String> {
-        let out = self.wine(&["reg", "add", key, "/v", name, "/t", kind, "/d", data, "/f"]);
-        if out.status.success() {
+        let r = self.wine(&["reg", "add", key, "/v", name, "/t", kind, "/d", data, "/f"]);
+        if r.code == 0 {
             Ok(())
         } else {
-            Err(format!("reg add {key} {name} failed: {}", String::from_utf8_lossy(&out.stderr)))
+            Err(format!("reg add {key} {name} failed: {}", r.all()))
         }
     }
 
@@ -290,12 +405,52 @@ impl WineSession {
         std::fs::copy(&from, &to).map(|_| ()).map_err(|e| format!("cannot install {image}: {e}"))
     }
 
+    /// Puts `bytes` in `slot`'s image path (a file that may not be an image).
+    pub fn set_slot_bytes(&self, slot: usize, bytes: &[u8]) -> Result<(), String> {
+        let to = self.drivers_dir().join(SLOT_IMAGES.get(slot).ok_or("bad slot")?);
+        std::fs::write(&to, bytes).map_err(|e| format!("cannot write {}: {e}", to.display()))
+    }
+
+    /// The state `sc query <service>` shows (`RUNNING`, `STOPPED`, ...).
+    #[must_use]
+    pub fn service_state(&self, service: &str) -> Option<String> {
+        let (_, out) = self.sc(&["query", service]);
+        let line = out.lines().find(|l| l.trim_start().starts_with("STATE"))?.to_owned();
+        line.split_whitespace().last().map(str::to_owned)
+    }
+
+    /// Waits (bounded) until `sc query <service>` shows `state`.
+    pub fn wait_service_state(&self, service: &str, state: &str, bound: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + bound;
+        loop {
+            let now = self.service_state(service);
+            if now.as_deref() == Some(state) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("{service} is {now:?}, not {state}, after {} s", bound.as_secs()));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Waits (bounded) until the drivers' log contains `needle`.
+    pub fn wait_log(&self, needle: &str, bound: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + bound;
+        while Instant::now() < deadline {
+            if self.log().contains(needle) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(format!("the drivers never logged {needle:?} within {} s", bound.as_secs()))
+    }
+
     /// Reads a DWORD from the loader's `Parameters`.
     pub fn parameter(&self, name: &str) -> Option<u32> {
         let key = format!("HKLM\\System\\CurrentControlSet\\Services\\{LOADER_SERVICE}\\Parameters");
-        let out = self.wine(&["reg", "query", &key, "/v", name]);
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let line = text.lines().find(|l| l.contains(name))?;
+        let r = self.wine(&["reg", "query", &key, "/v", name]);
+        let line = r.stdout.lines().find(|l| l.contains(name))?.to_owned();
         let hex = line.split_whitespace().last()?;
         u32::from_str_radix(hex.trim_start_matches("0x"), 16).ok()
     }
@@ -312,63 +467,101 @@ impl WineSession {
         &self.log_path
     }
 
-    /// Process ids whose command line names `image`.
-    fn pids_of(image: &str) -> Vec<u32> {
+    /// Whether `/proc/<pid>` is a process of this prefix.
+    fn of_prefix(&self, pid: u32) -> bool {
+        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else { return false };
+        let want = format!("WINEPREFIX={}", self.prefix.display());
+        env.split(|b| *b == 0).any(|kv| kv == want.as_bytes())
+    }
+
+    /// Every process of this prefix.
+    fn prefix_pids(&self) -> Vec<u32> {
         let Ok(rd) = std::fs::read_dir("/proc") else { return Vec::new() };
+        let me = std::process::id();
         rd.flatten()
-            .filter_map(|e| {
-                let pid: u32 = e.file_name().to_str()?.parse().ok()?;
-                let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
-                String::from_utf8_lossy(&cmdline).to_lowercase().contains(image).then_some(pid)
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|&pid| pid != me && self.of_prefix(pid))
+            .collect()
+    }
+
+    /// Processes of this prefix whose command line names `image`.
+    fn pids_of(&self, image: &str) -> Vec<u32> {
+        self.prefix_pids()
+            .into_iter()
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).to_lowercase().contains(image))
             })
             .collect()
     }
 
-    /// Resident and virtual memory (kB) and open handles of winedevice.exe
-    /// processes, from /proc (the soak's growth check).
+    /// The `winedevice.exe` of this session that hosts `loader.sys`.
     #[must_use]
-    pub fn device_process_usage(&self) -> Option<(u64, u64, u64)> {
-        let pids = Self::pids_of("winedevice.exe");
-        if pids.is_empty() {
-            return None;
-        }
-        let mut total = (0, 0, 0);
-        for pid in pids {
-            let proc_dir = PathBuf::from("/proc").join(pid.to_string());
-            let status = std::fs::read_to_string(proc_dir.join("status")).unwrap_or_default();
-            let field = |k: &str| {
-                status
-                    .lines()
-                    .find(|l| l.starts_with(k))
-                    .and_then(|l| l.split_whitespace().nth(1))
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(0)
-            };
-            let fds = std::fs::read_dir(proc_dir.join("fd")).map(|d| d.count() as u64).unwrap_or(0);
-            total = (total.0 + field("VmRSS:"), total.1 + field("VmSize:"), total.2 + fds);
-        }
-        Some(total)
+    pub fn loader_host(&self) -> Option<u32> {
+        self.pids_of("winedevice.exe")
+            .into_iter()
+            .find(|pid| std::fs::read_to_string(format!("/proc/{pid}/maps")).is_ok_and(|m| m.contains("loader.sys")))
     }
 
-    /// Ends the session (and with it every driver).
-    pub fn stop(mut self) {
-        self.shutdown();
+    /// Resident and virtual memory (kB), open handles (fds) and threads of
+    /// one process, from /proc.
+    #[must_use]
+    pub fn process_usage(pid: u32) -> Option<ProcessUsage> {
+        let dir = PathBuf::from("/proc").join(pid.to_string());
+        let status = std::fs::read_to_string(dir.join("status")).ok()?;
+        let field = |k: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(k))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let count = |sub: &str| std::fs::read_dir(dir.join(sub)).map(|d| d.count() as u64).unwrap_or(0);
+        Some(ProcessUsage {
+            rss_kb: field("VmRSS:"),
+            vm_kb: field("VmSize:"),
+            fds: count("fd"),
+            threads: count("task"),
+        })
     }
 
-    fn shutdown(&mut self) {
-        if let Some(mut k) = self.keeper.take() {
-            if let Some(mut stdin) = k.stdin.take() {
-                let _ = stdin.write_all(b"exit\r\n");
-            }
-            let _ = k.kill();
-            let _ = k.wait();
-        }
-        self.kill_server();
+    /// Every process of this prefix still running (for the no-leftover check).
+    #[must_use]
+    pub fn live_processes(&self) -> Vec<String> {
+        self.prefix_pids()
+            .into_iter()
+            .map(|pid| {
+                let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                format!("{pid} {}", String::from_utf8_lossy(&cmd).replace('\0', " ").trim())
+            })
+            .collect()
     }
+
+    /// Ends the session (and with it every driver); returns the processes of
+    /// the prefix that had to be killed after `wineserver -k` (empty when
+    /// the session ended cleanly).
+    pub fn stop(mut self) -> Vec<String> {
+        self.end_keeper();
+        self.server(&["-k"]);
+        self.server(&["-w"]);
+        let survivors = self.live_processes();
+        self.reap_leftovers();
+        survivors
+    }
+}
+
+/// One process's resources.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcessUsage {
+    pub rss_kb: u64,
+    pub vm_kb: u64,
+    pub fds: u64,
+    pub threads: u64,
 }
 
 impl Drop for WineSession {
     fn drop(&mut self) {
-        self.shutdown();
+        self.end_all();
     }
 }

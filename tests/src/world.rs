@@ -303,6 +303,9 @@ pub struct World {
     pub loader_state: Mutex<LoaderState<ImageId>>,
     /// Each image's payload globals, by [`ImageId`].
     pub payload_states: Mutex<Vec<PayloadState<SettleRef, FilterRef>>>,
+    /// What happened, in order, when `MODEL_TRACE` is set (printed with the
+    /// first violation of an execution, to replay a finding by reading).
+    pub trace_log: Mutex<Vec<String>>,
     /// The retire worker the loader last started for each slot.
     pub workers: Mutex<PerSlot<Option<crate::sync::thread::JoinHandle<()>>>>,
     /// The payload image's bytes (the parsers' fixture), good and with a bad
@@ -319,6 +322,10 @@ fn images() -> (Vec<u8>, Vec<u8>) {
     let at = fixture.descriptor_rva as usize + 4;
     bad[at..at + 4].copy_from_slice(b"NOPE");
     (good, bad)
+}
+
+fn tracing() -> bool {
+    std::env::var_os("MODEL_TRACE").is_some()
 }
 
 /// How long, in milliseconds, a std-build wait may last before it counts
@@ -351,6 +358,7 @@ impl World {
             loader_state: Mutex::new(LoaderState::new(UNLOAD_TIMEOUT_MS)),
             payload_states: Mutex::new(Vec::new()),
             workers: Mutex::new(PerSlot::new(None, None)),
+            trace_log: Mutex::new(Vec::new()),
             images: images(),
             clock: AtomicU64::new(1),
         })
@@ -368,7 +376,22 @@ impl World {
 
     /// Records a violation.
     pub fn violation(&self, k: &mut Kernel, v: Violation, what: &'static str) {
+        if k.violations.is_empty() && tracing() {
+            let trace = lock(&self.trace_log);
+            eprintln!("first violation: {v:?}: {what}; trace:");
+            for line in trace.iter() {
+                eprintln!("  {line}");
+            }
+        }
         k.violations.push((v, what));
+    }
+
+    /// Records a step of the execution (only when `MODEL_TRACE` is set).
+    pub fn trace(&self, what: impl FnOnce() -> String) {
+        if tracing() {
+            let line = what();
+            lock(&self.trace_log).push(line);
+        }
     }
 
     /// Changes kernel state and wakes every waiter.

@@ -1,81 +1,103 @@
-//! `KEVENT` in a static. Initialise once at `PASSIVE_LEVEL` before first use;
-//! never move it afterwards (its dispatcher header links to itself).
+//! A kernel event in a `static`, initialised on first use.
+//!
+//! A serialization primitive must not fail open: there is no way to use an
+//! [`Event`] before `KeInitializeEvent` ran on it. The first use initialises
+//! it (a compare-exchange elects one initialiser; others spin the few
+//! instructions it takes), and `KeInitializeEvent` is callable at any IRQL.
+//! The event never moves afterwards (its dispatcher header links to itself).
 use crate::imports::{KeClearEvent, KeInitializeEvent, KeSetEvent, KeWaitForSingleObject};
 use crate::types::{Executive, KernelMode, NotificationEvent, SynchronizationEvent, KEVENT};
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicU8, Ordering};
+
+const UNINIT: u8 = 0;
+const INITIALISING: u8 = 1;
+const READY: u8 = 2;
 
 /// A kernel event meant to live in a `static`.
 pub struct Event {
     raw: UnsafeCell<KEVENT>,
-    ready: AtomicBool,
+    state: AtomicU8,
+    notification: bool,
+    signaled: bool,
 }
 
 // SAFETY: a KEVENT is designed for concurrent use from any thread; all access
-// goes through the Ke* routines, which synchronise internally.
+// goes through the Ke* routines, which synchronise internally, and the
+// one-time initialisation is elected by `state`.
 unsafe impl Sync for Event {}
 
 impl Event {
-    /// An event that still needs [`Event::init`].
+    /// A notification event (stays signalled until cleared), initially
+    /// `signaled` or not.
     #[must_use]
-    pub const fn new() -> Self {
-        Event { raw: UnsafeCell::new(KEVENT { Header: [0; 3] }), ready: AtomicBool::new(false) }
+    pub const fn notification(signaled: bool) -> Self {
+        Event {
+            raw: UnsafeCell::new(KEVENT { Header: [0; 3] }),
+            state: AtomicU8::new(UNINIT),
+            notification: true,
+            signaled,
+        }
     }
 
-    /// Initialises the event in place. `PASSIVE_LEVEL`; call once, before any
-    /// other thread can see the event.
-    pub fn init(&'static self, notification: bool, signaled: bool) {
-        let kind = if notification { NotificationEvent } else { SynchronizationEvent };
-        // SAFETY: the event is 'static (never moves) and, per this method's
-        // contract, not yet used by any other thread.
-        unsafe { KeInitializeEvent(self.raw.get(), kind, u8::from(signaled)) };
-        self.ready.store(true, Ordering::Release);
+    /// A synchronization event (auto-clears when a wait is satisfied).
+    #[must_use]
+    pub const fn synchronization(signaled: bool) -> Self {
+        Event {
+            raw: UnsafeCell::new(KEVENT { Header: [0; 3] }),
+            state: AtomicU8::new(UNINIT),
+            notification: false,
+            signaled,
+        }
     }
 
-    fn ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
+    /// The initialised `KEVENT`. Any IRQL.
+    fn raw(&'static self) -> *mut KEVENT {
+        loop {
+            match self.state.compare_exchange(UNINIT, INITIALISING, Ordering::Acquire, Ordering::Acquire) {
+                Ok(_) => {
+                    let kind = if self.notification { NotificationEvent } else { SynchronizationEvent };
+                    // SAFETY: we won the election, so no other thread touches
+                    // the event until READY is published; it is 'static.
+                    unsafe { KeInitializeEvent(self.raw.get(), kind, u8::from(self.signaled)) };
+                    self.state.store(READY, Ordering::Release);
+                    return self.raw.get();
+                }
+                Err(READY) => return self.raw.get(),
+                Err(_) => core::hint::spin_loop(),
+            }
+        }
     }
 
     /// Signals the event. `<= DISPATCH_LEVEL`.
-    pub fn set(&self) {
-        if self.ready() {
-            // SAFETY: initialised (checked) and 'static by construction of `init`.
-            unsafe { KeSetEvent(self.raw.get(), 0, 0) };
-        }
+    pub fn set(&'static self) {
+        let raw = self.raw();
+        // SAFETY: an initialised, 'static event.
+        unsafe { KeSetEvent(raw, 0, 0) };
     }
 
     /// Clears the event. `<= DISPATCH_LEVEL`.
-    pub fn reset(&self) {
-        if self.ready() {
-            // SAFETY: as in `set`.
-            unsafe { KeClearEvent(self.raw.get()) };
-        }
+    pub fn reset(&'static self) {
+        let raw = self.raw();
+        // SAFETY: as in `set`.
+        unsafe { KeClearEvent(raw) };
     }
 
     /// Waits without a bound. `PASSIVE_LEVEL` only, no spin lock held.
-    pub fn wait(&self) {
-        if self.ready() {
-            // SAFETY: initialised; a NULL timeout means wait forever.
-            unsafe { KeWaitForSingleObject(self.raw.get().cast(), Executive, KernelMode, 0, core::ptr::null()) };
-        }
+    pub fn wait(&'static self) {
+        let raw = self.raw();
+        // SAFETY: initialised and 'static; a NULL timeout means wait forever.
+        unsafe { KeWaitForSingleObject(raw.cast(), Executive, KernelMode, 0, core::ptr::null()) };
     }
 
     /// Waits at most `ms` milliseconds; true if the event was signalled.
     /// `PASSIVE_LEVEL` only, no spin lock held.
-    pub fn wait_ms(&self, ms: u32) -> bool {
-        if !self.ready() {
-            return false;
-        }
+    pub fn wait_ms(&'static self, ms: u32) -> bool {
+        let raw = self.raw();
         // Negative: relative time in 100 ns units.
         let timeout: i64 = -(i64::from(ms) * 10_000);
-        // SAFETY: initialised; `timeout` outlives the call.
-        let status = unsafe { KeWaitForSingleObject(self.raw.get().cast(), Executive, KernelMode, 0, &timeout) };
+        // SAFETY: initialised and 'static; `timeout` outlives the call.
+        let status = unsafe { KeWaitForSingleObject(raw.cast(), Executive, KernelMode, 0, &timeout) };
         status == 0
-    }
-}
-
-impl Default for Event {
-    fn default() -> Self {
-        Self::new()
     }
 }

@@ -1,6 +1,7 @@
-//! System threads. `PASSIVE_LEVEL`.
+//! System threads of the driver's own: created in the System process with a
+//! kernel handle, whatever thread asks for them. `PASSIVE_LEVEL`.
 use crate::imports::{PsCreateSystemThread, PsTerminateSystemThread, ZwClose, ZwWaitForSingleObject};
-use crate::types::{HANDLE, THREAD_ALL_ACCESS};
+use crate::types::{HANDLE, OBJECT_ATTRIBUTES, OBJ_KERNEL_HANDLE, THREAD_ALL_ACCESS};
 use core::ffi::c_void;
 
 /// A system thread's handle; closing it does not stop the thread.
@@ -8,24 +9,38 @@ pub struct SystemThread {
     handle: HANDLE,
 }
 
-// SAFETY: a kernel handle (OBJ_KERNEL_HANDLE semantics for system threads) is
-// usable from any thread.
+// SAFETY: an OBJ_KERNEL_HANDLE is valid in every process context, so the
+// handle may be waited on and closed from any thread.
 unsafe impl Send for SystemThread {}
 
-/// Starts `start(context)` on a new system thread.
-pub fn spawn(start: unsafe extern "system" fn(*mut c_void), context: usize) -> Result<SystemThread, i32> {
+/// Starts `start(context)` on a new system thread in the System process.
+///
+/// `OBJ_KERNEL_HANDLE` puts the handle in the kernel's table rather than in
+/// the table of whatever process the caller runs in (an IOCTL's caller, for
+/// one): the documentation requires it outside the System process, and a
+/// handle in a user process's table dies with that process.
+pub fn spawn(start: extern "system" fn(*mut c_void), context: usize) -> Result<SystemThread, i32> {
+    let mut attributes = OBJECT_ATTRIBUTES {
+        Length: u32::try_from(core::mem::size_of::<OBJECT_ATTRIBUTES>()).unwrap_or(0),
+        RootDirectory: core::ptr::null_mut(),
+        ObjectName: core::ptr::null(),
+        Attributes: OBJ_KERNEL_HANDLE,
+        SecurityDescriptor: core::ptr::null_mut(),
+        SecurityQualityOfService: core::ptr::null_mut(),
+    };
     let mut handle: HANDLE = core::ptr::null_mut();
-    // SAFETY: out-pointer valid; NULL attributes/process/client id request a
-    // system thread; `start` is a function of this image, which stays loaded
-    // until the thread is waited for (the caller's contract).
+    // SAFETY: out-pointer and attributes valid for the call; a NULL process
+    // handle asks for a thread of the System process; `start` is a function
+    // of this image, which stays loaded until the thread is joined (the
+    // caller's contract).
     let status = unsafe {
         PsCreateSystemThread(
             &mut handle,
             THREAD_ALL_ACCESS,
+            &mut attributes,
             core::ptr::null_mut(),
             core::ptr::null_mut(),
-            core::ptr::null_mut(),
-            start,
+            start as unsafe extern "system" fn(*mut c_void),
             context as *mut c_void,
         )
     };
@@ -37,10 +52,16 @@ pub fn spawn(start: unsafe extern "system" fn(*mut c_void), context: usize) -> R
 }
 
 impl SystemThread {
-    /// Waits until the thread has exited.
-    pub fn join(self) {
+    /// Waits until the thread has exited, then closes the handle. A failed
+    /// wait (the handle is bad) is returned, not taken for an exit.
+    pub fn join(self) -> Result<(), i32> {
         // SAFETY: a valid thread handle owned by `self`; NULL timeout = forever.
-        unsafe { ZwWaitForSingleObject(self.handle, 0, core::ptr::null()) };
+        let status = unsafe { ZwWaitForSingleObject(self.handle, 0, core::ptr::null()) };
+        if status == 0 {
+            Ok(())
+        } else {
+            Err(status)
+        }
     }
 }
 

@@ -1,28 +1,44 @@
-//! System time without `KeQuerySystemTime` (a macro, not an export, on x64).
-use crate::imports::ZwQuerySystemInformation;
-use crate::types::{SystemTimeOfDayInformation, SYSTEM_TIMEOFDAY_INFORMATION};
+//! System time at any IRQL.
+//!
+//! On x64 `KeQuerySystemTime` is a macro, not an ntoskrnl export: it reads
+//! `KUSER_SHARED_DATA.SystemTime`, which the kernel keeps current and which
+//! is valid at any IRQL. This does the same: the `KSYSTEM_TIME` is read
+//! field by field (`High1Time`, `LowPart`, `High2Time`) until the two high
+//! parts agree, each with one plain 32-bit `mov`. (Written in `asm!` so the
+//! compiler cannot fold a load into another instruction: Wine 8 emulates
+//! only plain loads from that page inside `winedevice.exe`; a `cmp` with a
+//! memory operand there is a page fault.)
 
-/// Current system time in 100 ns units since 1601 (UTC); 0 if unavailable.
-/// `PASSIVE_LEVEL`.
+/// One 32-bit load from `addr`, as a plain `mov`.
+#[cfg(target_arch = "x86_64")]
+fn load32(addr: usize) -> u32 {
+    let value: u32;
+    // SAFETY: `addr` is a field of KUSER_SHARED_DATA, mapped read-only into
+    // every address space for the life of the system, 4-byte aligned.
+    unsafe {
+        core::arch::asm!(
+            "mov {value:e}, dword ptr [{addr}]",
+            addr = in(reg) addr,
+            value = lateout(reg) value,
+            options(nostack, preserves_flags, readonly),
+        );
+    }
+    value
+}
+
+/// Current system time in 100 ns units since 1601 (UTC). Any IRQL.
 #[must_use]
+#[cfg(target_arch = "x86_64")]
 pub fn system_time() -> u64 {
-    let mut info = SYSTEM_TIMEOFDAY_INFORMATION {
-        BootTime: 0,
-        CurrentTime: 0,
-        TimeZoneBias: 0,
-        TimeZoneId: 0,
-        Reserved: 0,
-        BootTimeBias: 0,
-        SleepTimeBias: 0,
-    };
-    let mut got = 0u32;
-    let size = u32::try_from(core::mem::size_of::<SYSTEM_TIMEOFDAY_INFORMATION>()).unwrap_or(0);
-    // SAFETY: `info` is writable for `size` bytes and outlives the call.
-    let status =
-        unsafe { ZwQuerySystemInformation(SystemTimeOfDayInformation, (&raw mut info).cast(), size, &mut got) };
-    if status >= 0 {
-        u64::try_from(info.CurrentTime).unwrap_or(0)
-    } else {
-        0
+    use crate::types::{KI_USER_SHARED_DATA, USER_SHARED_SYSTEM_TIME};
+    let low_at = KI_USER_SHARED_DATA + USER_SHARED_SYSTEM_TIME;
+    loop {
+        let high1 = load32(low_at + 4);
+        let low = load32(low_at);
+        let high2 = load32(low_at + 8);
+        if high1 == high2 {
+            return (u64::from(high1) << 32) | u64::from(low);
+        }
+        core::hint::spin_loop();
     }
 }

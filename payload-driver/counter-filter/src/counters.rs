@@ -54,8 +54,7 @@ pub fn cleanup() {
 }
 
 fn hang_while_file_open() {
-    static NEVER: kernel_sys::wrap::event::Event = kernel_sys::wrap::event::Event::new();
-    NEVER.init(true, false);
+    static NEVER: kernel_sys::wrap::event::Event = kernel_sys::wrap::event::Event::notification(false);
     // 8 s: longer than the loader's bound in the tests, short enough to end.
     let _ = NEVER.wait_ms(8_000);
     OPEN_CONTEXTS.store(0, Ordering::Relaxed);

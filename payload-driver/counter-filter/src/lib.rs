@@ -21,16 +21,6 @@ use payload_driver::Minifilter;
 const VERSION: u32 = if cfg!(feature = "v2") { 2 } else { 1 };
 const NAME: &str = if cfg!(feature = "v2") { "CounterFilter v2" } else { "CounterFilter v1" };
 
-core::arch::global_asm!(".section .rdata,\"dr\"", ".globl _fltused", "_fltused:", ".long 0");
-
-/// Reaching this is a bug: kernel code is written not to panic.
-#[panic_handler]
-fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
-    loop {
-        core::hint::spin_loop();
-    }
-}
-
 const IRP_MJ_CREATE: u8 = 0;
 
 static OPERATIONS: [FLT_OPERATION_REGISTRATION; 4] = [

@@ -72,7 +72,9 @@ impl<P: LoaderPlatform> Loader<P> {
         }
         self.with_state(|s| {
             if lingering(s) {
-                s.slots[slot].state = SlotState::EMPTY;
+                let r = &mut s.slots[slot];
+                // A payload stopped from outside keeps showing so.
+                r.state = if r.unloaded_by_foreign { SlotState::STOPPED } else { SlotState::EMPTY };
             }
         });
         true
@@ -283,11 +285,17 @@ impl<P: LoaderPlatform> Loader<P> {
 
     fn retire_body(&self, slot: Slot, runner: Runner) {
         let p = &self.platform;
-        let (image, checked, may_call_teardown, foreign, released_early) = self.with_state(|s| {
+        let (image, checked, call_teardown, foreign, released_early) = self.with_state(|s| {
             let r = &s.slots[slot];
-            (r.image, r.checked, r.may_call_teardown, r.unloaded_by_foreign, r.released_early)
+            // The loader's own stop also calls the teardown of a payload
+            // being torn down from outside that has not finished: a second
+            // teardown returns once the first is done, so no payload calls
+            // the loader after its unload. (Until that teardown finished,
+            // whoever unloads the payload has not unmapped it either.)
+            let wait_for_foreign = runner == Runner::Stop && r.unloaded_by_foreign && !r.torn_down_reported;
+            (r.image, r.checked, r.may_call_teardown || wait_for_foreign, r.unloaded_by_foreign, r.released_early)
         });
-        if let (Some(image), Some(checked), true) = (image, checked, may_call_teardown) {
+        if let (Some(image), Some(checked), true) = (image, checked, call_teardown) {
             let status = p.call_teardown(image, checked.entries.teardown);
             if !status.is_success() {
                 p.log(LogLevel::WARN, format_args!("slot {slot}: teardown: {status}"));
