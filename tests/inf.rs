@@ -323,6 +323,13 @@ fn check_loader(inf: &Inf) -> Result<Config, String> {
     if loader.name != config::LOADER_SERVICE || loader.image != "loader.sys" {
         return Err(format!("loader service {} ({})", loader.name, loader.image));
     }
+    // It starts with the minifilters it loads, after the Filter Manager.
+    let sec = inf.section(&loader.section)?;
+    if sec.one("LoadOrderGroup")? != "FSFilter Activity Monitor"
+        || !sec.one("Dependencies")?.eq_ignore_ascii_case("FltMgr")
+    {
+        return Err("the loader is not in the FSFilter Activity Monitor group, after FltMgr".into());
+    }
     let regs = &loader.add_reg;
     let slot = |name: &str| -> Result<Vec<u8>, String> {
         let text = reg_value(regs, config::PARAMETERS_KEY, name, FLG_ADDREG_TYPE_SZ)?;

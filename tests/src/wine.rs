@@ -354,6 +354,8 @@ impl WineSession {
             "demand",
             "error=",
             "normal",
+            "group=",
+            "FSFilter Activity Monitor",
             "binPath=",
             "C:\\windows\\system32\\drivers\\loader.sys",
         ]);
