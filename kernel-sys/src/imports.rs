@@ -17,7 +17,10 @@
 //! to itself and so hid the bug; on XP x64 / 2003 it is an `ERESOURCE`.)
 //! `tests/images.rs` checks every data import of the built images: each
 //! load from its IAT slot is dereferenced exactly once before use.
-use crate::flt::{FLT_REGISTRATION, PFLT_FILTER};
+use crate::flt::{
+    FLT_CALLBACK_DATA, FLT_CONTEXT_TYPE, FLT_FILE_NAME_INFORMATION, FLT_REGISTRATION, PFLT_CONTEXT, PFLT_FILTER,
+    PFLT_INSTANCE, PFLT_VOLUME,
+};
 use crate::types::*;
 use core::ffi::c_void;
 
@@ -149,4 +152,37 @@ extern "system" {
     ) -> NTSTATUS;
     pub fn FltStartFiltering(filter: PFLT_FILTER) -> NTSTATUS;
     pub fn FltUnregisterFilter(filter: PFLT_FILTER);
+    pub fn FltAllocateContext(
+        filter: PFLT_FILTER,
+        kind: FLT_CONTEXT_TYPE,
+        size: usize,
+        pool: u32,
+        context: *mut PFLT_CONTEXT,
+    ) -> NTSTATUS;
+    pub fn FltSetStreamContext(
+        instance: PFLT_INSTANCE,
+        file: *mut FILE_OBJECT,
+        operation: u32,
+        new: PFLT_CONTEXT,
+        old: *mut PFLT_CONTEXT,
+    ) -> NTSTATUS;
+    pub fn FltGetStreamContext(instance: PFLT_INSTANCE, file: *mut FILE_OBJECT, context: *mut PFLT_CONTEXT)
+        -> NTSTATUS;
+    pub fn FltReleaseContext(context: PFLT_CONTEXT);
+    pub fn FltDeleteContext(context: PFLT_CONTEXT);
+    pub fn FltGetFileNameInformation(
+        data: *mut FLT_CALLBACK_DATA,
+        options: u32,
+        info: *mut *mut FLT_FILE_NAME_INFORMATION,
+    ) -> NTSTATUS;
+    pub fn FltParseFileNameInformation(info: *mut FLT_FILE_NAME_INFORMATION) -> NTSTATUS;
+    pub fn FltReleaseFileNameInformation(info: *mut FLT_FILE_NAME_INFORMATION);
+    pub fn FltGetVolumeName(volume: PFLT_VOLUME, name: *mut UNICODE_STRING, needed: *mut u32) -> NTSTATUS;
+}
+
+#[link(name = "hal.dll", kind = "raw-dylib", modifiers = "+verbatim")]
+extern "system" {
+    /// The performance counter, and its frequency (ticks per second) when
+    /// `frequency` is not null. Any IRQL.
+    pub fn KeQueryPerformanceCounter(frequency: *mut i64) -> i64;
 }

@@ -256,3 +256,52 @@ const_assert_eq!(offset_of!(IO_STACK_LOCATION, IoControlCode), 0x18);
 const_assert_eq!(offset_of!(IO_STACK_LOCATION, DeviceObject), 0x28);
 const_assert_eq!(size_of::<IO_STACK_LOCATION>(), 0x48);
 const_assert_eq!(offset_of!(KEY_VALUE_PARTIAL_INFORMATION, Data), 12);
+
+/// `FILE_OBJECT` (x64: 0xD8 bytes), every field named: the test world's
+/// Filter Manager builds the file objects its simulated operations target.
+#[repr(C)]
+pub struct FILE_OBJECT {
+    pub Type: i16,
+    pub Size: i16,
+    pub DeviceObject: *mut DEVICE_OBJECT,
+    pub Vpb: *mut c_void,
+    pub FsContext: *mut c_void,
+    pub FsContext2: *mut c_void,
+    pub SectionObjectPointer: *mut c_void,
+    pub PrivateCacheMap: *mut c_void,
+    pub FinalStatus: NTSTATUS,
+    pub RelatedFileObject: *mut FILE_OBJECT,
+    pub LockOperation: BOOLEAN,
+    pub DeletePending: BOOLEAN,
+    pub ReadAccess: BOOLEAN,
+    pub WriteAccess: BOOLEAN,
+    pub DeleteAccess: BOOLEAN,
+    pub SharedRead: BOOLEAN,
+    pub SharedWrite: BOOLEAN,
+    pub SharedDelete: BOOLEAN,
+    pub Flags: u32,
+    pub FileName: UNICODE_STRING,
+    pub CurrentByteOffset: i64,
+    pub Waiters: u32,
+    pub Busy: u32,
+    pub LastLock: *mut c_void,
+    pub Lock: KEVENT,
+    pub Event: KEVENT,
+    pub CompletionContext: *mut c_void,
+    pub IrpListLock: KSPIN_LOCK,
+    pub IrpList: [usize; 2],
+    pub FileObjectExtension: *mut c_void,
+}
+/// `IO_TYPE_FILE`, the `Type` of a [`FILE_OBJECT`].
+pub const IO_TYPE_FILE: i16 = 5;
+
+const_assert_eq!(offset_of!(FILE_OBJECT, FsContext), 0x18);
+const_assert_eq!(offset_of!(FILE_OBJECT, FinalStatus), 0x38);
+const_assert_eq!(offset_of!(FILE_OBJECT, RelatedFileObject), 0x40);
+const_assert_eq!(offset_of!(FILE_OBJECT, Flags), 0x50);
+const_assert_eq!(offset_of!(FILE_OBJECT, FileName), 0x58);
+const_assert_eq!(offset_of!(FILE_OBJECT, CurrentByteOffset), 0x68);
+const_assert_eq!(offset_of!(FILE_OBJECT, Lock), 0x80);
+const_assert_eq!(offset_of!(FILE_OBJECT, Event), 0x98);
+const_assert_eq!(offset_of!(FILE_OBJECT, IrpList), 0xC0);
+const_assert_eq!(size_of::<FILE_OBJECT>(), 0xD8);
