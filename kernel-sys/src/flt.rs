@@ -196,6 +196,10 @@ pub type PFLT_INSTANCE_QUERY_TEARDOWN_CALLBACK =
 /// `ContextCleanupCallback` of a [`FLT_CONTEXT_REGISTRATION`].
 pub type PFLT_CONTEXT_CLEANUP_CALLBACK = Option<unsafe extern "system" fn(context: PFLT_CONTEXT, kind: u16)>;
 
+// SAFETY: a context registration is an immutable table of a cleanup
+// routine's address and numbers, meant to live in a static.
+unsafe impl Sync for FLT_CONTEXT_REGISTRATION {}
+
 /// `IO_SECURITY_CONTEXT` (what `Parameters.Create.SecurityContext` points to).
 #[repr(C)]
 #[derive(Clone, Copy)]

@@ -24,3 +24,7 @@ pub mod world;
 /// (not built under `--cfg loom`).
 #[cfg(not(loom))]
 pub mod wine;
+
+/// The test world's Filter Manager in that session (not built under `--cfg loom`).
+#[cfg(not(loom))]
+pub mod fltsim;

@@ -98,7 +98,12 @@ impl WineSession {
     /// by `cargo xtask setup`) with the package from `target/package`.
     pub fn start() -> Result<WineSession, String> {
         let root = workspace_root();
-        let prefix = root.join("target/wine/prefix");
+        // `SERIAL_LOADER_WINE_DIR` gives a session a Wine directory of its
+        // own (prefix, log, scratch), so two runs on one machine never share
+        // (and never kill) each other's wineserver.
+        let wine_dir =
+            std::env::var_os("SERIAL_LOADER_WINE_DIR").map_or_else(|| root.join("target/wine"), PathBuf::from);
+        let prefix = wine_dir.join("prefix");
         if !prefix.join(".serial-loader-ready").exists() {
             return Err(format!("Wine prefix {} is not prepared; run `cargo xtask setup`", prefix.display()));
         }
@@ -109,8 +114,12 @@ impl WineSession {
                 return Err(format!("{} is missing; run `cargo xtask build`", package.join(f).display()));
             }
         }
-        let log_path = root.join("target/wine/session.log");
-        let scratch = root.join("target/wine/out");
+        let sim = crate::fltsim::sim_image();
+        if !sim.exists() {
+            return Err(format!("{} is missing; run `cargo xtask build`", sim.display()));
+        }
+        let log_path = wine_dir.join("session.log");
+        let scratch = wine_dir.join("out");
         std::fs::create_dir_all(&scratch).map_err(|e| format!("cannot create {}: {e}", scratch.display()))?;
         let mut s = WineSession { prefix, package, test_payloads, keeper: None, log_path, scratch };
         s.end_all();
@@ -215,6 +224,8 @@ impl WineSession {
         for img in SLOT_IMAGES {
             std::fs::copy(self.package.join("payload.sys"), dir.join(img)).map_err(|e| e.to_string())?;
         }
+        // The test world's Filter Manager, over Wine's builtin placeholder.
+        std::fs::copy(crate::fltsim::sim_image(), dir.join("fltmgr.sys")).map_err(|e| e.to_string())?;
         Ok(())
     }
 
@@ -242,7 +253,7 @@ impl WineSession {
         let deadline = Instant::now() + START_BOUND;
         while Instant::now() < deadline {
             if std::fs::read_to_string(&out_path).unwrap_or_default().contains("SERIAL-LOADER-READY") {
-                return Ok(());
+                return crate::fltsim::start_filter_manager(self);
             }
             if let Some(k) = self.keeper.as_mut() {
                 if let Ok(Some(status)) = k.try_wait() {

@@ -4,11 +4,15 @@
 //!
 //! Operation callbacks run at `<= APC_LEVEL` (creates at `PASSIVE_LEVEL`);
 //! the table's spin lock is closure-scoped and never held across a call out
-//! of this module. Only the create callback publishes to the loader, whose
-//! `report` service is `PASSIVE_LEVEL` only.
+//! of this module. A pre-operation callback asks for the post-operation
+//! callback (`FLT_PREOP_SUCCESS_WITH_CALLBACK`: the filter processes the
+//! operation); the post-operation callback counts the completed operation
+//! and publishes the counters to the loader (`payload_driver::publish`,
+//! callable at `<= DISPATCH_LEVEL`), so `loaderctl status` shows exactly
+//! the operations the filter processed.
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use kernel_sys::flt::FLT_PREOP_SUCCESS_NO_CALLBACK;
+use kernel_sys::flt::{FLTFL_POST_OPERATION_DRAINING, FLT_POSTOP_FINISHED_PROCESSING, FLT_PREOP_SUCCESS_WITH_CALLBACK};
 use kernel_sys::wrap::lock::SpinLock;
 use kernel_sys::wrap::pool::PoolBlock;
 use payload_driver::shared_abi::payload::PayloadReport;
@@ -112,25 +116,35 @@ fn volume_of(objects: *const c_void) -> usize {
     unsafe { objects.cast::<u8>().add(0x10).cast::<usize>().read_unaligned() }
 }
 
-macro_rules! pre_op {
-    ($name:ident, $total:ident, $col:expr, $publish:expr) => {
-        /// Pre-operation callback: counts and lets the operation pass.
-        pub unsafe extern "system" fn $name(_data: *mut c_void, objects: *const c_void, _ctx: *mut *mut c_void) -> i32 {
-            let n = $total.fetch_add(1, Ordering::Relaxed);
-            count(volume_of(objects), $col);
-            if $publish && n % 64 == 0 {
-                // Keep the loader's status current without a call per
-                // operation. Only from creates: they run at PASSIVE_LEVEL,
-                // reads and writes may run at APC_LEVEL (paging I/O).
+macro_rules! counted_op {
+    ($pre:ident, $post:ident, $total:ident, $col:expr) => {
+        /// Pre-operation callback: the filter processes the operation, so it
+        /// asks for the post-operation callback.
+        pub unsafe extern "system" fn $pre(_data: *mut c_void, _objects: *const c_void, _ctx: *mut *mut c_void) -> i32 {
+            FLT_PREOP_SUCCESS_WITH_CALLBACK
+        }
+
+        /// Post-operation callback: counts the completed operation and
+        /// publishes the counters to the loader. Does nothing while the
+        /// instance drains (`FLTFL_POST_OPERATION_DRAINING`).
+        pub unsafe extern "system" fn $post(
+            _data: *mut c_void,
+            objects: *const c_void,
+            _ctx: *mut c_void,
+            flags: u32,
+        ) -> i32 {
+            if flags & FLTFL_POST_OPERATION_DRAINING == 0 {
+                $total.fetch_add(1, Ordering::Relaxed);
+                count(volume_of(objects), $col);
                 payload_driver::publish();
             }
-            FLT_PREOP_SUCCESS_NO_CALLBACK
+            FLT_POSTOP_FINISHED_PROCESSING
         }
     };
 }
-pre_op!(pre_create, CREATES, 1, true);
-pre_op!(pre_read, READS, 2, false);
-pre_op!(pre_write, WRITES, 3, false);
+counted_op!(pre_create, post_create, CREATES, 1);
+counted_op!(pre_read, post_read, READS, 2);
+counted_op!(pre_write, post_write, WRITES, 3);
 
 /// InstanceSetupCallback: attach to every volume.
 pub unsafe extern "system" fn instance_setup(

@@ -1,0 +1,73 @@
+//! The loader's control device, `\\.\SerialLoader`, for the loops that
+//! upgrade many times inside one process (the race under the loader, the
+//! storm). Requests and replies go through `loader_parsers::control`, the
+//! loader's own encoders and decoders.
+use crate::win::Device;
+use loader_parsers::control::{decode_reply, decode_status, encode_request, REPLY_LEN, STATUS_LEN};
+use shared_abi::control::{
+    ControlRequest, LoaderStatus, SlotState, IOCTL_LOADER_QUERY_STATUS, IOCTL_LOADER_UPGRADE, WIN32_DEVICE_PATH,
+};
+use shared_abi::{NtStatus, Slot, ABI_MAJOR, ABI_MINOR};
+use std::time::{Duration, Instant};
+
+pub struct Loader {
+    device: Device,
+}
+
+impl Loader {
+    pub fn open() -> Result<Loader, String> {
+        Ok(Loader { device: Device::open(WIN32_DEVICE_PATH)? })
+    }
+
+    pub fn status(&self) -> Result<LoaderStatus, String> {
+        let (status, out) = self.device.control(IOCTL_LOADER_QUERY_STATUS.0, &[], STATUS_LEN);
+        if !status.is_success() {
+            return Err(format!("loader status: {status}"));
+        }
+        decode_status(&out).map_err(|e| format!("loader status: {e}"))
+    }
+
+    /// `upgrade` into `slot` (or the inactive one); the loader's answer.
+    pub fn upgrade(&self, slot: Option<Slot>) -> NtStatus {
+        let req = ControlRequest {
+            size: shared_abi::size_u32::<ControlRequest>(),
+            abi_major: ABI_MAJOR,
+            abi_minor: ABI_MINOR,
+            slot: Slot::word_of(slot),
+            flags: 0,
+        };
+        let (status, out) = self.device.control(IOCTL_LOADER_UPGRADE.0, &encode_request(&req), REPLY_LEN);
+        match decode_reply(&out) {
+            Ok(reply) if status.is_success() => NtStatus(reply.status),
+            _ => status,
+        }
+    }
+
+    /// Waits (bounded) until no operation runs and no slot is half-way
+    /// (what `loaderctl cycle` waits for between two upgrades).
+    pub fn wait_settled(&self, bound: Duration) -> Result<LoaderStatus, String> {
+        let deadline = Instant::now() + bound;
+        loop {
+            let st = self.status()?;
+            let settled = st.busy == 0
+                && st.slots.iter().all(|s| {
+                    matches!(
+                        SlotState(s.state),
+                        SlotState::EMPTY | SlotState::ACTIVE | SlotState::FAILED | SlotState::STOPPED
+                    )
+                });
+            if settled {
+                return Ok(st);
+            }
+            if Instant::now() > deadline {
+                return Err(format!("the loader did not settle within {} s", bound.as_secs()));
+            }
+            std::thread::sleep(crate::sim::POLL);
+        }
+    }
+}
+
+/// The active slot of a status.
+pub fn active(st: &LoaderStatus) -> Option<Slot> {
+    Slot::from_word(st.active_slot)
+}
