@@ -14,6 +14,7 @@ use crate::state::{
     decode_filter, eq_ignore_case, filter_handle, instance_handle, instance_index, volume_handle, Name, UnloadCallback,
     FILTER_SERIAL, INSTANCE_CONTEXTS_FREED, INSTANCE_DRAINED, STATE, UNLOAD_CALLBACK_IDLE, VOLUMES,
 };
+use core::sync::atomic::{AtomicBool, Ordering};
 use fltsim_abi as abi;
 use kernel_sys::flt::{
     FLTFL_FILTER_UNLOAD_MANDATORY, FLTFL_INSTANCE_TEARDOWN_FILTER_UNLOAD,
@@ -454,8 +455,12 @@ fn detach_locked(idx: usize, generation: u32, volume: usize) -> NtStatus {
 
 static RACE_THREAD: SpinLock<Option<SystemThread>> = SpinLock::new(None);
 static RACE_TARGET: SpinLock<(usize, u32)> = SpinLock::new((0, 0));
-/// Set when the raced filter's `FltRegisterFilter` has returned to it.
+/// A race thread waits for `FltRegisterFilter` to hand over.
+static RACE_PENDING: AtomicBool = AtomicBool::new(false);
+/// Set when the raced filter's handle is written (`FltRegisterFilter` is returning).
 static RACE_REGISTERED: Event = Event::notification(true);
+/// Set by the race thread just before it calls `FilterUnloadCallback`.
+static RACE_CALLING: Event = Event::notification(true);
 
 /// Arms the race for `name` (or disarms it).
 pub fn arm(name: &[u16], disarm: bool) -> NtStatus {
@@ -490,7 +495,9 @@ pub fn race_after_register(idx: usize, generation: u32, service: &Name) {
         return;
     }
     RACE_REGISTERED.reset();
+    RACE_CALLING.reset();
     RACE_TARGET.with(|t| *t = (idx, generation));
+    RACE_PENDING.store(true, Ordering::Release);
     match thread::spawn(race_thread, 0) {
         Ok(t) => {
             if let Some(old) = RACE_THREAD.with(|slot| slot.replace(t)) {
@@ -501,6 +508,7 @@ pub fn race_after_register(idx: usize, generation: u32, service: &Name) {
             );
         }
         Err(e) => {
+            RACE_PENDING.store(false, Ordering::Release);
             STATE.with(|s| s.race.status.state = abi::RACE_DONE);
             log!("race: no thread ({})", NtStatus(e));
         }
@@ -508,8 +516,14 @@ pub fn race_after_register(idx: usize, generation: u32, service: &Name) {
 }
 
 /// `FltRegisterFilter` has written the filter's handle and returns to it.
+/// If the race fired, the race thread's `FilterUnloadCallback` begins now:
+/// this returns once the thread is calling it (bounded), so the callback
+/// runs while the filter goes on with what follows its registration.
 pub fn race_registered() {
-    RACE_REGISTERED.set();
+    if RACE_PENDING.swap(false, Ordering::AcqRel) {
+        RACE_REGISTERED.set();
+        let _ = RACE_CALLING.wait_ms(5_000);
+    }
 }
 
 extern "system" fn race_thread(_context: *mut core::ffi::c_void) {
@@ -517,6 +531,7 @@ extern "system" fn race_thread(_context: *mut core::ffi::c_void) {
     let _ = RACE_REGISTERED.wait_ms(10_000);
     let (idx, generation) = RACE_TARGET.with(|t| *t);
     let before_start = STATE.with(|s| s.filter(idx, generation).is_some_and(|f| !f.started));
+    RACE_CALLING.set();
     let status = call_unload_callback(idx, generation, FLTFL_FILTER_UNLOAD_MANDATORY).unwrap_or(NtStatus::SUCCESS);
     STATE.with(|s| {
         let still = s.filter(idx, generation).is_some_and(crate::state::FilterRec::live);

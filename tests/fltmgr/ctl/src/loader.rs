@@ -46,16 +46,25 @@ impl Loader {
     /// Waits (bounded) until no operation runs and no slot is half-way
     /// (what `loaderctl cycle` waits for between two upgrades).
     pub fn wait_settled(&self, bound: Duration) -> Result<LoaderStatus, String> {
+        self.wait_until(bound, |s| {
+            matches!(SlotState(s), SlotState::EMPTY | SlotState::ACTIVE | SlotState::FAILED | SlotState::STOPPED)
+        })
+    }
+
+    /// Waits (bounded) until no operation runs and no slot is loading,
+    /// registering or retiring (a slot may be `stuck`: a driver stopped from
+    /// outside that is still loaded).
+    pub fn wait_idle(&self, bound: Duration) -> Result<LoaderStatus, String> {
+        self.wait_until(bound, |s| {
+            !matches!(SlotState(s), SlotState::LOADING | SlotState::REGISTERING | SlotState::RETIRING)
+        })
+    }
+
+    fn wait_until(&self, bound: Duration, slot_ok: impl Fn(u32) -> bool) -> Result<LoaderStatus, String> {
         let deadline = Instant::now() + bound;
         loop {
             let st = self.status()?;
-            let settled = st.busy == 0
-                && st.slots.iter().all(|s| {
-                    matches!(
-                        SlotState(s.state),
-                        SlotState::EMPTY | SlotState::ACTIVE | SlotState::FAILED | SlotState::STOPPED
-                    )
-                });
+            let settled = st.busy == 0 && st.slots.iter().all(|s| slot_ok(s.state));
             if settled {
                 return Ok(st);
             }

@@ -141,7 +141,7 @@ pub fn loader(service: &str, slot: Slot, tries: u32, verbose: bool) -> Result<Ta
         sim.arm(service, false)?;
         let upgrade = loader.upgrade(Some(slot));
         let race = sim.wait_race(snap0.race.fired, BOUND)?;
-        loader.wait_settled(BOUND)?;
+        loader.wait_idle(BOUND)?;
         // The rest of the mandatory unload (the driver unload), now that
         // nothing runs the payload's code; a driver already gone answers
         // STATUS_OBJECT_NAME_NOT_FOUND.
@@ -172,7 +172,7 @@ pub fn loader(service: &str, slot: Slot, tries: u32, verbose: bool) -> Result<Ta
 fn restore(loader: &Loader, home: Slot) -> Result<(), String> {
     let deadline = Instant::now() + BOUND;
     loop {
-        let st = loader.wait_settled(BOUND)?;
+        let st = loader.wait_idle(BOUND)?;
         if active(&st) == Some(home) {
             return Ok(());
         }
