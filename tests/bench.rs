@@ -110,3 +110,78 @@ fn upgrade_latency_and_footprint() {
     );
     s.stop();
 }
+
+/// Issue 10's figures, on the test world's Filter Manager (`tests/fltmgr`):
+/// - the storm: 4 threads inject creates, reads and writes without pause
+///   while the loader upgrades 1,000 times (each upgrade settled before the
+///   next); operations no payload processed ("unfiltered"), processed by
+///   two payload generations ("double"), and the longest gap;
+/// - the wrapper's overhead: the same callback (counts, asks for the post
+///   callback, counts again) as a bare image and behind the payload
+///   wrapper, and no filter at all, in ns per operation (reads on one
+///   injector thread, the median of 3 rounds).
+#[test]
+fn storm_and_wrapper_overhead() {
+    use loader_tests::fltsim;
+    const UPGRADES: &str = "1000";
+    const READS: u64 = 20_000;
+    let wait_active = |s: &WineSession, want: &str| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let r = s.loaderctl(&["status", "--json"]);
+            let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap_or_default();
+            if v["active_slot"]["name"].as_str() == Some(want)
+                || (want.is_empty() && v["active_slot"]["name"].is_null())
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "slot {want:?} never became the active one: {}", r.all());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let s = WineSession::start().expect("Wine session");
+    s.install(0, 5000).expect("install");
+    s.set_slot_image(1, "payload_v2.sys").expect("v2 into slot B");
+    let (ok, out) = s.sc(&["start", LOADER_SERVICE]);
+    assert!(ok, "sc start: {out}");
+    wait_active(&s, "A");
+
+    // 1. The storm.
+    let r =
+        fltsim::fltsimctl_bounded(&s, &["storm", "--upgrades", UPGRADES, "--threads", "4"], Duration::from_secs(3600));
+    assert_eq!(r.code, 0, "storm failed: {}", r.all());
+    for line in r.stdout.lines().filter(|l| l.starts_with("storm:") || l.starts_with('{')) {
+        println!("{line}");
+    }
+
+    // 2. The wrapper's overhead.
+    let median = |s: &WineSession| {
+        let mut ns: Vec<u64> = (0..3)
+            .map(|_| {
+                let out = fltsim::inject(s, "read", READS, 1).expect("inject");
+                field(&out, "ns_per_op=").expect("ns_per_op")
+            })
+            .collect();
+        ns.sort_unstable();
+        ns[1]
+    };
+    assert_eq!(s.loaderctl(&["unload"]).code, 0, "unload");
+    wait_active(&s, "");
+    let none = median(&s);
+    s.set_slot_image(1, "bench_wrapped.sys").expect("bench_wrapped.sys into slot B");
+    assert_eq!(s.loaderctl(&["upgrade", "--slot", "B"]).code, 0, "upgrade to the wrapped bench filter");
+    wait_active(&s, "B");
+    let wrapped = median(&s);
+    assert_eq!(s.loaderctl(&["unload"]).code, 0, "unload");
+    wait_active(&s, "");
+    fltsim::install_filter_service(&s, "BenchBare", "bench_bare.sys", "370300").expect("BenchBare");
+    let (ok, out) = s.sc(&["start", "BenchBare"]);
+    assert!(ok, "sc start BenchBare: {out}");
+    let bare = median(&s);
+    let _ = s.sc(&["stop", "BenchBare"]);
+    println!(
+        "overhead: bare={bare} ns/op wrapped={wrapped} ns/op no-filter={none} ns/op wrapper-minus-bare={} ns/op ({READS} reads per round, 1 thread, median of 3)",
+        i128::from(wrapped) - i128::from(bare)
+    );
+    s.stop();
+}

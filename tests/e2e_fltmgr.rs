@@ -115,7 +115,7 @@ fn the_windows7_race_breaks_the_naive_image_and_not_the_loader_payload() {
     let c = sim(&s);
     assert_eq!(filter(&c, "NaiveFilter")["version"], 0x200, "the XP-size 0x0200 registration was not the one taken");
 
-    s.set_slot_image(1, "payload_naive.sys").unwrap();
+    s.set_slot_image(1, "naive_payload.sys").unwrap();
     let r = fltsim::fltsimctl_bounded(
         &s,
         &["race-loader", "--service", "CounterFilterB", "--slot", "B", "--tries", &tries],
@@ -225,7 +225,7 @@ fn a_non_mandatory_unload_of_the_active_slot_is_refused_and_status_stays_true() 
 fn unregister_waits_for_callbacks_in_flight_during_a_storm() {
     let mut s = WineSession::start().unwrap_or_else(|e| panic!("Wine session: {e}"));
     s.install(0, 10_000).unwrap();
-    s.set_slot_image(0, "payload_slow.sys").unwrap();
+    s.set_slot_image(0, "slow_payload.sys").unwrap();
     s.set_slot_image(1, "payload_v2.sys").unwrap();
     s.clean_reboot().unwrap();
     let (ok, out) = s.sc(&["start", LOADER_SERVICE]);
@@ -301,7 +301,7 @@ fn the_same_callback_bare_and_behind_the_wrapper_sees_every_operation() {
 fn an_open_file_keeps_the_teardown_draining_until_it_closes() {
     let mut s = WineSession::start().unwrap_or_else(|e| panic!("Wine session: {e}"));
     s.install(0, UNLOAD_BOUND_MS).unwrap();
-    s.set_slot_image(0, "payload_slow.sys").unwrap();
+    s.set_slot_image(0, "slow_payload.sys").unwrap();
     s.set_slot_image(1, "payload_v2.sys").unwrap();
     s.clean_reboot().unwrap();
     let (ok, out) = s.sc(&["start", LOADER_SERVICE]);

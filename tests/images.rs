@@ -199,3 +199,56 @@ fn loaderctl_is_a_windows7_console_program() {
     assert!(!dlls.iter().any(|d| d.starts_with("api-ms-win")), "imports API sets Windows 7 lacks: {dlls:?}");
     println!("loaderctl.exe: {} bytes, imports {dlls:?}", bytes.len());
 }
+
+/// `(dll, name)` of every import of a PE32+ image, by name.
+fn imports_by_name(bytes: &[u8]) -> Vec<(String, String)> {
+    let file = PeFile64::parse(bytes).expect("PE32+");
+    let Some(table) = file.import_table().expect("import table") else { return Vec::new() };
+    let mut out = Vec::new();
+    let mut descriptors = table.descriptors().expect("descriptors");
+    while let Some(d) = descriptors.next().expect("descriptor") {
+        let dll = String::from_utf8_lossy(table.name(d.name.get(LE)).expect("dll name")).to_ascii_lowercase();
+        let mut thunks = table.thunks(d.original_first_thunk.get(LE)).expect("thunks");
+        while let Some(t) = thunks.next::<object::pe::ImageNtHeaders64>().expect("thunk") {
+            let (_, name) = table.hint_name(t.address()).expect("imports by name");
+            out.push((dll.clone(), String::from_utf8_lossy(name).into_owned()));
+        }
+    }
+    out
+}
+
+/// The test world's Filter Manager (`test-fltmgr/fltmgr.sys`, built for
+/// the Wine suite, never packaged): a native WDM image entered at
+/// `DriverEntry` that imports only from ntoskrnl.exe and hal.dll (Wine
+/// clears the entry point of a native image loaded as a dependency that
+/// imports neither ntdll nor kernel32), and that exports every
+/// `fltmgr.sys` routine any kernel image here imports. Under Wine a name
+/// the simulator lacked would bind to a stub: the image would load and die
+/// only when it called it; this check fails first.
+#[test]
+fn the_test_filter_manager_exports_every_routine_the_images_import() {
+    let sim = read("test-fltmgr/fltmgr.sys");
+    let file = PeFile64::parse(&*sim).expect("fltmgr.sys is PE32+");
+    let oh = file.nt_headers().optional_header();
+    assert_eq!(oh.subsystem.get(LE), pe::IMAGE_SUBSYSTEM_NATIVE, "fltmgr.sys: subsystem");
+    assert_eq!(oh.address_of_entry_point.get(LE), driver_entry_rva_from_map("test-fltmgr/fltmgr.sys"));
+    for (dll, name) in imports_by_name(&sim) {
+        assert!(["ntoskrnl.exe", "hal.dll"].contains(&dll.as_str()), "fltmgr.sys imports {name} from {dll}");
+    }
+    assert!(!package().join("x64/fltmgr.sys").exists(), "the simulator must never be in the package");
+    let exported: std::collections::BTreeSet<String> = exports(&sim).into_iter().map(|(n, _)| n).collect();
+    let mut checked = std::collections::BTreeSet::new();
+    for image in kernel_images() {
+        for (dll, name) in imports_by_name(&read(&image)) {
+            if dll == "fltmgr.sys" {
+                assert!(
+                    exported.contains(&name),
+                    "{image} imports fltmgr.sys!{name}, which the simulator does not export"
+                );
+                checked.insert(name);
+            }
+        }
+    }
+    assert!(checked.contains("FltRegisterFilter"), "no image imports from fltmgr.sys?");
+    println!("fltmgr.sys (test world) exports all {} Flt routines the images import: {checked:?}", checked.len());
+}

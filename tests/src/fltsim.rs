@@ -79,8 +79,41 @@ pub(crate) fn start_filter_manager(s: &WineSession) -> Result<(), String> {
     }
     let (started, out) = s.sc(&["start", SIM_SERVICE]);
     s.wait_log(SIM_READY, Duration::from_secs(30)).map_err(|e| {
-        format!("the test world's fltmgr.sys did not start (Wine's builtin one ran?): {e}; sc start said ({started}): {out}")
+        let overrides = s.wine(&["reg", "query", key, "/v", "fltmgr.sys"]).all();
+        let log = s.log();
+        let tail = log.get(log.len().saturating_sub(2000)..).unwrap_or("");
+        format!(
+            "the test world's fltmgr.sys did not start (Wine's builtin one ran?): {e}; sc start said ({started}): \
+             {out}\noverride: {overrides}\nmapped by winedevice.exe: {:?}\nlog tail:\n{tail}",
+            mapped_fltmgr(s)
+        )
     })
+}
+
+/// Which `fltmgr.sys` files the session's `winedevice.exe` processes have
+/// mapped (ours, from the prefix's `system32\drivers`, or Wine's builtin).
+fn mapped_fltmgr(s: &WineSession) -> Vec<String> {
+    let want = format!("WINEPREFIX={}", s.prefix().display());
+    let Ok(rd) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let mut out = Vec::new();
+    for pid in rd.flatten().filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok()) {
+        let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        let ours = env.split(|b| *b == 0).any(|kv| kv == want.as_bytes());
+        let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if !ours || !String::from_utf8_lossy(&cmd).to_lowercase().contains("winedevice") {
+            continue;
+        }
+        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+        let mut files: Vec<String> = maps
+            .lines()
+            .filter(|l| l.to_lowercase().contains("fltmgr"))
+            .filter_map(|l| l.split_whitespace().nth(5))
+            .map(|f| format!("{pid}: {f}"))
+            .collect();
+        files.dedup();
+        out.extend(files);
+    }
+    out
 }
 
 /// Runs `fltsimctl.exe <args>` with the ordinary bound.

@@ -100,6 +100,7 @@ fn host_cargo() -> Command {
 fn host_unit_tests(t: &mut Tally) {
     let mut c = host_cargo();
     c.args(["test", "-p", "shared-abi", "-p", "loader-protocol", "-p", "kernel-sys", "-p", "loaderctl", "-p", "xtask"]);
+    c.args(["-p", "fltsim-abi"]);
     t.libtest("host unit tests", &mut c);
 }
 
@@ -134,6 +135,8 @@ fn model_suites(t: &mut Tally) {
 
 fn e2e_suite(t: &mut Tally) {
     loader_test(t, "end-to-end suite under Wine", "e2e", &["--test-threads=1", "--nocapture"]);
+    let args = ["--test-threads=1", "--nocapture"];
+    loader_test(t, "end-to-end suite under Wine: the test world's Filter Manager", "e2e_fltmgr", &args);
 }
 
 fn fuzz_targets(t: &mut Tally, seconds: u64) {

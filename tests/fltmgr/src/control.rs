@@ -42,10 +42,10 @@ fn control(mut ioctl: Ioctl<'_>) -> IoctlOutcome {
             };
             let name = abi::units(&r.name);
             done(match code {
-                abi::IOCTL_SIM_ARM_RACE => crate::unload::arm(name, r.flags & abi::FLAG_DISARM != 0),
-                abi::IOCTL_SIM_DETACH => crate::unload::start_job(abi::JOB_DETACH, name, r.volume as usize),
-                _ if r.flags & abi::FLAG_MANDATORY != 0 => crate::unload::start_job(abi::JOB_UNLOAD_MANDATORY, name, 0),
-                _ => crate::unload::start_job(abi::JOB_UNLOAD, name, 0),
+                abi::IOCTL_SIM_ARM_RACE => crate::race::arm(name, r.flags & abi::FLAG_DISARM != 0),
+                abi::IOCTL_SIM_DETACH => crate::jobs::start_job(abi::JOB_DETACH, name, r.volume as usize),
+                _ if r.flags & abi::FLAG_MANDATORY != 0 => crate::jobs::start_job(abi::JOB_UNLOAD_MANDATORY, name, 0),
+                _ => crate::jobs::start_job(abi::JOB_UNLOAD, name, 0),
             })
         }
         abi::IOCTL_SIM_OPEN => {

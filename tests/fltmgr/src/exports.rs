@@ -32,7 +32,7 @@ pub unsafe extern "system" fn FltRegisterFilter(
         Ok(handle) => {
             // SAFETY: the caller's out-pointer (checked non-null).
             unsafe { filter.write(handle) };
-            crate::unload::race_registered();
+            crate::race::registered();
             NtStatus::SUCCESS.0
         }
         Err(status) => status.0,
@@ -45,7 +45,7 @@ pub unsafe extern "system" fn FltRegisterFilter(
 /// None beyond the contract: the handle is checked.
 #[no_mangle]
 pub unsafe extern "system" fn FltStartFiltering(filter: PFLT_FILTER) -> i32 {
-    crate::register::start_filtering(filter).0
+    crate::start::start_filtering(filter).0
 }
 
 /// `FltUnregisterFilter`. `PASSIVE_LEVEL`; returns once the callbacks in

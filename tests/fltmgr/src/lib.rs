@@ -10,10 +10,13 @@
 //!
 //! Reading order:
 //! - `exports.rs`: the `Flt*` routines filters import (thin, pointer checks);
-//! - `register.rs`: `FltRegisterFilter`, `FltStartFiltering` and the
-//!   `DriverUnload` hook (a `sc stop` becomes a mandatory unload);
-//! - `unload.rs`: `FltUnregisterFilter`, instance teardown, detach, the
-//!   unload requests and the armed Windows 7 race;
+//! - `register.rs` (and `registration.rs`): `FltRegisterFilter` and the
+//!   `DriverUnload` hook it installs (a `sc stop` becomes a mandatory unload);
+//! - `start.rs`: `FltStartFiltering` (instance setup);
+//! - `unload.rs`: `FltUnregisterFilter`, instance teardown,
+//!   `FilterUnloadCallback`, the hook;
+//! - `jobs.rs`, `race.rs`: the unload and detach requests, and the armed
+//!   Windows 7 race;
 //! - `ops.rs`: an operation through the instances of a volume, pre
 //!   callbacks down by altitude, post callbacks back up;
 //! - `inject.rs`: injector threads and files kept open;
@@ -33,10 +36,14 @@ mod control;
 mod driver;
 mod exports;
 mod inject;
+mod jobs;
 mod names;
 mod ops;
 mod pod;
+mod race;
 mod register;
+mod registration;
+mod start;
 mod state;
 mod unload;
 mod verifier;

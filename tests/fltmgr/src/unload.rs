@@ -1,6 +1,6 @@
-//! Taking filters down: `FltUnregisterFilter`, instance teardown, the
-//! `DriverUnload` hook (a driver unload is a mandatory unload), the unload
-//! and detach requests of the control device, and the armed Windows 7 race.
+//! Taking filters down: `FltUnregisterFilter`, instance teardown,
+//! `FilterUnloadCallback`, and the `DriverUnload` hook (a driver unload is a
+//! mandatory unload).
 //!
 //! `FltUnregisterFilter`, as documented: it stops new callbacks, waits for
 //! the callbacks in flight, runs `InstanceTeardownStart` and
@@ -11,19 +11,14 @@
 //! `PASSIVE_LEVEL`. Waits are on the state's events, never under its lock.
 use crate::log;
 use crate::state::{
-    decode_filter, eq_ignore_case, filter_handle, instance_handle, instance_index, volume_handle, Name, UnloadCallback,
-    FILTER_SERIAL, INSTANCE_CONTEXTS_FREED, INSTANCE_DRAINED, STATE, UNLOAD_CALLBACK_IDLE, VOLUMES,
+    decode_filter, filter_handle, instance_handle, instance_index, volume_handle, UnloadCallback, FILTER_SERIAL,
+    INSTANCE_CONTEXTS_FREED, INSTANCE_DRAINED, STATE, UNLOAD_CALLBACK_IDLE, VOLUMES,
 };
-use core::sync::atomic::{AtomicBool, Ordering};
 use fltsim_abi as abi;
 use kernel_sys::flt::{
     FLTFL_FILTER_UNLOAD_MANDATORY, FLTFL_INSTANCE_TEARDOWN_FILTER_UNLOAD,
-    FLTFL_INSTANCE_TEARDOWN_MANDATORY_FILTER_UNLOAD, FLTFL_INSTANCE_TEARDOWN_MANUAL, FLT_RELATED_OBJECTS, PFLT_FILTER,
+    FLTFL_INSTANCE_TEARDOWN_MANDATORY_FILTER_UNLOAD, FLT_RELATED_OBJECTS, PFLT_FILTER,
 };
-use kernel_sys::wrap::event::Event;
-use kernel_sys::wrap::lock::SpinLock;
-use kernel_sys::wrap::thread::{self, SystemThread};
-use kernel_sys::wrap::ustr::WideBuf;
 use kernel_sys::DRIVER_OBJECT;
 use shared_abi::NtStatus;
 
@@ -117,7 +112,7 @@ fn unregister_locked(idx: usize, generation: u32) -> bool {
 
 /// Tears instance `(idx, volume)` down: `InstanceTeardownStart`, its
 /// contexts freed, `InstanceTeardownComplete`. Its callbacks have drained.
-fn teardown_instance(idx: usize, filter_generation: u32, volume: usize, reason: u32) {
+pub(crate) fn teardown_instance(idx: usize, filter_generation: u32, volume: usize, reason: u32) {
     let i = instance_index(idx, volume);
     let prepared = STATE.with(|s| {
         let callbacks = s.filter(idx, filter_generation)?.callbacks;
@@ -174,7 +169,7 @@ fn teardown_instance(idx: usize, filter_generation: u32, volume: usize, reason: 
 /// Calls the filter's `FilterUnloadCallback` with `flags`. `None` if it has
 /// none or is not registered; if another call of it is running, waits for
 /// that one and returns `None` (it is called once).
-fn call_unload_callback(idx: usize, generation: u32, flags: u32) -> Option<NtStatus> {
+pub(crate) fn call_unload_callback(idx: usize, generation: u32, flags: u32) -> Option<NtStatus> {
     let claimed = STATE.with(|s| {
         let f = s.filter_mut(idx, generation)?;
         if !f.holds_registration() {
@@ -229,7 +224,7 @@ fn call_unload_callback(idx: usize, generation: u32, flags: u32) -> Option<NtSta
 
 /// After a `FilterUnloadCallback` that had to end the filter: if it left the
 /// filter registered, unregisters it, as the Filter Manager does.
-fn unregister_if_left(idx: usize, generation: u32) {
+pub(crate) fn unregister_if_left(idx: usize, generation: u32) {
     let left = STATE.with(|s| {
         let live = s.filter(idx, generation).is_some_and(crate::state::FilterRec::live);
         if live {
@@ -277,272 +272,4 @@ pub unsafe extern "system" fn driver_unload_hook(driver: *mut DRIVER_OBJECT) {
         unsafe { saved(driver) };
     }
     STATE.with(|s| s.mark_unloaded(h.image));
-}
-
-// ---------------------------------------------------------------------------
-// Requests of the control device, run on a job thread of the simulator.
-// ---------------------------------------------------------------------------
-
-#[derive(Clone, Copy)]
-struct Job {
-    kind: u32,
-    name: Name,
-    volume: usize,
-}
-
-static JOB: SpinLock<Option<Job>> = SpinLock::new(None);
-static JOB_THREAD: SpinLock<Option<SystemThread>> = SpinLock::new(None);
-
-/// Starts an unload (`abi::JOB_UNLOAD[_MANDATORY]`) or detach job.
-pub fn start_job(kind: u32, name: &[u16], volume: usize) -> NtStatus {
-    let Some(name) = WideBuf::from_units(name).filter(|n| !n.units().is_empty()) else {
-        return NtStatus::INVALID_PARAMETER;
-    };
-    let busy = STATE.with(|s| {
-        if s.job.state == abi::JOB_RUNNING {
-            return true;
-        }
-        s.job = abi::JobStatus { kind, state: abi::JOB_RUNNING, status: 0, reserved: 0, seq: s.job.seq + 1 };
-        false
-    });
-    if busy {
-        return NtStatus::DEVICE_BUSY;
-    }
-    join(&JOB_THREAD);
-    JOB.with(|j| *j = Some(Job { kind, name, volume }));
-    match thread::spawn(job_thread, 0) {
-        Ok(t) => {
-            JOB_THREAD.with(|slot| *slot = Some(t));
-            NtStatus::SUCCESS
-        }
-        Err(e) => {
-            STATE.with(|s| {
-                s.job.state = abi::JOB_DONE;
-                s.job.status = e;
-            });
-            NtStatus(e)
-        }
-    }
-}
-
-fn join(slot: &SpinLock<Option<SystemThread>>) {
-    if let Some(t) = slot.with(Option::take) {
-        if let Err(e) = t.join() {
-            log!("waiting for a thread of the simulator failed: {}", NtStatus(e));
-        }
-    }
-}
-
-extern "system" fn job_thread(_context: *mut core::ffi::c_void) {
-    let status = match JOB.with(Option::take) {
-        Some(job) if job.kind == abi::JOB_DETACH => detach(&job.name, job.volume),
-        Some(job) => unload_request(&job.name, job.kind == abi::JOB_UNLOAD_MANDATORY),
-        None => NtStatus::INVALID_PARAMETER,
-    };
-    STATE.with(|s| {
-        s.job.state = abi::JOB_DONE;
-        s.job.status = status.0;
-    });
-    thread::exit(0);
-}
-
-/// `ZwUnloadDriver` of `service` (what `sc stop` does).
-fn unload_driver(service: &Name) -> NtStatus {
-    let mut key: WideBuf<160> = WideBuf::new();
-    let built = key
-        .push_ascii("\\Registry\\Machine\\System\\CurrentControlSet\\Services\\")
-        .and_then(|()| key.push_units(service.units()));
-    if built.is_none() {
-        return NtStatus::OBJECT_NAME_INVALID;
-    }
-    kernel_sys::wrap::image::unload_driver(key.units())
-}
-
-/// A mandatory unload is a driver unload of the filter's service: the hook
-/// above does the rest. A non-mandatory one (`fltmc unload`) asks the
-/// filter first (`FilterUnloadCallback` with flags 0), which may refuse with
-/// `STATUS_FLT_DO_NOT_DETACH`; if it agrees, the driver is unloaded.
-fn unload_request(name: &Name, mandatory: bool) -> NtStatus {
-    if mandatory {
-        log!("mandatory unload of {name} requested (ZwUnloadDriver, as sc stop)");
-        return unload_driver(name);
-    }
-    let Some((idx, generation)) = STATE.with(|s| s.live_by_name(name.units())) else {
-        return NtStatus::FLT_FILTER_NOT_FOUND;
-    };
-    log!("unload of {name} requested (not mandatory, as fltmc unload)");
-    let status = call_unload_callback(idx, generation, 0).unwrap_or(NtStatus::FLT_DO_NOT_DETACH);
-    if !status.is_success() {
-        log!("{name} refused the unload: {status}");
-        return status;
-    }
-    unregister_if_left(idx, generation);
-    unload_driver(name)
-}
-
-/// `fltmc detach`: `InstanceQueryTeardown` (no callback: refused), then the
-/// instance drains and is torn down.
-fn detach(name: &Name, volume: usize) -> NtStatus {
-    let Some((idx, generation)) = STATE.with(|s| s.live_by_name(name.units())) else {
-        return NtStatus::FLT_FILTER_NOT_FOUND;
-    };
-    if volume >= VOLUMES {
-        return NtStatus::FLT_VOLUME_NOT_FOUND;
-    }
-    let Some(serial) = FILTER_SERIAL.get(idx) else { return NtStatus::INVALID_PARAMETER };
-    serial.wait();
-    let status = detach_locked(idx, generation, volume);
-    serial.set();
-    log!("detach of {name} from volume {volume}: {status}");
-    status
-}
-
-fn detach_locked(idx: usize, generation: u32, volume: usize) -> NtStatus {
-    let i = instance_index(idx, volume);
-    let found = STATE.with(|s| {
-        let query = s.filter(idx, generation).filter(|f| f.live())?.callbacks.query_teardown;
-        let inst = s.instances.get(i)?;
-        (inst.filter_generation == generation && inst.state == abi::INSTANCE_ATTACHED)
-            .then_some((query, inst.generation))
-    });
-    let Some((query, instance_generation)) = found else { return NtStatus::FLT_INSTANCE_NOT_FOUND };
-    let objects = FLT_RELATED_OBJECTS {
-        Size: u16::try_from(core::mem::size_of::<FLT_RELATED_OBJECTS>()).unwrap_or(0),
-        TransactionContext: 0,
-        Filter: filter_handle(idx, generation),
-        Volume: volume_handle(volume),
-        Instance: instance_handle(i, instance_generation),
-        FileObject: core::ptr::null_mut(),
-        Transaction: core::ptr::null_mut(),
-    };
-    let status = match query.filter(|cb| crate::ops::callable(idx, *cb as usize)) {
-        // SAFETY: the filter's InstanceQueryTeardownCallback, registered with
-        // this signature; `objects` outlives the call; the filter is
-        // registered and its image mapped.
-        Some(cb) => NtStatus(unsafe { cb((&raw const objects).cast(), 0) }),
-        None => NtStatus::FLT_DO_NOT_DETACH,
-    };
-    let admitted = STATE.with(|s| {
-        s.totals.detaches += 1;
-        if !status.is_success() {
-            s.totals.detaches_refused += 1;
-            return false;
-        }
-        let Some(inst) = s.instances.get_mut(i) else { return false };
-        inst.draining = true;
-        if let Some(e) = INSTANCE_DRAINED.get(i) {
-            if inst.in_flight > 0 {
-                e.reset();
-            } else {
-                e.set();
-            }
-        }
-        true
-    });
-    if !admitted {
-        return status;
-    }
-    if let Some(e) = INSTANCE_DRAINED.get(i) {
-        e.wait();
-    }
-    teardown_instance(idx, generation, volume, FLTFL_INSTANCE_TEARDOWN_MANUAL);
-    NtStatus::SUCCESS
-}
-
-// ---------------------------------------------------------------------------
-// The armed race.
-// ---------------------------------------------------------------------------
-
-static RACE_THREAD: SpinLock<Option<SystemThread>> = SpinLock::new(None);
-static RACE_TARGET: SpinLock<(usize, u32)> = SpinLock::new((0, 0));
-/// A race thread waits for `FltRegisterFilter` to hand over.
-static RACE_PENDING: AtomicBool = AtomicBool::new(false);
-/// Set when the raced filter's handle is written (`FltRegisterFilter` is returning).
-static RACE_REGISTERED: Event = Event::notification(true);
-/// Set by the race thread just before it calls `FilterUnloadCallback`.
-static RACE_CALLING: Event = Event::notification(true);
-
-/// Arms the race for `name` (or disarms it).
-pub fn arm(name: &[u16], disarm: bool) -> NtStatus {
-    join(&RACE_THREAD);
-    let Some(target) = WideBuf::from_units(name) else { return NtStatus::INVALID_PARAMETER };
-    STATE.with(|s| {
-        s.race.target = target;
-        s.race.status.state = if disarm { abi::RACE_IDLE } else { abi::RACE_ARMED };
-        s.race.status.callback_status = 0;
-        s.race.status.before_start = 0;
-        s.race.status.still_registered = 0;
-    });
-    if !disarm {
-        log!("race armed for {target}");
-    }
-    NtStatus::SUCCESS
-}
-
-/// Called by `FltRegisterFilter` on success: fires the race if it is armed
-/// for this filter. The callback runs on a thread of its own as soon as
-/// `FltRegisterFilter` has returned to the filter ([`race_registered`]).
-pub fn race_after_register(idx: usize, generation: u32, service: &Name) {
-    let fire = STATE.with(|s| {
-        let armed = s.race.status.state == abi::RACE_ARMED && eq_ignore_case(s.race.target.units(), service.units());
-        if armed {
-            s.race.status.state = abi::RACE_FIRED;
-            s.race.status.fired += 1;
-        }
-        armed
-    });
-    if !fire {
-        return;
-    }
-    RACE_REGISTERED.reset();
-    RACE_CALLING.reset();
-    RACE_TARGET.with(|t| *t = (idx, generation));
-    RACE_PENDING.store(true, Ordering::Release);
-    match thread::spawn(race_thread, 0) {
-        Ok(t) => {
-            if let Some(old) = RACE_THREAD.with(|slot| slot.replace(t)) {
-                let _ = old.join();
-            }
-            log!(
-                "race: FltRegisterFilter of {service} returns; its FilterUnloadCallback runs now, from another thread"
-            );
-        }
-        Err(e) => {
-            RACE_PENDING.store(false, Ordering::Release);
-            STATE.with(|s| s.race.status.state = abi::RACE_DONE);
-            log!("race: no thread ({})", NtStatus(e));
-        }
-    }
-}
-
-/// `FltRegisterFilter` has written the filter's handle and returns to it.
-/// If the race fired, the race thread's `FilterUnloadCallback` begins now:
-/// this returns once the thread is calling it (bounded), so the callback
-/// runs while the filter goes on with what follows its registration.
-pub fn race_registered() {
-    if RACE_PENDING.swap(false, Ordering::AcqRel) {
-        RACE_REGISTERED.set();
-        let _ = RACE_CALLING.wait_ms(5_000);
-    }
-}
-
-extern "system" fn race_thread(_context: *mut core::ffi::c_void) {
-    // Bounded: FltRegisterFilter sets it on its way out.
-    let _ = RACE_REGISTERED.wait_ms(10_000);
-    let (idx, generation) = RACE_TARGET.with(|t| *t);
-    let before_start = STATE.with(|s| s.filter(idx, generation).is_some_and(|f| !f.started));
-    RACE_CALLING.set();
-    let status = call_unload_callback(idx, generation, FLTFL_FILTER_UNLOAD_MANDATORY).unwrap_or(NtStatus::SUCCESS);
-    STATE.with(|s| {
-        let still = s.filter(idx, generation).is_some_and(crate::state::FilterRec::live);
-        s.race.status.callback_status = status.0;
-        s.race.status.before_start = u32::from(before_start);
-        s.race.status.still_registered = u32::from(still);
-        s.race.status.state = abi::RACE_DONE;
-    });
-    log!(
-        "race: FilterUnloadCallback returned {status}{}",
-        if before_start { " (it began before FltStartFiltering)" } else { "" }
-    );
-    thread::exit(0);
 }

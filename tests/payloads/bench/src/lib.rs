@@ -4,7 +4,7 @@
 //!   (`DriverEntry` registers and starts; `FilterUnloadCallback` unregisters).
 //! - `bench_wrapped.sys` (feature `wrapped`): the same callback behind the
 //!   payload wrapper. The benchmark compares the two per operation.
-//! - `payload_slow.sys` (feature `slow`): behind the wrapper, its pre-read
+//! - `slow_payload.sys` (feature `slow`): behind the wrapper, its pre-read
 //!   callback blocks for a while (the storm retires it with callbacks in
 //!   flight), and it keeps a stream context on each file it sees opened on
 //!   the Mup volume (`\TSCLIENT\SCARD\2`), found by its file name, until the

@@ -11,7 +11,7 @@
 //!   the state and unregisters. An unload that arrives between the two
 //!   (Windows 7 delivers it while `DriverEntry` runs) tears down half-built
 //!   state, and `DriverEntry` then starts filtering on an unregistered filter.
-//! - With feature `payload` (`payload_naive.sys`, `payload.rs`): the same
+//! - With feature `payload` (`naive_payload.sys`, `payload.rs`): the same
 //!   building and freeing as the wrapper's `setup` and `cleanup`, loaded by
 //!   the loader, with the wrapper's `DriverEntry` and `FilterUnloadCallback`.
 #![no_std]
