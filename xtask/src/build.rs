@@ -138,43 +138,6 @@ fn copy(from: &Path, to: &Path) -> Result<(), String> {
 /// file under `test-payloads/`, crate name, and what it is for.
 pub const TEST_WORLD_IMAGES: &[(&str, &str, &str, &str, &str)] = &[
     ("naive-filter", "", "naive.sys", "naive_filter", "the naive minifilter image, for the Windows 7 race"),
-    ("naive-filter", "payload", "payload_naive.sys", "naive_filter", "the same logic as a payload"),
-    ("bench-filter", "", "bench_bare.sys", "bench_filter", "one callback, bare image (wrapper overhead)"),
-    ("bench-filter", "wrapped", "bench_wrapped.sys", "bench_filter", "the same callback behind the wrapper"),
-    ("bench-filter", "slow", "payload_slow.sys", "bench_filter", "payload with a blocking read callback"),
-];
-
-/// Where the test world's Filter Manager (`fltmgr.sys`) and its tool
-/// (`fltsimctl.exe`) go: test infrastructure, never `target/package/x64/`.
-pub fn test_fltmgr_dir() -> PathBuf {
-    target().join("package").join("test-fltmgr")
-}
-
-/// The test world: the simulated Filter Manager, its tool, and the test
-/// images that exercise it (`tests/fltmgr`, `tests/payloads`).
-fn build_test_world(tests: &Path) -> Result<(), String> {
-    step("building the test world's fltmgr.sys (a Filter Manager for Wine; test only)");
-    util::run(&mut kernel_cargo("fltmgr-sim", ""))?;
-    take_kernel_output("fltmgr_sim", &test_fltmgr_dir().join("fltmgr.sys"))?;
-    for (package, features, file, crate_name, purpose) in TEST_WORLD_IMAGES {
-        step(&format!("building {file} ({purpose})"));
-        util::run(&mut kernel_cargo(package, features))?;
-        take_kernel_output(crate_name, &tests.join(file))?;
-    }
-    step("building fltsimctl.exe (x86_64-win7-windows-gnu; test only)");
-    let mut tool = debian_cargo();
-    tool.env("CARGO_TARGET_DIR", target().join("tool"))
-        .env("CARGO_TARGET_X86_64_WIN7_WINDOWS_GNU_LINKER", "x86_64-w64-mingw32-gcc")
-        .args(["build", "--quiet", "-p", "fltsimctl", "--target", "x86_64-win7-windows-gnu", "--profile", "tool"])
-        .arg("-Zbuild-std=std,panic_abort");
-    util::run(&mut tool)?;
-    copy(&target().join("tool/x86_64-win7-windows-gnu/tool/fltsimctl.exe"), &test_fltmgr_dir().join("fltsimctl.exe"))
-}
-
-/// The test world's kernel images (never in `x64/`): package, features,
-/// file under `test-payloads/`, crate name, and what it is for.
-pub const TEST_WORLD_IMAGES: &[(&str, &str, &str, &str, &str)] = &[
-    ("naive-filter", "", "naive.sys", "naive_filter", "the naive minifilter image, for the Windows 7 race"),
     ("naive-filter", "payload", "naive_payload.sys", "naive_filter", "the same logic as a payload"),
     ("bench-filter", "", "bench_bare.sys", "bench_filter", "one callback, bare image (wrapper overhead)"),
     ("bench-filter", "wrapped", "bench_wrapped.sys", "bench_filter", "the same callback behind the wrapper"),
@@ -237,7 +200,6 @@ pub fn run() -> Result<PathBuf, String> {
     for inf in ["loader.inf", "payload.inf"] {
         copy(&root().join("inf").join(inf), &pkg.join(inf))?;
     }
-    build_test_world(&tests)?;
     build_test_world(&tests)?;
     print_package(&pkg)?;
     Ok(pkg)
