@@ -416,10 +416,18 @@ pub struct Snapshot {
     pub files: [FileInfo; MAX_OPEN_FILES],
 }
 
-/// `size_of::<T>()` as a `u32` size field (every struct here is far below 4 GiB).
+/// `size_of::<T>()` as a `u32` size field.
+///
+/// # Panics
+/// Never at run time: every use is on a struct far below 4 GiB; a larger
+/// one fails to compile where the value is a constant.
 #[must_use]
 pub const fn size32<T>() -> u32 {
-    shared_abi::size_u32::<T>()
+    let n = size_of::<T>();
+    assert!(n <= u32::MAX as usize, "an ABI struct does not fit a u32 size field");
+    #[allow(clippy::cast_possible_truncation)] // checked just above
+    let n32 = n as u32;
+    n32
 }
 
 /// `text` as NUL-padded UTF-16 (cut to `N - 1` units, so a NUL always ends it).

@@ -30,7 +30,7 @@ impl Loader {
     /// `upgrade` into `slot` (or the inactive one); the loader's answer.
     pub fn upgrade(&self, slot: Option<Slot>) -> NtStatus {
         let req = ControlRequest {
-            size: shared_abi::size_u32::<ControlRequest>(),
+            size: fltsim_abi::size32::<ControlRequest>(),
             abi_major: ABI_MAJOR,
             abi_minor: ABI_MINOR,
             slot: Slot::word_of(slot),
