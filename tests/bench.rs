@@ -119,12 +119,12 @@ fn upgrade_latency_and_footprint() {
 /// - the wrapper's overhead: the same callback (counts, asks for the post
 ///   callback, counts again) as a bare image and behind the payload
 ///   wrapper, and no filter at all, in ns per operation (reads on one
-///   injector thread, the median of 3 rounds).
+///   injector thread, the median of 5 rounds after a warm-up round).
 #[test]
 fn storm_and_wrapper_overhead() {
     use loader_tests::fltsim;
     const UPGRADES: &str = "1000";
-    const READS: u64 = 20_000;
+    const READS: u64 = 200_000;
     let wait_active = |s: &WineSession, want: &str| {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -156,14 +156,15 @@ fn storm_and_wrapper_overhead() {
 
     // 2. The wrapper's overhead.
     let median = |s: &WineSession| {
-        let mut ns: Vec<u64> = (0..3)
+        let _warm_up = fltsim::inject(s, "read", READS, 1).expect("inject");
+        let mut ns: Vec<u64> = (0..5)
             .map(|_| {
                 let out = fltsim::inject(s, "read", READS, 1).expect("inject");
                 field(&out, "ns_per_op=").expect("ns_per_op")
             })
             .collect();
         ns.sort_unstable();
-        ns[1]
+        ns[2]
     };
     assert_eq!(s.loaderctl(&["unload"]).code, 0, "unload");
     wait_active(&s, "");
@@ -180,7 +181,7 @@ fn storm_and_wrapper_overhead() {
     let bare = median(&s);
     let _ = s.sc(&["stop", "BenchBare"]);
     println!(
-        "overhead: bare={bare} ns/op wrapped={wrapped} ns/op no-filter={none} ns/op wrapper-minus-bare={} ns/op ({READS} reads per round, 1 thread, median of 3)",
+        "overhead: bare={bare} ns/op wrapped={wrapped} ns/op no-filter={none} ns/op wrapper-minus-bare={} ns/op ({READS} reads per round, 1 thread, median of 5)",
         i128::from(wrapped) - i128::from(bare)
     );
     s.stop();
