@@ -27,6 +27,20 @@ impl Loader {
         decode_status(&out).map_err(|e| format!("loader status: {e}"))
     }
 
+    /// `upgrade`, asked again while the loader answers
+    /// `STATUS_DEVICE_BUSY` (bounded): its status can show it idle a moment
+    /// before its operation thread has let go, and a client retries then.
+    pub fn upgrade_when_free(&self, slot: Option<Slot>) -> NtStatus {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let status = self.upgrade(slot);
+            if status != NtStatus::DEVICE_BUSY || Instant::now() > deadline {
+                return status;
+            }
+            std::thread::sleep(crate::sim::POLL);
+        }
+    }
+
     /// `upgrade` into `slot` (or the inactive one); the loader's answer.
     pub fn upgrade(&self, slot: Option<Slot>) -> NtStatus {
         let req = ControlRequest {

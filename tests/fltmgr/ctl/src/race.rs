@@ -139,7 +139,7 @@ pub fn loader(service: &str, slot: Slot, tries: u32, verbose: bool) -> Result<Ta
     for n in 0..tries {
         let (half0, snap0) = (half_built(service), sim.query()?);
         sim.arm(service, false)?;
-        let upgrade = loader.upgrade(Some(slot));
+        let upgrade = loader.upgrade_when_free(Some(slot));
         let race = sim.wait_race(snap0.race.fired, BOUND)?;
         loader.wait_idle(BOUND)?;
         // The rest of the mandatory unload (the driver unload), now that
@@ -176,7 +176,7 @@ fn restore(loader: &Loader, home: Slot) -> Result<(), String> {
         if active(&st) == Some(home) {
             return Ok(());
         }
-        let status = loader.upgrade(Some(home));
+        let status = loader.upgrade_when_free(Some(home));
         if Instant::now() > deadline {
             return Err(format!("slot {} did not come back: {status}", home.letter()));
         }

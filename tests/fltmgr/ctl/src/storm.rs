@@ -30,7 +30,7 @@ pub fn run(upgrades: u32, threads: u32) -> Result<(), String> {
     let mut done = 0u32;
     let mut failure = None;
     for _ in 0..upgrades {
-        let status = loader.upgrade(None);
+        let status = loader.upgrade_when_free(None);
         if !status.is_success() {
             failure = Some(format!("upgrade {done} failed: {status}"));
             break;
