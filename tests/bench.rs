@@ -6,7 +6,11 @@
 //!   and the switch done by hand with bare `sc stop` / `sc start` of the
 //!   payload services alone (no registration, no serialization), and the
 //!   ratio between the two;
-//! - image sizes and the loader's non-paged footprint.
+//! - image sizes and the loader's non-paged footprint;
+//! - where the bytes of loader.sys and payload.sys go: by section, and by
+//!   function and crate from the LTO object they were linked from
+//!   (`cargo xtask bench` builds it with `-Csave-temps` into
+//!   `target/sizes/`).
 //!
 //! Record the figures in `docs/performance.md` with the machine and date.
 use loader_tests::wine::{WineSession, LOADER_SERVICE, SLOT_SERVICES};
@@ -109,6 +113,95 @@ fn upgrade_latency_and_footprint() {
         "loader non-paged footprint: {size_of_image} bytes of image (no pageable sections; all state is static) + 0 bytes of pool (its pool counter stays 0/0)"
     );
     s.stop();
+}
+
+/// The LTO object an image was linked from (`crate_file` is the crate's
+/// file name, e.g. `loader_driver`).
+fn lto_object(crate_file: &str) -> Option<std::path::PathBuf> {
+    let deps = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/sizes/x86_64-pc-windows-msvc/kernel/deps");
+    std::fs::read_dir(&deps)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name().map(|n| n.to_string_lossy().into_owned()).is_some_and(|n| {
+                n.starts_with(&format!("{crate_file}.")) && n.ends_with("-cgu.0.rcgu.o") && !n.contains("no-opt")
+            })
+        })
+        .max_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+}
+
+/// The crate (or `core::fmt`-like module) a demangled symbol belongs to.
+fn owner(symbol: &str) -> String {
+    let path = symbol.trim_start_matches('<');
+    let mut parts = path.split("::");
+    let first = parts.next().unwrap_or(path);
+    match first {
+        "core" | "alloc" => format!("{first}::{}", parts.next().unwrap_or("")),
+        _ => first.split(' ').next().unwrap_or(first).to_owned(),
+    }
+}
+
+fn size_breakdown(image: &str, crate_file: &str) {
+    use object::{Object, ObjectSection, ObjectSymbol, SectionKind, SymbolKind};
+    let bytes = std::fs::read(
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/package/x64").join(image),
+    )
+    .expect("packaged image");
+    let pe = object::read::pe::PeFile64::parse(&*bytes).expect("PE32+");
+    println!("size breakdown of {image} ({} bytes on disk):", bytes.len());
+    for section in pe.sections() {
+        let name = section.name().unwrap_or("?");
+        let raw = section.file_range().map_or(0, |(_, len)| len);
+        println!("  section {name:<8} {:>6} bytes in memory, {raw:>6} in the file", section.size());
+    }
+    let Some(path) = lto_object(crate_file) else {
+        println!("  (no LTO object under target/sizes: run `cargo xtask bench`, which builds it)");
+        return;
+    };
+    let data = std::fs::read(&path).expect("LTO object");
+    let file = object::File::parse(&*data).expect("COFF object");
+    // One COMDAT section per function: its size is the function's size.
+    let mut functions: Vec<(u64, String)> = Vec::new();
+    let mut rodata = 0u64;
+    for section in file.sections() {
+        match section.kind() {
+            SectionKind::Text => {
+                let name = file
+                    .symbols()
+                    .find(|s| s.section_index() == Some(section.index()) && s.kind() == SymbolKind::Text)
+                    .and_then(|s| s.name().ok().map(|n| format!("{:#}", rustc_demangle::demangle(n))))
+                    .unwrap_or_else(|| "(unnamed)".into());
+                functions.push((section.size(), name));
+            }
+            SectionKind::ReadOnlyData | SectionKind::ReadOnlyString => rodata += section.size(),
+            _ => {}
+        }
+    }
+    functions.sort_by(|a, b| b.0.cmp(&a.0));
+    let code: u64 = functions.iter().map(|f| f.0).sum();
+    println!("  code in the LTO object: {code} bytes in {} functions; read-only data {rodata} bytes", functions.len());
+    let mut by_owner: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    for (size, name) in &functions {
+        *by_owner.entry(owner(name)).or_default() += size;
+    }
+    let mut owners: Vec<(String, u64)> = by_owner.into_iter().collect();
+    owners.sort_by(|a, b| b.1.cmp(&a.1));
+    for (owner, size) in owners.iter().take(12) {
+        println!("  code by crate/module: {size:>6} bytes  {owner}");
+    }
+    for (size, name) in functions.iter().take(20) {
+        let short: String = name.chars().take(110).collect();
+        println!("  largest function: {size:>6} bytes  {short}");
+    }
+}
+
+/// Where the bytes of the two kernel images go. Prints only.
+#[test]
+fn image_size_breakdown() {
+    size_breakdown("loader.sys", "loader_driver");
+    size_breakdown("payload.sys", "counter_filter");
 }
 
 /// Issue 10's figures, on the test world's Filter Manager (`tests/fltmgr`):

@@ -522,3 +522,174 @@ fn the_wine_harness_installs_what_the_infs_describe() {
     // (The loader's service name is `config::LOADER_SERVICE` in both the
     // harness and `check_loader`.)
 }
+
+const FLG_ADDREG_TYPE_EXPAND_SZ: u32 = 0x0002_0000;
+
+/// One `HKLM,key[,value,flags,data]` line of a main-section AddReg/DelReg.
+fn hklm_lines(inf: &Inf, section: &str) -> Result<Vec<Vec<String>>, String> {
+    inf.section(section)?
+        .bare()
+        .into_iter()
+        .map(|f| match f.first().map(String::as_str) {
+            Some("HKLM") => Ok(f[1..].to_vec()),
+            _ => Err(format!("[{section}] line {f:?} is not under HKLM")),
+        })
+        .collect()
+}
+
+/// The event source: loader.inf registers `EventLog\System\SerialLoader`
+/// with loader.sys (the image it installs, which carries the message
+/// table) as its message file, from both install sections, and both
+/// uninstall sections delete that key.
+fn check_event_source(inf: &Inf) -> Result<(), String> {
+    let key = loader_events::EVENT_SOURCE_KEY;
+    if key.rsplit('\\').next() != Some(config::LOADER_SERVICE) || loader_events::EVENT_SOURCE != config::LOADER_SERVICE
+    {
+        return Err("the event source is not named after the loader's service".into());
+    }
+    for decoration in ["DefaultInstall.NTamd64", "DefaultInstall"] {
+        let lines = hklm_lines(inf, inf.section(decoration)?.one("AddReg")?)?;
+        let value = |name: &str, flags: u32| -> Result<String, String> {
+            let found: Vec<&[String]> =
+                lines.iter().filter(|l| l.get(1).map(String::as_str) == Some(name)).map(Vec::as_slice).collect();
+            match found.as_slice() {
+                [[k, _, f, data]] if k.eq_ignore_ascii_case(key) && parse_number(f) == Some(flags) => Ok(data.clone()),
+                other => Err(format!("[{decoration}] {name}: {other:?}")),
+            }
+        };
+        let file = value("EventMessageFile", FLG_ADDREG_TYPE_EXPAND_SZ)?;
+        if file != loader_events::EVENT_MESSAGE_FILE {
+            return Err(format!("EventMessageFile is {file:?}, not {:?}", loader_events::EVENT_MESSAGE_FILE));
+        }
+        let image = file.rsplit('\\').next().unwrap_or_default();
+        let copied = inf.section(inf.section(decoration)?.one("CopyFiles")?)?.bare();
+        if !copied.iter().any(|f| f.first().map(String::as_str) == Some(image)) {
+            return Err(format!("the message file {image} is not a file this INF installs"));
+        }
+        let types = value("TypesSupported", FLG_ADDREG_TYPE_DWORD)?;
+        if parse_number(&types) != Some(loader_events::TYPES_SUPPORTED) {
+            return Err(format!("TypesSupported = {types}"));
+        }
+        if lines.len() != 2 {
+            return Err(format!("[{decoration}] event log AddReg has {} lines, expected 2", lines.len()));
+        }
+        let uninstall = decoration.replace("Install", "Uninstall");
+        let deleted = hklm_lines(inf, inf.section(&uninstall)?.one("DelReg")?)?;
+        if deleted != [vec![key.to_owned()]] {
+            return Err(format!("[{uninstall}] DelReg {deleted:?} does not delete {key}"));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn loader_inf_registers_the_event_source_and_its_uninstall_removes_it() {
+    check_event_source(&Inf::parse(&loader_inf()).unwrap()).unwrap();
+    let loader = loader_inf();
+    for (from, to) in [
+        ("\"EventMessageFile\",0x00020000", "\"EventMessageFile\",0x00000000"),
+        ("%%SystemRoot%%\\System32\\drivers\\%DriverName%.sys", "%%SystemRoot%%\\System32\\IoLogMsg.dll"),
+        ("\"TypesSupported\",0x00010001,7", "\"TypesSupported\",0x00010001,1"),
+        ("DelReg          = Loader.EventLog.DelReg\n", ""),
+        ("EventLog\\System\\SerialLoader\"", "EventLog\\Application\\SerialLoader\""),
+        (
+            "AddReg     = Loader.EventLog.AddReg\n\n[DefaultInstall.NTamd64.Services]",
+            "\n[DefaultInstall.NTamd64.Services]",
+        ),
+    ] {
+        assert!(loader.contains(from), "loader.inf no longer contains {from:?}");
+        match Inf::parse(&loader.replacen(from, to, 1)).and_then(|inf| check_event_source(&inf)) {
+            Ok(()) => panic!("loader.inf with {to:?} passed the event source check"),
+            Err(e) => eprintln!("loader.inf with {to:?}: {e}"),
+        }
+    }
+}
+
+/// `DriverVer` of both INFs carries the workspace version (`0.1.0` → `0.1.0.0`).
+#[test]
+fn driver_ver_is_the_workspace_version() {
+    let numbers: Vec<&str> = env!("CARGO_PKG_VERSION").split(['-', '+']).next().unwrap().split('.').collect();
+    let want = format!("{}.{}.{}.0", numbers[0], numbers[1], numbers[2]);
+    for (name, text) in [("loader.inf", loader_inf()), ("payload.inf", payload_inf())] {
+        let inf = Inf::parse(&text).unwrap();
+        let fields = inf.section("Version").unwrap().all("DriverVer");
+        let [[date, version]] = fields.as_slice() else { panic!("{name}: DriverVer {fields:?}") };
+        assert_eq!(version, &want, "{name}: DriverVer version");
+        assert_eq!(date.split('/').count(), 3, "{name}: DriverVer date {date}");
+    }
+}
+
+/// Wine 8's setupapi skips two things these INFs say (docs/architecture.md,
+/// "Installing from the INFs under Wine"); the harness restates exactly
+/// those, and nothing else: every service's `Dependencies` (Wine's
+/// `add_service` has a FIXME for it) and every `DelService` line after the
+/// first of an uninstall section (Wine's loop looks for the next
+/// `AddService` line instead).
+#[test]
+fn the_wine_harness_restates_only_what_wine_setupapi_skips() {
+    let mut dependencies = Vec::new();
+    let mut skipped_deletes = Vec::new();
+    for text in [payload_inf(), loader_inf()] {
+        let inf = Inf::parse(&text).unwrap();
+        // Wine's 64-bit rundll32 picks the .NTamd64 sections.
+        for fields in inf.section("DefaultInstall.NTamd64.Services").unwrap().all("AddService") {
+            let service = inf.section(&fields[2]).unwrap();
+            for dep in service.all("Dependencies") {
+                dependencies.push((fields[0].clone(), dep.join(",")));
+            }
+        }
+        let deletes = inf.section("DefaultUninstall.NTamd64.Services").unwrap().all("DelService");
+        skipped_deletes.extend(deletes.iter().skip(1).map(|f| f[0].clone()));
+    }
+    let harness_deps: Vec<(String, String)> =
+        loader_tests::wine::RESTATED_DEPENDENCIES.iter().map(|(s, d)| ((*s).to_owned(), (*d).to_owned())).collect();
+    assert_eq!(harness_deps, dependencies, "the harness restates other Dependencies than the INFs declare");
+    let harness_deletes: Vec<String> = loader_tests::wine::RESTATED_DELETES.iter().map(|s| (*s).to_owned()).collect();
+    assert_eq!(harness_deletes, skipped_deletes, "the harness restates other DelService lines than Wine skips");
+    assert!(!harness_deletes.is_empty() && !harness_deps.is_empty());
+}
+
+/// `DELFLG_IN_USE`: a file still in use is deleted at the next reboot.
+const DELFLG_IN_USE: u32 = 0x1;
+
+/// Both uninstall sections of an INF delete exactly the files its install
+/// sections copy, each flagged `DELFLG_IN_USE`.
+fn check_deleted_files(inf: &Inf) -> Result<(), String> {
+    for decoration in ["DefaultInstall.NTamd64", "DefaultInstall"] {
+        let copied: BTreeSet<String> = inf
+            .section(inf.section(decoration)?.one("CopyFiles")?)?
+            .bare()
+            .iter()
+            .filter_map(|f| f.first().cloned())
+            .collect();
+        let uninstall = decoration.replace("Install", "Uninstall");
+        let del = inf.section(&uninstall)?.one("DelFiles")?;
+        let mut deleted = BTreeSet::new();
+        for f in inf.section(del)?.bare() {
+            if f.get(3).and_then(|x| parse_number(x)) != Some(DELFLG_IN_USE) {
+                return Err(format!("[{del}] {f:?} is not flagged DELFLG_IN_USE"));
+            }
+            deleted.insert(f[0].clone());
+        }
+        if deleted != copied {
+            return Err(format!("[{uninstall}] deletes {deleted:?}, the install copies {copied:?}"));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn uninstall_deletes_every_installed_file_even_one_in_use() {
+    check_deleted_files(&Inf::parse(&loader_inf()).unwrap()).unwrap();
+    check_deleted_files(&Inf::parse(&payload_inf()).unwrap()).unwrap();
+    for (text, from, to) in [
+        (payload_inf(), "%SlotB.Image%,,,0x00000001\n", ""),
+        (loader_inf(), "%DriverName%.sys,,,0x00000001", "%DriverName%.sys"),
+    ] {
+        assert!(text.contains(from), "the INF no longer contains {from:?}");
+        match Inf::parse(&text.replacen(from, to, 1)).and_then(|inf| check_deleted_files(&inf)) {
+            Ok(()) => panic!("an INF with {from:?} -> {to:?} passed"),
+            Err(e) => eprintln!("{e}"),
+        }
+    }
+}

@@ -8,7 +8,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use loader_protocol::config::{self, Config, DriverObjectKind, RawValue, ServiceName};
+use loader_parsers::config::{self, Config, DriverObjectKind, RawValue, ServiceName};
+use shared_abi::Slot;
 
 fn check_name(name: &ServiceName) {
     let chars = name.as_utf16();
@@ -57,14 +58,25 @@ fuzz_target!(|data: &[u8]| {
         reg_type: config::REG_DWORD,
         data: b.get(..4).unwrap_or(b),
     });
-    if let Ok(c) = Config::from_values([sz(a), sz(b)], None, dword) {
-        assert!(c.active < 2);
-        assert!(!c.slots[0].same_service(&c.slots[1]));
+    // ActiveSlot: absent, or the first bytes of `a` as a DWORD.
+    let active = (header[1] & 1 == 1).then(|| RawValue {
+        reg_type: config::REG_DWORD,
+        data: a.get(..4).unwrap_or(a),
+    });
+    if let Ok(slot) = config::parse_active_slot(active) {
+        // The one encoder writes back exactly what was read.
+        match active {
+            None => assert_eq!(slot, Some(Slot::A)),
+            Some(v) => assert_eq!(v.data, config::encode_active_slot(slot).to_le_bytes()),
+        }
+    }
+    if let Ok(c) = Config::from_values([sz(a), sz(b)], active, dword) {
+        assert!(!c.slots[Slot::A].same_service(&c.slots[Slot::B]));
         assert!(
             (config::MIN_UNLOAD_TIMEOUT_MS..=config::MAX_UNLOAD_TIMEOUT_MS)
                 .contains(&c.unload_timeout_ms)
         );
-        check_name(&c.slots[0]);
-        check_name(&c.slots[1]);
+        check_name(&c.slots[Slot::A]);
+        check_name(&c.slots[Slot::B]);
     }
 });

@@ -8,7 +8,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use loader_protocol::control::{self, ControlCommand};
+use loader_parsers::control::{self, ControlCommand};
 use shared_abi::control::{ALL_IOCTLS, METHOD_BUFFERED, SLOT_COUNT};
 
 fuzz_target!(|data: &[u8]| {
@@ -25,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(code & 3, METHOD_BUFFERED);
         assert!(output_len >= command.min_output_len());
         if let ControlCommand::Upgrade { slot: Some(slot) } = command {
-            assert!(slot < SLOT_COUNT);
+            assert!(slot.index() < SLOT_COUNT);
         }
         if command != ControlCommand::QueryStatus || !input.is_empty() {
             assert_eq!(input.len(), control::REQUEST_LEN);

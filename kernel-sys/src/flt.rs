@@ -1,7 +1,7 @@
 //! Filter Manager (fltKernel.h) structures for the Windows 7 registration
 //! layout, `FLT_REGISTRATION_VERSION_0202`.
 //!
-//! 0x0203 (Windows 8) adds a callback Windows 7's FltMgr does not know, so
+//! 0x0203 (Windows 8) adds a callback Windows 7's `FltMgr` does not know, so
 //! payloads register 0x0202 on Windows 7 (and 0x0200 on XP-era kernels).
 use crate::types::NTSTATUS;
 use core::ffi::c_void;

@@ -21,7 +21,10 @@ use crate::flt::{
     FLT_CALLBACK_DATA, FLT_CONTEXT_TYPE, FLT_FILE_NAME_INFORMATION, FLT_REGISTRATION, PFLT_CONTEXT, PFLT_FILTER,
     PFLT_INSTANCE, PFLT_VOLUME,
 };
-use crate::types::*;
+use crate::types::{
+    BOOLEAN, DEVICE_OBJECT, DRIVER_OBJECT, FILE_OBJECT, HANDLE, IRP, KEVENT, KIRQL, KPROCESSOR_MODE, KSPIN_LOCK,
+    NTSTATUS, OBJECT_ATTRIBUTES, PEPROCESS, PKSTART_ROUTINE, POBJECT_TYPE, RTL_OSVERSIONINFOW, UNICODE_STRING,
+};
 use core::ffi::c_void;
 
 #[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
@@ -29,6 +32,9 @@ extern "system" {
     pub fn KeInitializeEvent(event: *mut KEVENT, kind: u32, state: BOOLEAN);
     pub fn KeSetEvent(event: *mut KEVENT, increment: i32, wait: BOOLEAN) -> i32;
     pub fn KeClearEvent(event: *mut KEVENT);
+    /// Puts the calling thread to sleep for `*interval` (negative: relative,
+    /// in 100 ns). `<= APC_LEVEL`.
+    pub fn KeDelayExecutionThread(mode: KPROCESSOR_MODE, alertable: BOOLEAN, interval: *const i64) -> NTSTATUS;
     pub fn KeWaitForSingleObject(
         object: *mut c_void,
         reason: u32,
@@ -126,10 +132,18 @@ extern "system" {
     pub fn __chkstk();
 }
 
+// The System event log: error-log entries (`wrap::eventlog`). Both are
+// `<= DISPATCH_LEVEL`; the entry is freed by the I/O manager once written.
+#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+extern "system" {
+    pub fn IoAllocateErrorLogEntry(io_object: *mut c_void, entry_size: u8) -> *mut c_void;
+    pub fn IoWriteErrorLogEntry(entry: *mut c_void);
+}
+
 #[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
 extern "C" {
     /// `DbgPrintEx(ComponentId, Level, Format, ...)`: output a debugger or
-    /// DbgView shows when `Debug Print Filter\IHVDRIVER` admits the level.
+    /// `DbgView` shows when `Debug Print Filter\IHVDRIVER` admits the level.
     pub fn DbgPrintEx(component: u32, level: u32, format: *const u8, ...) -> u32;
 }
 

@@ -15,6 +15,7 @@
 #![no_std]
 #![allow(non_snake_case, non_camel_case_types, non_upper_case_globals, clippy::upper_case_acronyms)]
 
+pub mod errlog;
 pub mod flt;
 pub mod types;
 
@@ -30,4 +31,4 @@ pub mod wrap;
 pub use types::*;
 
 /// `STATUS_INVALID_PARAMETER`, for wrappers that fail before calling the kernel.
-pub const STATUS_INVALID_PARAMETER: i32 = 0xC000_000Du32 as i32;
+pub const STATUS_INVALID_PARAMETER: i32 = 0xC000_000Du32.cast_signed();

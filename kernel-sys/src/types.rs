@@ -41,6 +41,40 @@ pub struct OBJECT_ATTRIBUTES {
 pub const OBJ_CASE_INSENSITIVE: u32 = 0x40;
 pub const OBJ_KERNEL_HANDLE: u32 = 0x200;
 
+impl OBJECT_ATTRIBUTES {
+    /// Attributes for a handle the driver opens for itself: always
+    /// `OBJ_KERNEL_HANDLE`, so the handle lands in the kernel's table and not
+    /// in the table of whatever process the calling thread runs in (an
+    /// IOCTL's caller, whose exit would close it). `name`, if any, is looked
+    /// up case-insensitively.
+    #[must_use]
+    pub const fn kernel_handle(name: *const UNICODE_STRING) -> OBJECT_ATTRIBUTES {
+        OBJECT_ATTRIBUTES {
+            Length: OBJECT_ATTRIBUTES_LEN,
+            RootDirectory: core::ptr::null_mut(),
+            ObjectName: name,
+            Attributes: if name.is_null() { OBJ_KERNEL_HANDLE } else { OBJ_CASE_INSENSITIVE | OBJ_KERNEL_HANDLE },
+            SecurityDescriptor: core::ptr::null_mut(),
+            SecurityQualityOfService: core::ptr::null_mut(),
+        }
+    }
+}
+const OBJECT_ATTRIBUTES_LEN: u32 = 0x30;
+static_assertions::const_assert_eq!(core::mem::size_of::<OBJECT_ATTRIBUTES>(), OBJECT_ATTRIBUTES_LEN as usize);
+
+/// The outcome of an unbounded `KeWaitForSingleObject` /
+/// `ZwWaitForSingleObject` (no timeout, not alertable): only
+/// `STATUS_SUCCESS` (0) means the object was signalled. Anything else (an
+/// invalid handle, an alert, `STATUS_TIMEOUT`) is an error to report, never
+/// a reason to go on as if the thread had exited.
+pub fn wait_completed(status: NTSTATUS) -> Result<(), NTSTATUS> {
+    if status == 0 {
+        Ok(())
+    } else {
+        Err(status)
+    }
+}
+
 /// `KEVENT`: a dispatcher header. Self-referential once initialised: never move it.
 #[repr(C, align(8))]
 pub struct KEVENT {
@@ -126,7 +160,7 @@ pub struct IRP {
     pub Size: u16,
     pub MdlAddress: *mut c_void,
     pub Flags: u32,
-    /// `AssociatedIrp.SystemBuffer` for METHOD_BUFFERED.
+    /// `AssociatedIrp.SystemBuffer` for `METHOD_BUFFERED`.
     pub SystemBuffer: *mut c_void,
     pub ThreadListEntry: [usize; 2],
     pub IoStatus: IO_STATUS_BLOCK,
@@ -305,3 +339,32 @@ const_assert_eq!(offset_of!(FILE_OBJECT, Lock), 0x80);
 const_assert_eq!(offset_of!(FILE_OBJECT, Event), 0x98);
 const_assert_eq!(offset_of!(FILE_OBJECT, IrpList), 0xC0);
 const_assert_eq!(size_of::<FILE_OBJECT>(), 0xD8);
+
+/// `IO_ERROR_LOG_PACKET` (x64: 0x30 bytes, `DumpData[1]` padded to 8): the
+/// head of an error-log entry; the insertion strings follow at
+/// `StringOffset`. Written by `wrap::eventlog` only.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct IO_ERROR_LOG_PACKET {
+    pub MajorFunctionCode: u8,
+    pub RetryCount: u8,
+    pub DumpDataSize: u16,
+    pub NumberOfStrings: u16,
+    pub StringOffset: u16,
+    pub EventCategory: u16,
+    pub ErrorCode: NTSTATUS,
+    pub UniqueErrorValue: u32,
+    pub FinalStatus: NTSTATUS,
+    pub SequenceNumber: u32,
+    pub IoControlCode: u32,
+    pub DeviceOffset: i64,
+    pub DumpData: [u32; 1],
+}
+
+const_assert_eq!(offset_of!(IO_ERROR_LOG_PACKET, NumberOfStrings), 4);
+const_assert_eq!(offset_of!(IO_ERROR_LOG_PACKET, StringOffset), 6);
+const_assert_eq!(offset_of!(IO_ERROR_LOG_PACKET, ErrorCode), 0x0C);
+const_assert_eq!(offset_of!(IO_ERROR_LOG_PACKET, FinalStatus), 0x14);
+const_assert_eq!(offset_of!(IO_ERROR_LOG_PACKET, DeviceOffset), 0x20);
+const_assert_eq!(offset_of!(IO_ERROR_LOG_PACKET, DumpData), 0x28);
+const_assert_eq!(size_of::<IO_ERROR_LOG_PACKET>(), 0x30);

@@ -35,10 +35,8 @@ fn control(mut ioctl: Ioctl<'_>) -> IoctlOutcome {
         };
     }
     let (pended, irp) = ioctl.pend();
-    if let Err((job, status)) = ops::start(Job::Control(command, irp)) {
-        if let Job::Control(_, Some(irp)) = job {
-            irp.complete(status, |_| 0);
-        }
+    if let Err((Job::Control(_, Some(irp)), status)) = ops::start(Job::Control(command, irp)) {
+        irp.complete(status, |_| 0);
     }
     IoctlOutcome::Pended(pended)
 }

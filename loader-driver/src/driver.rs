@@ -30,6 +30,10 @@ fn driver_main(driver: DriverObject, registry_path: &RegistryPath) -> Result<(),
     let sd = loader_parsers::security::control_device_sd();
     ControlDevice::create(driver, DEVICE_NAME, DOS_DEVICE_NAME, &sd, &crate::control::HANDLERS)?;
     DEVICE_CREATED.store(true, Ordering::Release);
+    // From here DriverEntry cannot fail: the driver object stays, so its
+    // events can be filed under it.
+    crate::events::open(driver);
+    crate::events::started(active);
     if let Ok(active) = active {
         if let Err((_, e)) = ops::start(Job::Start(active)) {
             log!("cannot start the initial load: {e}");
@@ -49,6 +53,8 @@ extern "system" fn driver_unload(_driver: *mut DRIVER_OBJECT) {
     loader().stop();
     ops::join();
     platform::join_workers();
+    crate::events::stopped();
+    crate::events::close();
     if DEVICE_CREATED.swap(false, Ordering::AcqRel) {
         ControlDevice.destroy();
     }

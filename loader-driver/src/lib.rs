@@ -16,6 +16,7 @@
 
 mod control;
 mod driver;
+mod events;
 mod ops;
 mod platform;
 mod services;

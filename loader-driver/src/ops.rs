@@ -87,33 +87,47 @@ pub fn request_reap() {
 }
 
 extern "system" fn op_thread(_context: *mut core::ffi::c_void) {
-    if let Some(job) = JOB.with(Option::take) {
-        run(job);
+    match JOB.with(Option::take) {
+        Some(job) => run(job),
+        None => done(),
     }
-    RUNNING.store(false, Ordering::Release);
     thread::exit(0);
+}
+
+/// The operation is over: the next one may start. (Its thread may still be
+/// exiting; the next `start` joins it first.) Called before a control
+/// request's IRP completes, so a caller that sends the next request as
+/// soon as it has the reply never meets `STATUS_DEVICE_BUSY`.
+fn done() {
+    RUNNING.store(false, Ordering::Release);
 }
 
 fn run(job: Job) {
     match job {
         Job::Start(active) => {
             let out = loader().start(active);
+            crate::events::after_start(active, &out);
             match active {
                 Some(slot) => log!("initial load of slot {slot}: {}", out.status),
                 None => log!("no payload to load at start (ActiveSlot says none)"),
             }
+            done();
         }
         Job::Reap => {
             loader().reap();
+            done();
         }
         Job::Control(command, irp) => {
+            let before = crate::platform::status();
             let out = execute(command);
+            done();
             if let Some(irp) = irp {
                 let completed = irp.complete(out.status, |buf| encode_reply(&out.to_reply(), buf).unwrap_or(0));
                 if !completed {
                     log!("the caller had gone; the operation finished with {}", out.status);
                 }
             }
+            crate::events::after_operation(command, &before, &out);
         }
     }
 }

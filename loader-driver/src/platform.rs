@@ -11,17 +11,18 @@ use crate::log;
 use kernel_sys::wrap::event::Event;
 use kernel_sys::wrap::image::{self, MappedImage, ReferencedDriver};
 use kernel_sys::wrap::lock::SpinLock;
-use kernel_sys::wrap::pool::PoolCounter;
+use kernel_sys::wrap::pool::{PoolBlock, PoolCounter};
 use kernel_sys::wrap::registry::RegKey;
 use kernel_sys::wrap::thread::{self, SystemThread};
 use kernel_sys::wrap::ustr::WideBuf;
 use loader_parsers::config::{self, Config, DriverObjectKind, RawValue, ServiceName, PATH_CHARS};
 use loader_protocol::{Loader, LoaderEvent, LoaderPlatform, LoaderState};
 use shared_abi::control::{LoaderStatus, OpKind, PoolCount};
-use shared_abi::payload::LogLevel;
+use shared_abi::payload::{LogLevel, StateBlobHeader, MAX_STATE_BYTES, STATE_FINAL, STATE_MAGIC};
 use shared_abi::{NtStatus, PerSlot, Slot, POOL_TAG_LOADER};
 
-/// The loader's pool use: it allocates nothing, and status proves it.
+/// The loader's pool use: nothing but the state blobs of a handover, each
+/// freed once imported; status proves it comes back to zero.
 pub static LOADER_POOL: PoolCounter = PoolCounter::new(POOL_TAG_LOADER);
 
 static STATE: SpinLock<LoaderState<ReferencedDriver>> =
@@ -109,6 +110,62 @@ fn service_key(slot: Slot) -> Result<WideBuf<160>, NtStatus> {
     WideBuf::from_units(path.get(..n).unwrap_or(&[])).ok_or(NtStatus::OBJECT_NAME_INVALID)
 }
 
+/// `<service key>\Instances\<DefaultInstance>`, where the Filter Manager
+/// reads the slot payload's altitude.
+fn instance_key(slot: Slot) -> Result<WideBuf<160>, NtStatus> {
+    let mut instances = service_key(slot)?;
+    instances.push_ascii("\\Instances").ok_or(NtStatus::OBJECT_NAME_INVALID)?;
+    let key = RegKey::open(&instances.as_unicode(), false).map_err(NtStatus)?;
+    let name = key.query("DefaultInstance").map_err(NtStatus)?;
+    let units = reg_sz_units(name.data())?;
+    instances.push_ascii("\\").ok_or(NtStatus::OBJECT_NAME_INVALID)?;
+    instances.push_units(units.units()).ok_or(NtStatus::OBJECT_NAME_INVALID)?;
+    Ok(instances)
+}
+
+/// The UTF-16 text of `REG_SZ` data, without its NUL.
+fn reg_sz_units(data: &[u8]) -> Result<WideBuf<64>, NtStatus> {
+    let mut out = WideBuf::<64>::new();
+    for pair in data.chunks_exact(2) {
+        let unit = u16::from_le_bytes([pair.first().copied().unwrap_or(0), pair.get(1).copied().unwrap_or(0)]);
+        if unit == 0 {
+            break;
+        }
+        out.push_units(&[unit]).ok_or(NtStatus::OBJECT_NAME_INVALID)?;
+    }
+    Ok(out)
+}
+
+/// A state blob: pool of the loader's, and the bytes the export wrote.
+pub struct Blob {
+    block: PoolBlock<'static>,
+    len: usize,
+}
+
+impl Blob {
+    fn bytes(&mut self) -> &[u8] {
+        let len = self.len;
+        self.block.as_mut_bytes().get(..len).unwrap_or(&[])
+    }
+}
+
+/// Checks the header an export wrote: its size, magic and length.
+fn check_blob(bytes: &[u8]) -> Result<(), NtStatus> {
+    let field = |at: usize| {
+        bytes.get(at..at + 4).and_then(|b| <[u8; 4]>::try_from(b).ok()).map(u32::from_le_bytes)
+    };
+    let header = core::mem::size_of::<StateBlobHeader>();
+    let (size, magic, data_len) = (field(0), field(4), field(16));
+    let ok = size == Some(shared_abi::size_u32::<StateBlobHeader>())
+        && magic == Some(STATE_MAGIC)
+        && data_len.and_then(|d| usize::try_from(d).ok()).and_then(|d| d.checked_add(header)) == Some(bytes.len());
+    if ok {
+        Ok(())
+    } else {
+        Err(NtStatus::INVALID_IMAGE_FORMAT)
+    }
+}
+
 /// Joins every retire worker (the loader's `DriverUnload`, after `stop`).
 pub fn join_workers() {
     for slot in Slot::ALL {
@@ -182,7 +239,9 @@ impl LoaderPlatform for KernelLoader {
         (image.bytes(), image.base())
     }
 
-    fn call_register(&self, image: ReferencedDriver, entry: u64, slot: Slot) -> NtStatus {
+    fn call_register(&self, image: ReferencedDriver, entry: u64, slot: Slot, generation: u16) -> NtStatus {
+        // No payload of `slot` is loaded now: its table may change.
+        kernel_sys::wrap::services::set_generation(slot, generation);
         log!(
             "slot {slot}: calling LoaderPayloadRegister in the System process: {} (pid {})",
             if kernel_sys::wrap::process::in_system_process() { "yes" } else { "NO" },
@@ -199,6 +258,85 @@ impl LoaderPlatform for KernelLoader {
 
     fn call_shutdown(&self, image: ReferencedDriver, entry: u64) {
         image.call_shutdown(entry);
+    }
+
+    type Blob = Blob;
+
+    fn publish_owner(&self, word: loader_protocol::handover::OwnerWord) {
+        kernel_sys::wrap::services::publish_owner(word.encode());
+    }
+
+    fn clear_marks(&self) {
+        kernel_sys::wrap::services::clear_marks();
+    }
+
+    fn wait_old_drained(&self, old: Slot) -> bool {
+        // Polled: the count drains as the old payload's post callbacks run.
+        // Bounded by the teardown bound: an operation its filter pended
+        // and never completed must not hold the handover for good.
+        let bound = STATE.with(|s| s.unload_timeout_ms());
+        let mut waited = 0u32;
+        while kernel_sys::wrap::services::in_flight(old) > 0 {
+            if waited >= bound {
+                log!("slot {old}: {} operations still in flight after {bound} ms", kernel_sys::wrap::services::in_flight(old));
+                return false;
+            }
+            kernel_sys::wrap::time::sleep_ms(1);
+            waited = waited.saturating_add(1);
+        }
+        true
+    }
+
+    fn place_below(&self, new: Slot, old: Slot) -> Result<(), NtStatus> {
+        let old_key = instance_key(old)?;
+        let value = RegKey::open(&old_key.as_unicode(), false).map_err(NtStatus)?.query("Altitude").map_err(NtStatus)?;
+        let old_altitude = reg_sz_units(value.data())?;
+        let (units, len) = loader_parsers::altitude::below(old_altitude.units())?;
+        let new_altitude = units.get(..len).unwrap_or(&[]);
+        let new_key = instance_key(new)?;
+        RegKey::open(&new_key.as_unicode(), true).map_err(NtStatus)?.set_sz("Altitude", new_altitude).map_err(NtStatus)?;
+        log!("slot {new}: placed at altitude {} below slot {old} ({})", WideBuf::<16>::from_units(new_altitude).unwrap_or_default(), old_altitude);
+        Ok(())
+    }
+
+    fn call_quiesce(&self, image: ReferencedDriver, entry: u64) -> NtStatus {
+        image.call_quiesce(entry)
+    }
+
+    fn call_export(&self, image: ReferencedDriver, entry: u64, final_state: bool) -> Result<Blob, NtStatus> {
+        let flags = if final_state { STATE_FINAL } else { 0 };
+        let mut capacity = 4096usize;
+        for _ in 0..2 {
+            let mut block = LOADER_POOL.alloc(capacity).ok_or(NtStatus::INSUFFICIENT_RESOURCES)?;
+            let (status, written) = image.call_export(entry, block.as_mut_bytes(), flags);
+            if status == NtStatus::BUFFER_TOO_SMALL && written > capacity && written <= MAX_STATE_BYTES {
+                capacity = written;
+                continue;
+            }
+            status.to_result()?;
+            if written > capacity {
+                return Err(NtStatus::INVALID_IMAGE_FORMAT);
+            }
+            let mut blob = Blob { block, len: written };
+            check_blob(blob.bytes())?;
+            return Ok(blob);
+        }
+        Err(NtStatus::BUFFER_TOO_SMALL)
+    }
+
+    fn call_import(&self, image: ReferencedDriver, entry: u64, blob: &Blob, final_state: bool) -> NtStatus {
+        let flags = if final_state { STATE_FINAL } else { 0 };
+        // (The blob is ours; a payload gets a read-only view of it.)
+        let bytes = blob.block.as_bytes().get(..blob.len).unwrap_or(&[]);
+        image.call_import(entry, bytes, flags)
+    }
+
+    fn blob_len(&self, blob: &Blob) -> u32 {
+        u32::try_from(blob.len).unwrap_or(u32::MAX)
+    }
+
+    fn free_blob(&self, blob: Blob) {
+        drop(blob);
     }
 
     fn unload_driver(&self, slot: Slot) -> NtStatus {

@@ -89,7 +89,7 @@ pub fn cmd_cycle(ctl: &dyn Control, count: u32, con: &mut Console<'_>) -> Result
         let outcome = ctl.control(Change::Upgrade.code(), &input, Output::Len(REPLY_BYTES));
         latencies.push(started.elapsed());
         let verb = format!("upgrade {i} of {count}");
-        let (exit, _) = judge_reply(&verb, Change::Upgrade.kind(), &outcome)?;
+        let exit = judge_reply(&verb, Change::Upgrade.kind(), &outcome).map_err(|(f, _)| f)?.exit;
         if exit == Exit::TeardownStuck {
             return Err(Failure {
                 exit,
@@ -196,7 +196,9 @@ mod tests {
 
     fn run(ctl: &Flipper, count: u32) -> (Result<Exit, Failure>, String) {
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        let r = cmd_cycle(ctl, count, &mut Console { out: &mut out, err: &mut err, ticker: false });
+        let clock = crate::timefmt::tests::clock(0, crate::timefmt::Shown::Local);
+        let r =
+            cmd_cycle(ctl, count, &mut Console { out: &mut out, err: &mut err, clock, json: false, progress: None });
         (r, String::from_utf8(out).expect("utf-8"))
     }
 

@@ -20,7 +20,7 @@ pub fn at_0500_plus(minutes: u64, seconds: u64) -> u64 {
 /// Loader started, nothing loaded.
 pub fn empty_loader() -> LoaderStatus {
     LoaderStatus {
-        size: 512,
+        size: crate::ops::STATUS_BYTES,
         abi_major: 1,
         abi_minor: 0,
         active_slot: SLOT_NONE,
@@ -31,6 +31,7 @@ pub fn empty_loader() -> LoaderStatus {
         last_error: ErrorRecord { slot: SLOT_NONE, ..ErrorRecord::default() },
         loader_pool: PoolCount { tag: POOL_TAG_LOADER, ..PoolCount::default() },
         slots: [SlotStatus { state_since: at_0500(), ..SlotStatus::default() }; 2],
+        handover: shared_abi::control::HandoverStatus::default(),
     }
 }
 

@@ -2,7 +2,9 @@
 //!
 //! It keeps no state of its own (seed 001): every verb asks the loader
 //! driver through `\\.\SerialLoader`. This file owns the command line and
-//! dispatch only; `device.rs` is the one module allowed `unsafe`.
+//! dispatch only. `device.rs` (the control device), `os.rs` (time zone,
+//! fltlib, registry) and `plain.rs` (one struct read) are the only modules
+//! allowed `unsafe`.
 #![deny(unsafe_code)]
 
 mod cycle;
@@ -13,18 +15,29 @@ mod diagnose;
 mod exitcode;
 #[cfg(test)]
 mod fixtures;
+mod fm;
+mod instances;
+mod json;
 mod ops;
+#[cfg(windows)]
+#[allow(unsafe_code)]
+mod os;
+#[allow(unsafe_code)]
+mod plain;
+mod progress;
 mod render;
 mod timefmt;
 mod transport;
 mod wire;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use exitcode::{Exit, Failure, EXIT_CODES_HELP};
-use ops::{Change, Console, RawRequest};
+use ops::{Change, Console, ProgressSink, RawRequest};
 use shared_abi::Slot;
+use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use timefmt::{Clock, Shown};
 use transport::{Input, Output};
 
 /// Largest buffer `raw` will pass.
@@ -34,27 +47,43 @@ const RAW_MAX_LEN: u32 = 16 * 1024 * 1024;
 #[derive(Parser, Debug)]
 #[command(
     name = "loaderctl",
+    bin_name = "loaderctl",
     version,
     about = "Control tool for the serialized minifilter loader (service SerialLoader).\n\
-             It keeps no state: every command asks the loader driver.",
+             It keeps no state: every command asks the loader driver. Without a command it shows the status.\n\
+             Times are the machine's local time with its UTC offset (--utc for UTC).",
     after_help = EXIT_CODES_HELP
 )]
 struct Cli {
+    /// Print one JSON document for scripts instead of text (docs/cli.md).
+    #[arg(long, global = true)]
+    json: bool,
+    /// Show times in UTC instead of local time.
+    #[arg(long, global = true)]
+    utc: bool,
+    /// Progress lines of long operations: `auto` shows them on a console only.
+    #[arg(long, global = true, hide = true, value_enum, default_value_t = ProgressMode::Auto)]
+    progress: ProgressMode,
     /// Control device to open instead of `\\.\SerialLoader`.
     #[arg(long, global = true, hide = true, value_name = "PATH")]
     device: Option<String>,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+}
+
+/// When progress lines are printed.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum ProgressMode {
+    /// On a console, not on a pipe or a file (and never with --json).
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Subcommand, Debug, PartialEq, Eq)]
 enum Command {
-    /// Show both slots, the active payload, and the loader's last error (like fltmc).
-    Status {
-        /// Print JSON for scripts instead of the table.
-        #[arg(long)]
-        json: bool,
-    },
+    /// Show both slots, the active payload, and the loader's last error (the default).
+    Status,
     /// Load the inactive slot's payload, switch to it, then retire the old one.
     Upgrade {
         /// Slot to load (A or B); default: the inactive slot.
@@ -67,7 +96,9 @@ enum Command {
     Load,
     /// Retire the active payload; the loader keeps running.
     Unload,
-    /// Explain why a payload is not unloading, or confirm that all is well.
+    /// List the payloads' filter instances: volume, altitude, instance, attached (like fltmc instances).
+    Instances,
+    /// Explain why a payload is not unloading and what holds it, or confirm that all is well.
     Diagnose,
     /// Run N upgrades back to back and print their latency (soak test and benchmark).
     #[command(hide = true)]
@@ -155,17 +186,47 @@ fn parse_hex(s: &str) -> Result<HexBytes, String> {
         .map(HexBytes)
 }
 
+/// `/?` and `-?`, the Windows habits, mean `--help`.
+fn windows_help_flags(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    args.into_iter().map(|a| if a == "/?" || a == "-?" { OsString::from("--help") } else { a }).collect()
+}
+
 fn run(cli: &Cli) -> Result<Exit, Failure> {
+    let command = cli.command.as_ref().unwrap_or(&Command::Status);
+    if cli.json && matches!(command, Command::Cycle { .. } | Command::Raw(_)) {
+        return Err(Failure { exit: Exit::Usage, message: "--json is not available for this command".to_owned() });
+    }
     #[cfg(windows)]
     device::install_ctrl_c_notice();
     let ctl = transport::open(cli.device.as_deref())?;
-    let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr());
-    let ticker = std::io::stderr().is_terminal();
-    let con = &mut Console { out: &mut out, err: &mut err, ticker };
     let ctl = ctl.as_ref();
-    match &cli.command {
-        Command::Status { json } => ops::cmd_status(ctl, *json, con),
-        Command::Diagnose => ops::cmd_diagnose(ctl, con),
+    let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+    let clock = Clock { zone: timefmt::system_zone(), shown: if cli.utc { Shown::Utc } else { Shown::Local } };
+    let changes = matches!(command, Command::Upgrade { .. } | Command::Load | Command::Rollback | Command::Unload);
+    let show_progress = changes
+        && !cli.json
+        && match cli.progress {
+            ProgressMode::Always => true,
+            ProgressMode::Never => false,
+            ProgressMode::Auto => std::io::stdout().is_terminal(),
+        };
+    // A second handle: the request waits on the first (its file object is
+    // synchronous, so a status query on it would queue behind the request).
+    let progress = if show_progress {
+        transport::open(cli.device.as_deref()).ok().map(|second| ProgressSink {
+            second,
+            out: Box::new(std::io::stdout()),
+            timing: progress::TIMING,
+        })
+    } else {
+        None
+    };
+    let con = &mut Console { out: &mut out, err: &mut err, clock, json: cli.json, progress };
+    let fm = fm::SystemFilterManager;
+    match command {
+        Command::Status => ops::cmd_status(ctl, con),
+        Command::Instances => ops::cmd_instances(ctl, &fm, con),
+        Command::Diagnose => ops::cmd_diagnose(ctl, &fm, con),
         Command::Upgrade { slot } => ops::cmd_change(ctl, Change::Upgrade, *slot, con),
         Command::Load => ops::cmd_change(ctl, Change::Load, None, con),
         Command::Rollback => ops::cmd_change(ctl, Change::Rollback, None, con),
@@ -176,7 +237,7 @@ fn run(cli: &Cli) -> Result<Exit, Failure> {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse_from(windows_help_flags(std::env::args_os())) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -206,19 +267,59 @@ mod tests {
 
     #[test]
     fn verbs_parse() {
-        assert_eq!(parse(&["status"]).expect("ok").command, Command::Status { json: false });
-        assert_eq!(parse(&["status", "--json"]).expect("ok").command, Command::Status { json: true });
-        assert_eq!(parse(&["upgrade"]).expect("ok").command, Command::Upgrade { slot: None });
-        assert_eq!(parse(&["upgrade", "--slot", "B"]).expect("ok").command, Command::Upgrade { slot: Some(Slot::B) });
-        assert_eq!(parse(&["upgrade", "--slot", "a"]).expect("ok").command, Command::Upgrade { slot: Some(Slot::A) });
-        assert_eq!(parse(&["load"]).expect("ok").command, Command::Load);
-        assert_eq!(parse(&["rollback"]).expect("ok").command, Command::Rollback);
-        assert_eq!(parse(&["unload"]).expect("ok").command, Command::Unload);
-        assert_eq!(parse(&["diagnose"]).expect("ok").command, Command::Diagnose);
-        assert_eq!(parse(&["cycle", "--count", "1000"]).expect("ok").command, Command::Cycle { count: 1000 });
-        assert_eq!(parse(&["cycle"]).expect("ok").command, Command::Cycle { count: 100 });
+        assert_eq!(parse(&["status"]).expect("ok").command, Some(Command::Status));
+        let json = parse(&["status", "--json"]).expect("ok");
+        assert_eq!((json.command, json.json), (Some(Command::Status), true));
+        let front = parse(&["--json", "--utc", "instances"]).expect("ok");
+        assert_eq!((front.command, front.json, front.utc), (Some(Command::Instances), true, true));
+        assert_eq!(parse(&["upgrade"]).expect("ok").command, Some(Command::Upgrade { slot: None }));
+        assert_eq!(
+            parse(&["upgrade", "--slot", "B"]).expect("ok").command,
+            Some(Command::Upgrade { slot: Some(Slot::B) })
+        );
+        assert_eq!(
+            parse(&["upgrade", "--slot", "a"]).expect("ok").command,
+            Some(Command::Upgrade { slot: Some(Slot::A) })
+        );
+        assert_eq!(parse(&["load"]).expect("ok").command, Some(Command::Load));
+        assert_eq!(parse(&["rollback"]).expect("ok").command, Some(Command::Rollback));
+        assert_eq!(parse(&["unload", "--progress", "always"]).expect("ok").progress, ProgressMode::Always);
+        assert_eq!(parse(&["diagnose"]).expect("ok").command, Some(Command::Diagnose));
+        assert_eq!(parse(&["cycle", "--count", "1000"]).expect("ok").command, Some(Command::Cycle { count: 1000 }));
+        assert_eq!(parse(&["cycle"]).expect("ok").command, Some(Command::Cycle { count: 100 }));
         assert_eq!(parse(&["cycle", "--count", "0"]).expect_err("zero").exit_code(), 2);
         assert_eq!(parse(&["status", "--device", "\\\\.\\Nope"]).expect("ok").device.as_deref(), Some("\\\\.\\Nope"));
+    }
+
+    /// A bare `loaderctl` shows the status, as a bare `fltmc` lists filters.
+    #[test]
+    fn no_command_means_status() {
+        let cli = parse(&[]).expect("a bare loaderctl is valid");
+        assert_eq!(cli.command, None);
+        let cli = parse(&["--utc"]).expect("ok");
+        assert!(cli.utc && cli.command.is_none());
+    }
+
+    /// `/?`, `-?` and `--help` print the usage and exit 0.
+    #[test]
+    fn windows_help_flags_print_the_usage() {
+        for flag in ["/?", "-?", "--help", "-h"] {
+            let args = windows_help_flags(["loaderctl", flag].map(OsString::from));
+            let e = Cli::try_parse_from(args).expect_err("help");
+            assert!(!e.use_stderr(), "{flag}");
+            assert_eq!(e.exit_code(), 0, "{flag}");
+            let text = e.to_string();
+            assert!(text.contains("Usage: loaderctl [OPTIONS] [COMMAND]"), "{flag}: {text}");
+            assert!(text.contains("instances") && text.contains("--utc") && text.contains("--json"), "{text}");
+        }
+        let e = Cli::try_parse_from(windows_help_flags(["loaderctl", "upgrade", "/?"].map(OsString::from)))
+            .expect_err("help");
+        assert!(e.to_string().contains("Usage: loaderctl upgrade"), "{e}");
+        // Only a whole `/?` is a help flag.
+        assert_eq!(
+            windows_help_flags(["x", "/??", "a/?"].map(OsString::from)),
+            ["x", "/??", "a/?"].map(OsString::from)
+        );
     }
 
     #[test]
@@ -226,10 +327,10 @@ mod tests {
         for bad in [
             &["upgrade", "--slot", "C"][..],
             &["frobnicate"],
-            &[],
             &["status", "--jsn"],
             &["rollback", "--slot", "A"],
             &["load", "--slot", "A"],
+            &["status", "--progress", "sometimes"],
         ] {
             let e = parse(bad).expect_err("usage error");
             assert!(e.use_stderr(), "{bad:?}");
@@ -242,6 +343,7 @@ mod tests {
         assert!(text.contains("  8  teardown stuck"));
         assert!(!text.contains("raw"), "raw is hidden: {text}");
         assert!(!text.contains("cycle"), "cycle is hidden: {text}");
+        assert!(!text.contains("--progress"), "--progress is hidden: {text}");
     }
 
     #[test]
@@ -250,7 +352,7 @@ mod tests {
             let mut all = vec!["raw"];
             all.extend_from_slice(args);
             match parse(&all).expect("ok").command {
-                Command::Raw(r) => r.request(),
+                Some(Command::Raw(r)) => r.request(),
                 other => panic!("{other:?}"),
             }
         };

@@ -1,12 +1,18 @@
 //! The verbs: each asks the loader (never a file of its own; seed 001) and
-//! prints progress and outcome. Written against [`Control`], so the tests
-//! drive them with a fake loader. Safe code only.
+//! prints progress and outcome, as text or as one JSON document. Written
+//! against [`Control`], so the tests drive them with a fake loader. Safe
+//! code only.
 
-use crate::diagnose::diagnose;
+use crate::diagnose::{diagnose, Facts};
 use crate::exitcode::{status_label, status_token, Exit, Failure, RequestKind};
-use crate::render::{describe_slot, slot_label, status_json_text, status_table};
+use crate::instances::{self, Row, SlotFilter, Source};
+use crate::json::{self, ChangeDoc, InstancesDoc, SlotRef, Status, StatusDoc, SCHEMA_VERSION};
+use crate::progress::{self, Plan, Timing, Watcher};
+use crate::render::{describe_slot, slot_label, status_table, utf16_text};
+use crate::timefmt::Clock;
 use crate::transport::{Control, Input, Outcome, Output};
 use crate::wire;
+use fltsim_abi as sim;
 use shared_abi::control::{
     IoctlCode, LoaderStatus, SlotStatus, IOCTL_LOADER_LOAD, IOCTL_LOADER_QUERY_STATUS, IOCTL_LOADER_ROLLBACK,
     IOCTL_LOADER_UNLOAD, IOCTL_LOADER_UPGRADE, REPLY_NOT_PERSISTED, REPLY_OLD_SLOT_STUCK,
@@ -14,8 +20,6 @@ use shared_abi::control::{
 use shared_abi::{NtStatus, Slot};
 use std::fmt::Write as _;
 use std::io::Write;
-use std::sync::mpsc::{self, RecvTimeoutError};
-use std::time::{Duration, Instant};
 
 /// Size of the status snapshot the loader writes (512, asserted in `shared_abi`).
 #[allow(clippy::cast_possible_truncation)]
@@ -24,12 +28,23 @@ pub(crate) const STATUS_BYTES: u32 = wire::STATUS_LEN as u32;
 #[allow(clippy::cast_possible_truncation)]
 pub(crate) const REPLY_BYTES: u32 = wire::REPLY_LEN as u32;
 
-/// Where the verbs write: standard output and standard error.
+/// Progress of a long operation: a second handle to poll and where to print.
+pub struct ProgressSink {
+    pub second: Box<dyn Control + Send>,
+    pub out: Box<dyn Write + Send>,
+    pub timing: Timing,
+}
+
+/// Where and how the verbs write.
 pub struct Console<'a> {
     pub out: &'a mut dyn Write,
     pub err: &'a mut dyn Write,
-    /// Print "still waiting" lines while a request takes long.
-    pub ticker: bool,
+    /// How times are shown (local with offset, or UTC).
+    pub clock: Clock<'a>,
+    /// One JSON document on standard output instead of text.
+    pub json: bool,
+    /// Progress of long operations (never with `--json`, nor on a pipe).
+    pub progress: Option<ProgressSink>,
 }
 
 /// A state-changing verb.
@@ -42,7 +57,7 @@ pub enum Change {
 }
 
 impl Change {
-    fn verb(self) -> &'static str {
+    pub(crate) fn verb(self) -> &'static str {
         match self {
             Change::Load => "load",
             Change::Upgrade => "upgrade",
@@ -97,20 +112,83 @@ pub fn query_status(ctl: &dyn Control, verb: &str) -> Result<LoaderStatus, Failu
     })
 }
 
-/// `status` and `status --json`.
-pub fn cmd_status(ctl: &dyn Control, json: bool, con: &mut Console<'_>) -> Result<Exit, Failure> {
+/// `status` (also a bare `loaderctl`).
+pub fn cmd_status(ctl: &dyn Control, con: &mut Console<'_>) -> Result<Exit, Failure> {
     let st = query_status(ctl, "status")?;
-    let text = if json { status_json_text(&st) + "\n" } else { status_table(&st) };
+    let text = if con.json { json::text(&StatusDoc::new(&con.clock, &st)) } else { status_table(&con.clock, &st) };
+    write_all(con.out, &text)?;
+    Ok(Exit::Success)
+}
+
+/// What the Filter Manager can be asked, for `instances` and `diagnose`.
+pub trait FilterManager {
+    /// The instances of these filters, and where that came from; `Err`
+    /// with a sentence when nothing can enumerate them here.
+    fn instances(&self, filters: &[SlotFilter]) -> Result<(Source, Vec<Row>), String>;
+    /// The test Filter Manager's snapshot, when it is the one running.
+    fn snapshot(&self) -> Option<sim::Snapshot>;
+    /// A slot filter's configured default instance (name, altitude).
+    fn default_instance(&self, service: &str) -> Option<(String, String)>;
+    /// The file names of the kernel modules loaded now, where the platform
+    /// can tell (Windows, not Wine).
+    fn loaded_drivers(&self) -> Option<Vec<String>>;
+    /// The image file name of a service (`payload_a.sys`).
+    fn image_of(&self, service: &str) -> Option<String>;
+}
+
+fn slot_filters(fm: &dyn FilterManager, st: &LoaderStatus) -> Vec<SlotFilter> {
+    Slot::ALL
+        .into_iter()
+        .zip(st.slots.iter())
+        .filter_map(|(slot, s)| {
+            let service = utf16_text(&s.service);
+            (!service.is_empty()).then(|| SlotFilter { slot, default_instance: fm.default_instance(&service), service })
+        })
+        .collect()
+}
+
+/// `instances`.
+pub fn cmd_instances(ctl: &dyn Control, fm: &dyn FilterManager, con: &mut Console<'_>) -> Result<Exit, Failure> {
+    let st = query_status(ctl, "instances")?;
+    let filters = slot_filters(fm, &st);
+    let (source, mut rows) =
+        fm.instances(&filters).map_err(|why| Failure { exit: Exit::Internal, message: format!("instances: {why}") })?;
+    instances::add_unattached(&mut rows, &filters);
+    let text = if con.json {
+        json::text(&InstancesDoc {
+            schema_version: SCHEMA_VERSION,
+            command: "instances",
+            source: source.name(),
+            instances: rows.iter().map(Row::doc).collect(),
+        })
+    } else {
+        instances::table(&rows, source)
+    };
     write_all(con.out, &text)?;
     Ok(Exit::Success)
 }
 
 /// `diagnose`.
-pub fn cmd_diagnose(ctl: &dyn Control, con: &mut Console<'_>) -> Result<Exit, Failure> {
+pub fn cmd_diagnose(ctl: &dyn Control, fm: &dyn FilterManager, con: &mut Console<'_>) -> Result<Exit, Failure> {
     let st = query_status(ctl, "diagnose")?;
-    let (text, exit) = diagnose(&st);
+    let snapshot = fm.snapshot();
+    let mut facts = Facts { filter_manager: snapshot.as_ref(), still_mapped: Vec::new() };
+    if let Some(loaded) = fm.loaded_drivers() {
+        for (slot, s) in Slot::ALL.into_iter().zip(st.slots.iter()) {
+            let gone = matches!(
+                shared_abi::control::SlotState(s.state),
+                shared_abi::control::SlotState::EMPTY | shared_abi::control::SlotState::STOPPED
+            );
+            let Some(image) = fm.image_of(&utf16_text(&s.service)) else { continue };
+            if gone && loaded.iter().any(|l| l.eq_ignore_ascii_case(&image)) {
+                facts.still_mapped.push(crate::diagnose::StillMapped { slot, image });
+            }
+        }
+    }
+    let d = diagnose(&con.clock, &st, &facts);
+    let text = if con.json { json::text(&d.doc) } else { d.text };
     write_all(con.out, &text)?;
-    Ok(exit)
+    Ok(d.exit)
 }
 
 /// The status of `slot`.
@@ -164,44 +242,47 @@ fn intro(change: Change, st: &LoaderStatus, slot: Option<Slot>) -> String {
     }
 }
 
-/// Runs `f` while printing a "still waiting" line every two seconds.
-fn with_ticker<T>(verb: &str, enabled: bool, f: impl FnOnce() -> T) -> T {
-    if !enabled {
-        return f();
-    }
-    let (done, wait) = mpsc::channel::<()>();
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            let start = Instant::now();
-            while let Err(RecvTimeoutError::Timeout) = wait.recv_timeout(Duration::from_secs(2)) {
-                eprintln!("{verb}: still waiting for the loader ({} s) ...", start.elapsed().as_secs());
-            }
-        });
-        let result = f();
-        drop(done);
-        result
-    })
+/// A reply's meaning.
+pub(crate) struct Judged {
+    pub exit: Exit,
+    pub status: NtStatus,
+    pub flags: u32,
 }
 
 /// The outcome of a mutating request: `Success` or `TeardownStuck` (the
 /// new payload is active but the old one is not gone) with the loader's
-/// status, or the failure to report.
-pub(crate) fn judge_reply(verb: &str, kind: RequestKind, outcome: &Outcome) -> Result<(Exit, NtStatus), Failure> {
+/// status and reply flags, or the failure to report.
+pub(crate) fn judge_reply(verb: &str, kind: RequestKind, outcome: &Outcome) -> Result<Judged, (Failure, NtStatus)> {
     if !outcome.status.is_success() {
-        return Err(Failure::from_status(verb, kind, outcome.status));
+        return Err((Failure::from_status(verb, kind, outcome.status), outcome.status));
     }
-    let reply = wire::decode_reply(&outcome.output).map_err(|s| Failure::malformed_reply(verb, s))?;
+    let reply = wire::decode_reply(&outcome.output).map_err(|s| (Failure::malformed_reply(verb, s), s))?;
     let status = NtStatus(reply.status);
     if !status.is_success() {
-        return Err(Failure::from_status(verb, kind, status));
+        return Err((Failure::from_status(verb, kind, status), status));
     }
     let exit = if reply.flags & REPLY_OLD_SLOT_STUCK != 0 { Exit::TeardownStuck } else { Exit::Success };
-    if reply.flags & REPLY_NOT_PERSISTED != 0 {
-        eprintln!(
-            "warning: {verb} took effect, but the loader could not write Parameters\\ActiveSlot: after a restart it loads what was persisted before (see `loaderctl status`, last error)"
-        );
+    Ok(Judged { exit, status, flags: reply.flags })
+}
+
+/// Sends the request, watching its progress on the second handle when
+/// the console shows progress.
+fn send(
+    ctl: &dyn Control,
+    change: Change,
+    input: &Input,
+    plan: Plan,
+    con: &mut Console<'_>,
+) -> (Outcome, Option<Watcher>) {
+    let request = || ctl.control(change.code(), input, Output::Len(REPLY_BYTES));
+    match con.progress.take() {
+        Some(sink) => {
+            let watcher = Watcher::new(plan, sink.out);
+            let (outcome, watcher) = progress::watch(sink.second, watcher, sink.timing, request);
+            (outcome, Some(watcher))
+        }
+        None => (request(), None),
     }
-    Ok((exit, status))
 }
 
 /// `load`, `upgrade`, `rollback`, `unload`.
@@ -224,20 +305,60 @@ pub fn cmd_change(
             });
         }
     }
-    say(con, &format!("{verb}: currently active: {}", describe_active(&before)))?;
-    say(con, &intro(change, &before, slot))?;
+    let text = !con.json;
+    if text {
+        say(con, &format!("{verb}: currently active: {}", describe_active(&before)))?;
+        say(con, &intro(change, &before, slot))?;
+    }
 
     let input = Input::Bytes(wire::encode_request(&wire::request(slot)).to_vec());
-    let outcome = with_ticker(verb, con.ticker, || ctl.control(change.code(), &input, Output::Len(REPLY_BYTES)));
+    let plan = Plan::new(change, &before, slot);
+    let (outcome, watcher) = send(ctl, change, &input, plan, con);
 
-    let result = judge_reply(verb, change.kind(), &outcome);
-    if let Ok((_, status)) = &result {
-        say(con, &format!("{verb}: the loader answered {}", status_label(*status)))?;
+    let judged = judge_reply(verb, change.kind(), &outcome);
+    let after = query_status(ctl, verb);
+    if let (Some(w), Ok(after)) = (watcher, &after) {
+        w.finish(after);
     }
-    let result = result.map(|(exit, _)| exit);
+    let (result, status, flags) = match judged {
+        Ok(j) => (Ok(j.exit), j.status, j.flags),
+        Err((f, s)) => (Err(f), s, 0),
+    };
 
+    if con.json {
+        let exit = match &result {
+            Ok(e) => *e,
+            Err(f) => f.exit,
+        };
+        let doc = ChangeDoc {
+            schema_version: SCHEMA_VERSION,
+            command: verb,
+            exit_code: exit.code(),
+            status: Status::new(status),
+            message: result.as_ref().err().map(|f| f.message.clone()),
+            old_slot_stuck: flags & REPLY_OLD_SLOT_STUCK != 0,
+            not_persisted: flags & REPLY_NOT_PERSISTED != 0,
+            active_before: SlotRef::new(before.active_slot),
+            active_after: after.as_ref().ok().map(|a| SlotRef::new(a.active_slot)),
+        };
+        write_all(con.out, &json::text(&doc))?;
+        if let Err(f) = &result {
+            let _ = writeln!(con.err, "error: {}", f.message);
+        }
+        return Ok(exit);
+    }
+
+    if result.is_ok() {
+        say(con, &format!("{verb}: the loader answered {}", status_label(status)))?;
+    }
+    if flags & REPLY_NOT_PERSISTED != 0 {
+        let _ = writeln!(
+            con.err,
+            "warning: {verb} took effect, but the loader could not write Parameters\\ActiveSlot: after a restart it loads what was persisted before (see `loaderctl status`, last error)"
+        );
+    }
     // Whatever happened, show where the loader stands now.
-    match query_status(ctl, verb) {
+    match after {
         Ok(after) => {
             let now = describe_active(&after);
             let line = if result.is_ok() {
@@ -248,7 +369,7 @@ pub fn cmd_change(
             say(con, &line)?;
             if result == Ok(Exit::TeardownStuck) {
                 let old = Slot::from_word(before.active_slot)
-                    .filter(|&b| Some(b) != Slot::from_word(after.active_slot))
+                    .filter(|&b| Some(b) != Slot::from_word(after.active_slot) || change == Change::Unload)
                     .map_or_else(|| "the old payload".to_owned(), |b| describe_slot(b, slot_status(&after, b)));
                 let _ = writeln!(
                     con.err,

@@ -1,10 +1,10 @@
-//! `loaderctl status` output: a table in the style of `fltmc`, and JSON for
-//! scripts. Pure formatting of a [`LoaderStatus`]; never talks to the device.
+//! `loaderctl status` output: a table in the style of `fltmc`. Pure
+//! formatting of a [`LoaderStatus`] with the run's [`Clock`]; never talks to
+//! the device. (`--json` is `json.rs`.)
 
-use crate::exitcode::{status_label, status_name, status_text};
-use crate::timefmt::{elapsed_ticks, format_duration, format_system_time, iso_system_time};
-use serde_json::{json, Value};
-use shared_abi::control::{LoaderStatus, OpKind, SlotState, SlotStatus, SLOT_NONE};
+use crate::exitcode::{status_label, status_text};
+use crate::timefmt::{elapsed_ticks, format_duration, Clock};
+use shared_abi::control::{HandoverMode, LoaderStatus, OpKind, SlotState, SlotStatus, SLOT_NONE};
 use shared_abi::payload::PayloadPhase;
 use shared_abi::{NtStatus, Slot};
 use std::fmt::Write as _;
@@ -79,7 +79,8 @@ fn or_dash(s: String) -> String {
 }
 
 /// Lays out rows in columns separated by two spaces, with a dashed rule under the header.
-fn columns(header: &[&str], rows: &[Vec<String>]) -> String {
+#[must_use]
+pub fn columns(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -105,31 +106,28 @@ fn columns(header: &[&str], rows: &[Vec<String>]) -> String {
 
 /// The `status` table.
 #[must_use]
-pub fn status_table(st: &LoaderStatus) -> String {
-    let rows: Vec<Vec<String>> = st
-        .slots
-        .iter()
-        .enumerate()
+pub fn status_table(clock: &Clock<'_>, st: &LoaderStatus) -> String {
+    let rows: Vec<Vec<String>> = (0u32..)
+        .zip(st.slots.iter())
         .map(|(i, s)| {
             // An empty slot's payload fields describe one already gone.
             let empty = SlotState(s.state) == SlotState::EMPTY;
             vec![
-                slot_label(u32::try_from(i).unwrap_or(SLOT_NONE)),
+                slot_label(i),
                 or_dash(utf16_text(&s.service)),
                 if empty { "-".to_owned() } else { or_dash(utf16_text(&s.name)) },
                 if empty || s.payload_version == 0 { "-".to_owned() } else { s.payload_version.to_string() },
                 SlotState(s.state).name().to_owned(),
-                if empty { "-".to_owned() } else { format_system_time(s.registered_since) },
+                if empty { "-".to_owned() } else { clock.stamp(s.registered_since) },
             ]
         })
         .collect();
-    let mut out = columns(&["Slot", "Service", "Name", "Version", "State", "Registered since (UTC)"], &rows);
+    let mut out = columns(&["Slot", "Service", "Name", "Version", "State", "Registered since"], &rows);
     out.push('\n');
     let field = |out: &mut String, label: &str, value: &str| {
         let _ = writeln!(out, "{:<16}{value}", format!("{label}:"));
     };
-    let active = slot_label(st.active_slot);
-    field(&mut out, "Active slot", &active);
+    field(&mut out, "Active slot", &slot_label(st.active_slot));
     field(&mut out, "Persisted slot", &slot_label(st.persisted_slot));
     field(&mut out, "Busy", if st.busy != 0 { "yes (a control operation is running)" } else { "no" });
     let err = &st.last_error;
@@ -138,7 +136,7 @@ pub fn status_table(st: &LoaderStatus) -> String {
     } else {
         let status = NtStatus(err.status);
         field(&mut out, "Last error", &format!("{}: {}", status_label(status), status_text(status)));
-        let _ = writeln!(out, "{:<16}{} at {} UTC", "", error_context(err.op, err.slot), format_system_time(err.time));
+        let _ = writeln!(out, "{:<16}{} at {}", "", error_context(err.op, err.slot), clock.stamp(err.time));
     }
     let pool = &st.loader_pool;
     field(
@@ -152,27 +150,45 @@ pub fn status_table(st: &LoaderStatus) -> String {
         ),
     );
     field(&mut out, "Unload bound", &format!("{} ms", st.unload_timeout_ms));
-    field(&mut out, "Loader time", &format!("{} UTC", format_system_time(st.now)));
-    for (i, s) in st.slots.iter().enumerate() {
+    let h = &st.handover;
+    let mode = HandoverMode(h.mode);
+    if mode == HandoverMode::NOT_YET {
+        field(&mut out, "Handover", mode.name());
+    } else {
+        field(
+            &mut out,
+            "Handover",
+            &format!(
+                "{} (owner generation {}; {} exactly-once handover(s), {} state transfer(s), {} refused)",
+                mode.name(),
+                h.owner_generation,
+                h.exact_handovers,
+                h.state_transfers,
+                h.refused
+            ),
+        );
+    }
+    field(&mut out, "Loader time", &clock.stamp(st.now));
+    for (i, s) in (0u32..).zip(st.slots.iter()) {
         out.push('\n');
-        out.push_str(&slot_details(st, i, s));
+        out.push_str(&slot_details(clock, st, i, s));
     }
     out
 }
 
-fn slot_details(st: &LoaderStatus, index: usize, s: &SlotStatus) -> String {
+fn slot_details(clock: &Clock<'_>, st: &LoaderStatus, index: u32, s: &SlotStatus) -> String {
     let mut out = String::new();
-    let label = slot_label(u32::try_from(index).unwrap_or(SLOT_NONE));
+    let label = slot_label(index);
     let state = SlotState(s.state);
     if s.state_since == 0 {
         let _ = writeln!(out, "Slot {label}: {}", state.name());
     } else {
         let _ = writeln!(
             out,
-            "Slot {label}: {} for {} (since {} UTC)",
+            "Slot {label}: {} for {} (since {})",
             state.name(),
             format_duration(elapsed_ticks(s.state_since, st.now)),
-            format_system_time(s.state_since)
+            clock.stamp(s.state_since)
         );
     }
     if s.last_op != 0 {
@@ -198,101 +214,20 @@ fn slot_details(st: &LoaderStatus, index: usize, s: &SlotStatus) -> String {
     out
 }
 
-fn time_json(ticks: u64) -> Value {
-    json!({ "raw": ticks, "utc": iso_system_time(ticks) })
-}
-
-fn status_json(status: i32) -> Value {
-    let s = NtStatus(status);
-    json!({
-        "raw": status,
-        "hex": format!("0x{:08X}", s.bits()),
-        "name": status_name(s),
-        "text": if status == 0 { None } else { Some(status_text(s)) },
-    })
-}
-
-fn slot_json(slot: u32) -> Value {
-    json!({ "raw": slot, "name": if slot == SLOT_NONE { None } else { Some(slot_label(slot)) } })
-}
-
-/// The `status --json` document: raw numbers next to their names.
-#[must_use]
-pub fn status_json_value(st: &LoaderStatus) -> Value {
-    let slots: Vec<Value> = st
-        .slots
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let r = &s.report;
-            json!({
-                "slot": slot_json(u32::try_from(i).unwrap_or(SLOT_NONE)),
-                "service": utf16_text(&s.service),
-                "name": utf16_text(&s.name),
-                "payload_version": s.payload_version,
-                "state": { "raw": s.state, "name": SlotState(s.state).name() },
-                "registered_since": time_json(s.registered_since),
-                "state_since": time_json(s.state_since),
-                "last_status": status_json(s.last_status),
-                "last_op": { "raw": s.last_op, "name": OpKind(s.last_op).name() },
-                "report_time": time_json(s.report_time),
-                "report": {
-                    "size": r.size,
-                    "phase": { "raw": r.phase, "name": PayloadPhase(r.phase).name() },
-                    "instances": r.instances,
-                    "open_contexts": r.open_contexts,
-                    "creates": r.creates,
-                    "reads": r.reads,
-                    "writes": r.writes,
-                    "pool_outstanding": r.pool_outstanding,
-                },
-            })
-        })
-        .collect();
-    let e = &st.last_error;
-    let p = &st.loader_pool;
-    json!({
-        "size": st.size,
-        "abi": { "major": st.abi_major, "minor": st.abi_minor },
-        "now": time_json(st.now),
-        "active_slot": slot_json(st.active_slot),
-        "persisted_slot": slot_json(st.persisted_slot),
-        "busy": st.busy != 0,
-        "unload_timeout_ms": st.unload_timeout_ms,
-        "last_error": {
-            "status": status_json(e.status),
-            "op": { "raw": e.op, "name": OpKind(e.op).name() },
-            "slot": slot_json(e.slot),
-            "time": time_json(e.time),
-        },
-        "loader_pool": {
-            "tag": { "raw": p.tag, "name": String::from_utf8_lossy(&p.tag.to_le_bytes()) },
-            "allocs": p.allocs,
-            "frees": p.frees,
-            "outstanding": i128::from(p.allocs) - i128::from(p.frees),
-        },
-        "slots": slots,
-    })
-}
-
-/// `status --json` as pretty-printed text.
-#[must_use]
-pub fn status_json_text(st: &LoaderStatus) -> String {
-    serde_json::to_string_pretty(&status_json_value(st)).unwrap_or_else(|_| "{}".to_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::fixtures;
+    use crate::timefmt::tests::clock;
+    use crate::timefmt::Shown;
 
     #[test]
-    fn table_shows_slots_active_slot_and_last_error() {
-        let text = status_table(&fixtures::after_failed_upgrade());
+    fn table_shows_slots_active_slot_and_last_error_in_local_time() {
+        let text = status_table(&clock(60, Shown::Local), &fixtures::after_failed_upgrade());
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0], "Slot  Service         Name           Version  State   Registered since (UTC)");
+        assert_eq!(lines[0], "Slot  Service         Name           Version  State   Registered since");
         assert!(lines[1].starts_with("----  --------------  "));
-        assert_eq!(lines[2], "A     CounterFilterA  CounterFilter  1        active  2026-11-21 05:00:00");
+        assert_eq!(lines[2], "A     CounterFilterA  CounterFilter  1        active  2026-11-21 06:00:00 +01:00");
         assert_eq!(lines[3], "B     CounterFilterB  -              -        failed  -");
         assert!(text.contains("\nActive slot:    A\n"), "{text}");
         assert!(text.contains("\nPersisted slot: A\n"));
@@ -300,12 +235,22 @@ mod tests {
         assert!(text.contains(
             "Last error:     STATUS_PROCEDURE_NOT_FOUND (0xC000007A): the payload image lacks the required export\n"
         ));
-        assert!(text.contains("during upgrade of slot B at 2026-11-21 05:10:00 UTC\n"));
+        assert!(text.contains("during upgrade of slot B at 2026-11-21 06:10:00 +01:00\n"), "{text}");
         assert!(text.contains("Loader pool:    10 allocs, 9 frees (1 outstanding)\n"));
-        assert!(text.contains("Slot A: active for 20 min 00 s (since 2026-11-21 05:00:00 UTC)\n"));
+        assert!(text.contains("Loader time:    2026-11-21 06:20:00 +01:00\n"), "{text}");
+        assert!(text.contains("\nHandover:       no upgrade yet\n"), "{text}");
+        assert!(text.contains("Slot A: active for 20 min 00 s (since 2026-11-21 06:00:00 +01:00)\n"));
         assert!(text.contains("  last report:    5 s ago, phase filtering\n"));
         assert!(text.contains("  instances 3, open contexts 2, creates 120, reads 40, writes 7, pool outstanding 5\n"));
         assert!(text.contains("  last operation: upgrade -> STATUS_PROCEDURE_NOT_FOUND (0xC000007A)\n"));
+    }
+
+    #[test]
+    fn utc_switch_shows_utc() {
+        let text = status_table(&clock(60, Shown::Utc), &fixtures::after_failed_upgrade());
+        assert!(text.contains("active  2026-11-21 05:00:00 UTC\n"), "{text}");
+        assert!(text.contains("Loader time:    2026-11-21 05:20:00 UTC\n"), "{text}");
+        assert!(!text.contains("+01:00"));
     }
 
     #[test]
@@ -315,7 +260,7 @@ mod tests {
         st.slots[0].service = shared_abi::payload::utf16_name("CounterFilterA");
         st.slots[0].state = SlotState::EMPTY.0;
         st.slots[1].state_since = 0;
-        let text = status_table(&st);
+        let text = status_table(&clock(0, Shown::Local), &st);
         assert!(text.contains("\nA     CounterFilterA  -              -        empty   -\n"), "{text}");
         assert!(text.contains("\nSlot B: active\n"), "{text}");
         assert_eq!(describe_slot(Slot::A, &st.slots[0]), "slot A (CounterFilterA)");
@@ -323,47 +268,10 @@ mod tests {
 
     #[test]
     fn table_of_an_idle_loader_has_no_error() {
-        let text = status_table(&fixtures::empty_loader());
+        let text = status_table(&clock(0, Shown::Local), &fixtures::empty_loader());
         assert!(text.contains("\nActive slot:    none\n"), "{text}");
         assert!(text.contains("\nLast error:     none\n"));
         assert!(text.contains("A     -        -     -        empty  -\n"), "{text}");
-    }
-
-    #[test]
-    fn json_parses_back_with_raw_numbers_and_names() {
-        let st = fixtures::after_failed_upgrade();
-        let v: Value = serde_json::from_str(&status_json_text(&st)).expect("valid JSON");
-        assert_eq!(v["active_slot"]["raw"], 0);
-        assert_eq!(v["active_slot"]["name"], "A");
-        assert_eq!(v["busy"], false);
-        assert_eq!(v["last_error"]["status"]["name"], "STATUS_PROCEDURE_NOT_FOUND");
-        assert_eq!(v["last_error"]["status"]["hex"], "0xC000007A");
-        assert_eq!(v["last_error"]["status"]["raw"], i64::from(NtStatus::PROCEDURE_NOT_FOUND.0));
-        assert_eq!(v["last_error"]["op"]["name"], "upgrade");
-        assert_eq!(v["last_error"]["slot"]["name"], "B");
-        assert_eq!(v["last_error"]["time"]["utc"], "2026-11-21T05:10:00Z");
-        assert_eq!(v["loader_pool"]["tag"]["name"], "SLdr");
-        assert_eq!(v["loader_pool"]["outstanding"], 1);
-        let a = &v["slots"][0];
-        assert_eq!(a["slot"]["name"], "A");
-        assert_eq!(a["service"], "CounterFilterA");
-        assert_eq!(a["payload_version"], 1);
-        assert_eq!(a["state"]["name"], "active");
-        assert_eq!(a["state"]["raw"], 3);
-        assert_eq!(a["registered_since"]["raw"], st.slots[0].registered_since);
-        assert_eq!(a["report"]["phase"]["name"], "filtering");
-        assert_eq!(a["report"]["open_contexts"], 2);
-        assert_eq!(v["slots"][1]["registered_since"]["utc"], Value::Null);
-        assert_eq!(v["slots"][1]["state"]["name"], "failed");
-    }
-
-    #[test]
-    fn json_of_no_active_slot_uses_null_name() {
-        let v: Value = serde_json::from_str(&status_json_text(&fixtures::empty_loader())).expect("valid JSON");
-        assert_eq!(v["active_slot"]["raw"], u64::from(SLOT_NONE));
-        assert_eq!(v["active_slot"]["name"], Value::Null);
-        assert_eq!(v["last_error"]["status"]["text"], Value::Null);
-        assert_eq!(v["last_error"]["status"]["name"], "STATUS_SUCCESS");
     }
 
     #[test]

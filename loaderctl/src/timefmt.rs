@@ -1,78 +1,152 @@
-//! Kernel system time (100-ns ticks since 1601-01-01 UTC) to calendar text,
-//! and durations in plain words. Pure arithmetic, no clock is ever read:
-//! every "how long ago" is measured against the loader's own `now`.
+//! Times as an administrator reads them: the machine's local time with its
+//! UTC offset (`2026-12-02 14:03:07 +01:00`), or UTC with `--utc`; ISO 8601
+//! for JSON; durations in plain words.
+//!
+//! No calendar arithmetic here. A kernel system time (100-ns ticks since
+//! 1601-01-01 UTC, a `FILETIME`) becomes calendar fields through the
+//! Windows API on Windows (`FileTimeToSystemTime`, then
+//! `SystemTimeToTzSpecificLocalTime` with the current time zone and its
+//! daylight-saving rule for that date; `os.rs`), and through the `time`
+//! crate in host builds (the unit tests). Durations are differences of
+//! tick counts, never read from a clock: "how long ago" is measured
+//! against the loader's own `now`.
 
 /// 100-ns ticks per second.
 pub const TICKS_PER_SECOND: u64 = 10_000_000;
-/// Days from 1601-01-01 to 1970-01-01.
-const DAYS_1601_TO_1970: i64 = 134_774;
 
-/// A UTC calendar date and time of day, to the second.
+/// A calendar date and time of day, to the second, with the offset from
+/// UTC (minutes east) it is expressed in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct UtcTime {
-    pub year: i64,
-    pub month: u32,
-    pub day: u32,
-    pub hour: u32,
-    pub minute: u32,
-    pub second: u32,
+pub struct Civil {
+    pub year: u16,
+    pub month: u8,
+    pub day: u8,
+    pub hour: u8,
+    pub minute: u8,
+    pub second: u8,
+    pub offset_minutes: i32,
 }
 
-/// Converts a system time to its UTC calendar fields.
-#[must_use]
-pub fn utc_from_system_time(ticks: u64) -> UtcTime {
-    let secs = ticks / TICKS_PER_SECOND;
-    let days_since_1601 = secs / 86_400;
-    let sec_of_day = secs % 86_400;
-    // Fits easily: u64::MAX ticks is about 21_350_000 days.
-    let days_since_1601 = i64::try_from(days_since_1601).unwrap_or(i64::MAX / 2);
-    let (year, month, day) = civil_from_days(days_since_1601 - DAYS_1601_TO_1970);
-    UtcTime {
-        year,
-        month,
-        day,
-        hour: u32::try_from(sec_of_day / 3600).unwrap_or(0),
-        minute: u32::try_from(sec_of_day % 3600 / 60).unwrap_or(0),
-        second: u32::try_from(sec_of_day % 60).unwrap_or(0),
+/// Converts a system time to calendar fields.
+pub trait Zone {
+    /// `ticks` in UTC.
+    fn utc(&self, ticks: u64) -> Option<Civil>;
+    /// `ticks` in the zone times are shown in.
+    fn local(&self, ticks: u64) -> Option<Civil>;
+}
+
+/// Which of the two a person asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shown {
+    /// The machine's local time with its offset (the default).
+    Local,
+    /// UTC (`--utc`).
+    Utc,
+}
+
+/// How this run shows times.
+pub struct Clock<'z> {
+    pub zone: &'z dyn Zone,
+    pub shown: Shown,
+}
+
+fn offset_text(minutes: i32) -> String {
+    let sign = if minutes < 0 { '-' } else { '+' };
+    let m = minutes.unsigned_abs();
+    format!("{sign}{:02}:{:02}", m / 60, m % 60)
+}
+
+fn date_time(c: &Civil, sep: char) -> String {
+    format!("{:04}-{:02}-{:02}{sep}{:02}:{:02}:{:02}", c.year, c.month, c.day, c.hour, c.minute, c.second)
+}
+
+impl Clock<'_> {
+    /// `2026-12-02 14:03:07 +01:00` (local) or `2026-12-02 13:03:07 UTC`;
+    /// `-` for 0 (never).
+    #[must_use]
+    pub fn stamp(&self, ticks: u64) -> String {
+        if ticks == 0 {
+            return "-".to_owned();
+        }
+        let civil = match self.shown {
+            Shown::Local => self.zone.local(ticks),
+            Shown::Utc => self.zone.utc(ticks),
+        };
+        match (civil, self.shown) {
+            (Some(c), Shown::Local) => format!("{} {}", date_time(&c, ' '), offset_text(c.offset_minutes)),
+            (Some(c), Shown::Utc) => format!("{} UTC", date_time(&c, ' ')),
+            (None, _) => format!("(time {ticks})"),
+        }
+    }
+
+    /// ISO 8601 in UTC (`2026-12-02T13:03:07Z`), `None` for 0.
+    #[must_use]
+    pub fn iso_utc(&self, ticks: u64) -> Option<String> {
+        if ticks == 0 {
+            return None;
+        }
+        self.zone.utc(ticks).map(|c| format!("{}Z", date_time(&c, 'T')))
+    }
+
+    /// ISO 8601 in local time with its offset (`2026-12-02T14:03:07+01:00`),
+    /// `None` for 0.
+    #[must_use]
+    pub fn iso_local(&self, ticks: u64) -> Option<String> {
+        if ticks == 0 {
+            return None;
+        }
+        self.zone.local(ticks).map(|c| format!("{}{}", date_time(&c, 'T'), offset_text(c.offset_minutes)))
     }
 }
 
-/// Proleptic Gregorian date of a day count relative to 1970-01-01.
-///
-/// The calendar repeats every 400 years (146 097 days); counting years from
-/// 1 March makes the leap day the last day of a year, so month lengths follow
-/// a simple linear formula.
-fn civil_from_days(days_since_1970: i64) -> (i64, u32, u32) {
-    let z = days_since_1970 + 719_468; // days since 0000-03-01
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097); // [0, 146096]
-    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365; // [0, 399]
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100); // [0, 365]
-    let month_from_march = (5 * day_of_year + 2) / 153; // [0, 11]
-    let day = day_of_year - (153 * month_from_march + 2) / 5 + 1; // [1, 31]
-    let month = if month_from_march < 10 { month_from_march + 3 } else { month_from_march - 9 };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, u32::try_from(month).unwrap_or(1), u32::try_from(day).unwrap_or(1))
+/// The machine's zone: Windows' conversion on Windows, the `time` crate's
+/// (UTC, which is what a host build can know) elsewhere.
+#[must_use]
+pub fn system_zone() -> &'static dyn Zone {
+    #[cfg(windows)]
+    {
+        &crate::os::WindowsZone
+    }
+    #[cfg(not(windows))]
+    {
+        &host::FixedOffset(0)
+    }
 }
 
-/// `2026-11-21 05:03:12`, or `-` for 0 (never).
-#[must_use]
-pub fn format_system_time(ticks: u64) -> String {
-    if ticks == 0 {
-        return "-".to_owned();
-    }
-    let t = utc_from_system_time(ticks);
-    format!("{:04}-{:02}-{:02} {:02}:{:02}:{:02}", t.year, t.month, t.day, t.hour, t.minute, t.second)
-}
+/// The host builds' conversion: the `time` crate, at a fixed offset.
+#[cfg(not(windows))]
+pub mod host {
+    use super::{Civil, Zone, TICKS_PER_SECOND};
 
-/// ISO 8601 form for JSON (`2026-11-21T05:03:12Z`), `None` for 0.
-#[must_use]
-pub fn iso_system_time(ticks: u64) -> Option<String> {
-    if ticks == 0 {
-        return None;
+    /// Seconds from 1601-01-01 to 1970-01-01 (the FILETIME and Unix epochs).
+    const EPOCH_DIFFERENCE_SECS: i64 = 11_644_473_600;
+
+    /// A zone at a fixed offset from UTC, in minutes east.
+    pub struct FixedOffset(pub i32);
+
+    fn civil(ticks: u64, offset_minutes: i32) -> Option<Civil> {
+        let secs = i64::try_from(ticks / TICKS_PER_SECOND).ok()? - EPOCH_DIFFERENCE_SECS;
+        let offset = time::UtcOffset::from_whole_seconds(offset_minutes.checked_mul(60)?).ok()?;
+        let t = time::OffsetDateTime::from_unix_timestamp(secs).ok()?.to_offset(offset);
+        Some(Civil {
+            year: u16::try_from(t.year()).ok()?,
+            month: u8::from(t.month()),
+            day: t.day(),
+            hour: t.hour(),
+            minute: t.minute(),
+            second: t.second(),
+            offset_minutes,
+        })
     }
-    let t = utc_from_system_time(ticks);
-    Some(format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", t.year, t.month, t.day, t.hour, t.minute, t.second))
+
+    impl Zone for FixedOffset {
+        fn utc(&self, ticks: u64) -> Option<Civil> {
+            civil(ticks, 0)
+        }
+        fn local(&self, ticks: u64) -> Option<Civil> {
+            civil(ticks, self.0)
+        }
+    }
 }
 
 /// `later - earlier` in ticks, 0 if the clock went backwards.
@@ -112,34 +186,33 @@ pub(crate) mod tests {
         (unix_secs + 11_644_473_600) * TICKS_PER_SECOND
     }
 
-    #[test]
-    fn unix_epoch_is_1970() {
-        assert_eq!(format_system_time(116_444_736_000_000_000), "1970-01-01 00:00:00");
-        assert_eq!(ticks_from_unix(0), 116_444_736_000_000_000);
+    /// A clock at `offset` minutes east, showing `shown`.
+    pub(crate) fn clock(offset: i32, shown: Shown) -> Clock<'static> {
+        let zone: &'static dyn Zone = Box::leak(Box::new(host::FixedOffset(offset)));
+        Clock { zone, shown }
     }
 
     #[test]
-    fn first_tick_is_1601() {
-        let t = utc_from_system_time(1);
-        assert_eq!((t.year, t.month, t.day, t.hour), (1601, 1, 1, 0));
-        assert_eq!(format_system_time(0), "-");
-        assert_eq!(iso_system_time(0), None);
+    fn local_times_carry_their_offset_and_utc_says_so() {
+        // 2026-12-02 13:03:07 UTC.
+        let t = ticks_from_unix(1_796_216_587);
+        assert_eq!(clock(60, Shown::Local).stamp(t), "2026-12-02 14:03:07 +01:00");
+        assert_eq!(clock(-330, Shown::Local).stamp(t), "2026-12-02 07:33:07 -05:30");
+        assert_eq!(clock(60, Shown::Utc).stamp(t), "2026-12-02 13:03:07 UTC");
+        assert_eq!(clock(60, Shown::Local).iso_local(t).as_deref(), Some("2026-12-02T14:03:07+01:00"));
+        assert_eq!(clock(60, Shown::Local).iso_utc(t).as_deref(), Some("2026-12-02T13:03:07Z"));
+        // Past midnight the date moves with the offset.
+        assert_eq!(clock(660, Shown::Local).stamp(t), "2026-12-03 00:03:07 +11:00");
     }
 
     #[test]
-    fn known_dates() {
-        // 2000-02-29 12:34:56 UTC = 951_827_696 Unix seconds (a leap day in a /400 year).
-        assert_eq!(format_system_time(ticks_from_unix(951_827_696)), "2000-02-29 12:34:56");
-        // 2009-07-22, Windows 7 RTM: 1_248_220_800.
-        assert_eq!(format_system_time(ticks_from_unix(1_248_220_800)), "2009-07-22 00:00:00");
-        // 2038-01-19 03:14:08, one past i32 Unix time.
-        assert_eq!(format_system_time(ticks_from_unix(2_147_483_648)), "2038-01-19 03:14:08");
-        // 2100-03-01: 2100 is not a leap year, so Feb 28 is followed by Mar 1.
-        assert_eq!(format_system_time(ticks_from_unix(4_107_542_400)), "2100-03-01 00:00:00");
-        assert_eq!(format_system_time(ticks_from_unix(4_107_542_399)), "2100-02-28 23:59:59");
-        assert_eq!(iso_system_time(ticks_from_unix(1_795_237_392)).as_deref(), Some("2026-11-21T05:03:12Z"));
+    fn never_is_a_dash_and_null() {
+        let c = clock(0, Shown::Local);
+        assert_eq!(c.stamp(0), "-");
+        assert_eq!(c.iso_utc(0), None);
+        assert_eq!(c.iso_local(0), None);
         // Sub-second ticks are truncated, not rounded.
-        assert_eq!(format_system_time(ticks_from_unix(60) + 9_999_999), "1970-01-01 00:01:00");
+        assert_eq!(c.stamp(ticks_from_unix(60) + 9_999_999), "1970-01-01 00:01:00 +00:00");
     }
 
     #[test]

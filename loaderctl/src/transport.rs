@@ -3,7 +3,7 @@
 //! The real device (`device.rs`, Windows only) and the tests' fake loader
 //! both implement [`Control`]. Safe code only.
 
-use crate::exitcode::{status_from_bits, status_label, Exit, Failure};
+use crate::exitcode::{status_label, Exit, Failure};
 use shared_abi::control::{IoctlCode, WIN32_DEVICE_PATH};
 use shared_abi::NtStatus;
 
@@ -67,11 +67,10 @@ impl OpenError {
                         Exit::AccessDenied,
                         "access denied; run loaderctl from an elevated Administrator prompt".to_owned(),
                     ),
-                    NtStatus::OBJECT_NAME_NOT_FOUND | NtStatus::DEVICE_NOT_READY => (
-                        Exit::LoaderNotRunning,
-                        "the SerialLoader service is not running (start it with `sc start SerialLoader`)".to_owned(),
-                    ),
-                    s if s.bits() == 0xC000_003A || s.bits() == 0xC000_000E => (
+                    NtStatus::OBJECT_NAME_NOT_FOUND
+                    | NtStatus::DEVICE_NOT_READY
+                    | NtStatus::OBJECT_PATH_NOT_FOUND
+                    | NtStatus::NO_SUCH_DEVICE => (
                         Exit::LoaderNotRunning,
                         "the SerialLoader service is not running (start it with `sc start SerialLoader`)".to_owned(),
                     ),
@@ -84,11 +83,11 @@ impl OpenError {
 }
 
 /// Opens the loader's control device (default [`WIN32_DEVICE_PATH`]).
-pub fn open(path: Option<&str>) -> Result<Box<dyn Control>, Failure> {
+pub fn open(path: Option<&str>) -> Result<Box<dyn Control + Send>, Failure> {
     let path = path.unwrap_or(WIN32_DEVICE_PATH);
     #[cfg(windows)]
     {
-        crate::device::Device::open(path).map(|d| Box::new(d) as Box<dyn Control>).map_err(|e| e.failure(path))
+        crate::device::Device::open(path).map(|d| Box::new(d) as Box<dyn Control + Send>).map_err(|e| e.failure(path))
     }
     #[cfg(not(windows))]
     {
@@ -103,7 +102,7 @@ pub fn open(path: Option<&str>) -> Result<Box<dyn Control>, Failure> {
 pub fn status_from_win32(win32: u32) -> NtStatus {
     match win32 {
         2 => NtStatus::OBJECT_NAME_NOT_FOUND,
-        3 => status_from_bits(0xC000_003A),
+        3 => NtStatus::OBJECT_PATH_NOT_FOUND,
         5 => NtStatus::ACCESS_DENIED,
         21 => NtStatus::DEVICE_NOT_READY,
         170 => NtStatus::DEVICE_BUSY,

@@ -9,7 +9,8 @@
 //! slot loads is the loader's admin-only configuration (`config.rs`).
 use core::mem::size_of;
 use shared_abi::control::{
-    ControlReply, ControlRequest, ErrorRecord, IoctlCode, LoaderStatus, PoolCount, SlotStatus, IOCTL_LOADER_LOAD,
+    ControlReply, ControlRequest, ErrorRecord, HandoverStatus, IoctlCode, LoaderStatus, PoolCount, SlotStatus,
+    IOCTL_LOADER_LOAD,
     IOCTL_LOADER_QUERY_STATUS, IOCTL_LOADER_ROLLBACK, IOCTL_LOADER_UNLOAD, IOCTL_LOADER_UPGRADE, METHOD_BUFFERED,
     SLOT_NONE,
 };
@@ -22,6 +23,9 @@ pub const REQUEST_LEN: usize = size_of::<ControlRequest>();
 pub const REPLY_LEN: usize = size_of::<ControlReply>();
 /// Bytes of a [`LoaderStatus`] on the wire.
 pub const STATUS_LEN: usize = size_of::<LoaderStatus>();
+/// The shortest status a reader may ask for: a 1.0/1.1 reader's, without
+/// the handover part.
+pub const MIN_STATUS_LEN: usize = shared_abi::control::STATUS_SIZE_1_1;
 
 /// What a well-formed control request asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,7 +59,7 @@ impl ControlCommand {
     #[must_use]
     pub const fn min_output_len(self) -> usize {
         match self {
-            ControlCommand::QueryStatus => STATUS_LEN,
+            ControlCommand::QueryStatus => MIN_STATUS_LEN,
             _ => REPLY_LEN,
         }
     }
@@ -158,12 +162,15 @@ pub fn encode_request(req: &ControlRequest) -> [u8; 16] {
 }
 
 /// Writes `status` into `out` in its `repr(C)` little-endian layout and
-/// returns the byte count (512). Never writes past `out`; a shorter buffer
-/// is left untouched and gives `STATUS_BUFFER_TOO_SMALL`.
+/// returns the byte count: all of it ([`STATUS_LEN`]) if `out` holds it, the
+/// 1.1 prefix ([`MIN_STATUS_LEN`], with `size` saying so) for an older
+/// reader's shorter buffer. Never writes past `out`; a buffer shorter than
+/// the prefix is left untouched and gives `STATUS_BUFFER_TOO_SMALL`.
 pub fn encode_status(status: &LoaderStatus, out: &mut [u8]) -> Result<usize, NtStatus> {
-    let dst = out.get_mut(..STATUS_LEN).ok_or(NtStatus::BUFFER_TOO_SMALL)?;
+    let len = if out.len() >= STATUS_LEN { STATUS_LEN } else { MIN_STATUS_LEN };
+    let dst = out.get_mut(..len).ok_or(NtStatus::BUFFER_TOO_SMALL)?;
     let mut w = Writer::new(dst);
-    w.u32(status.size)?
+    w.u32(u32::try_from(len).map_err(|_| NtStatus::INTERNAL_ERROR)?)?
         .u16(status.abi_major)?
         .u16(status.abi_minor)?
         .u32(status.active_slot)?
@@ -176,10 +183,21 @@ pub fn encode_status(status: &LoaderStatus, out: &mut [u8]) -> Result<usize, NtS
     for slot in &status.slots {
         write_slot(&mut w, slot)?;
     }
-    if w.pos != STATUS_LEN {
+    if len == STATUS_LEN {
+        let h = &status.handover;
+        w.u32(h.mode)?
+            .i32(h.last_status)?
+            .u32(h.owner_generation)?
+            .u32(h.state_transfers)?
+            .u32(h.refused)?
+            .u32(h.unmarked)?
+            .u32(h.last_state_bytes)?
+            .u32(h.exact_handovers)?;
+    }
+    if w.pos != len {
         return Err(NtStatus::INTERNAL_ERROR);
     }
-    Ok(STATUS_LEN)
+    Ok(len)
 }
 
 fn write_error(w: &mut Writer<'_>, e: &ErrorRecord) -> Result<(), NtStatus> {
@@ -209,13 +227,15 @@ fn write_slot(w: &mut Writer<'_>, s: &SlotStatus) -> Result<(), NtStatus> {
 }
 
 /// Reads a status snapshot. Accepts at least 512 bytes whose `size` field
-/// is at least 512 (a newer loader may append fields; they are ignored).
-/// Shorter input or a smaller `size` gives `STATUS_INFO_LENGTH_MISMATCH`,
-/// another `abi_major` `STATUS_REVISION_MISMATCH`.
+/// is at least 512 (a newer loader may append fields; they are ignored);
+/// the handover part is read when `size` and the input hold it (a 1.1
+/// loader's snapshot has none: it reads as zeros). Shorter input or a
+/// smaller `size` gives `STATUS_INFO_LENGTH_MISMATCH`, another `abi_major`
+/// `STATUS_REVISION_MISMATCH`.
 pub fn decode_status(bytes: &[u8]) -> Result<LoaderStatus, NtStatus> {
-    let mut r = Reader::new(bytes.get(..STATUS_LEN).ok_or(NtStatus::INFO_LENGTH_MISMATCH)?);
+    let mut r = Reader::new(bytes.get(..MIN_STATUS_LEN).ok_or(NtStatus::INFO_LENGTH_MISMATCH)?);
     let size = r.u32()?;
-    if usize::try_from(size).is_ok_and(|s| s < STATUS_LEN) {
+    if usize::try_from(size).is_ok_and(|s| s < MIN_STATUS_LEN) {
         return Err(NtStatus::INFO_LENGTH_MISMATCH);
     }
     let abi_major = r.u16()?;
@@ -231,6 +251,22 @@ pub fn decode_status(bytes: &[u8]) -> Result<LoaderStatus, NtStatus> {
     let last_error = ErrorRecord { status: r.i32()?, op: r.u32()?, slot: r.u32()?, reserved: r.u32()?, time: r.u64()? };
     let loader_pool = PoolCount { tag: r.u32()?, reserved: r.u32()?, allocs: r.u64()?, frees: r.u64()? };
     let slots = [read_slot(&mut r)?, read_slot(&mut r)?];
+    let handover = match bytes.get(MIN_STATUS_LEN..STATUS_LEN) {
+        Some(tail) if usize::try_from(size).is_ok_and(|s| s >= STATUS_LEN) => {
+            let mut r = Reader::new(tail);
+            HandoverStatus {
+                mode: r.u32()?,
+                last_status: r.i32()?,
+                owner_generation: r.u32()?,
+                state_transfers: r.u32()?,
+                refused: r.u32()?,
+                unmarked: r.u32()?,
+                last_state_bytes: r.u32()?,
+                exact_handovers: r.u32()?,
+            }
+        }
+        _ => HandoverStatus::default(),
+    };
     Ok(LoaderStatus {
         size,
         abi_major,
@@ -243,6 +279,7 @@ pub fn decode_status(bytes: &[u8]) -> Result<LoaderStatus, NtStatus> {
         last_error,
         loader_pool,
         slots,
+        handover,
     })
 }
 
@@ -576,10 +613,22 @@ mod tests {
 
     #[test]
     fn status_encoding_follows_the_repr_c_offsets() {
-        let s = sample_status();
+        let mut s = sample_status();
+        s.size = u32::try_from(STATUS_LEN).unwrap();
+        s.handover = HandoverStatus {
+            mode: 1,
+            last_status: NtStatus::REVISION_MISMATCH.0,
+            owner_generation: 7,
+            state_transfers: 3,
+            refused: 1,
+            unmarked: 2,
+            last_state_bytes: 4096,
+            exact_handovers: 5,
+        };
         let mut buf = [0u8; 600];
-        assert_eq!(encode_status(&s, &mut buf), Ok(512));
-        assert!(buf[512..].iter().all(|b| *b == 0), "wrote past the struct");
+        assert_eq!(encode_status(&s, &mut buf), Ok(STATUS_LEN));
+        assert!(buf[STATUS_LEN..].iter().all(|b| *b == 0), "wrote past the struct");
+        assert_eq!(le32(&buf, 0), 544);
         assert_eq!(le32(&buf, offset_of!(LoaderStatus, unload_timeout_ms)), 5000);
         assert_eq!(le64(&buf, offset_of!(LoaderStatus, now)), s.now);
         let e = offset_of!(LoaderStatus, last_error);
@@ -595,8 +644,28 @@ mod tests {
             u64::from_le_bytes((-8i64).to_le_bytes())
         );
         assert_eq!(buf[slot1 + offset_of!(SlotStatus, service) + 26], u8::try_from(u32::from('B')).unwrap());
+        let h = offset_of!(LoaderStatus, handover);
+        assert_eq!(le32(&buf, h + offset_of!(HandoverStatus, owner_generation)), 7);
+        assert_eq!(le32(&buf, h + offset_of!(HandoverStatus, exact_handovers)), 5);
         assert_eq!(decode_status(&buf), Ok(s));
-        assert_eq!(decode_status(&buf[..512]), Ok(s));
+    }
+
+    /// A 1.1 reader asks for 512 bytes: it gets the 1.1 snapshot, whose
+    /// `size` says 512; a 1.2 reader of a 1.1 snapshot sees no handover.
+    #[test]
+    fn status_keeps_the_1_1_prefix_for_older_readers() {
+        let mut s = sample_status();
+        s.handover.mode = 1;
+        let mut buf = [0u8; 543];
+        assert_eq!(encode_status(&s, &mut buf), Ok(MIN_STATUS_LEN));
+        assert_eq!(le32(&buf, 0), 512);
+        assert!(buf[MIN_STATUS_LEN..].iter().all(|b| *b == 0));
+        let old = decode_status(&buf[..MIN_STATUS_LEN]).unwrap();
+        assert_eq!(old.handover, HandoverStatus::default());
+        assert_eq!(old.slots, s.slots);
+        // A 1.1 snapshot followed by garbage: `size` says there is no more.
+        buf[MIN_STATUS_LEN..].fill(0x77);
+        assert_eq!(decode_status(&buf).unwrap().handover, HandoverStatus::default());
     }
 
     #[test]
@@ -611,19 +680,17 @@ mod tests {
 
     #[test]
     fn status_decoding_is_forward_compatible_and_strict() {
-        let mut s = sample_status();
+        let s = sample_status();
         let mut buf = [0u8; 640];
-        s.size = 640;
         encode_status(&s, &mut buf).unwrap();
+        buf[..4].copy_from_slice(&640u32.to_le_bytes());
         buf[600] = 0x55; // a field a newer loader appended
         assert_eq!(decode_status(&buf).map(|d| d.size), Ok(640));
         assert_eq!(decode_status(&buf[..511]), Err(NtStatus::INFO_LENGTH_MISMATCH));
-        s.size = 511;
-        encode_status(&s, &mut buf).unwrap();
+        buf[..4].copy_from_slice(&511u32.to_le_bytes());
         assert_eq!(decode_status(&buf), Err(NtStatus::INFO_LENGTH_MISMATCH));
-        s.size = 512;
-        s.abi_major = ABI_MAJOR + 1;
-        encode_status(&s, &mut buf).unwrap();
+        buf[..4].copy_from_slice(&512u32.to_le_bytes());
+        buf[4..6].copy_from_slice(&(ABI_MAJOR + 1).to_le_bytes());
         assert_eq!(decode_status(&buf), Err(NtStatus::REVISION_MISMATCH));
     }
 

@@ -12,6 +12,7 @@
 //! state machine is `loader-protocol`, which calls into this crate.
 #![no_std]
 
+pub mod altitude;
 pub mod config;
 pub mod control;
 pub mod payload;

@@ -11,12 +11,15 @@
 use crate::pe::{add, u16_at, u32_at, u64_at, Image, ImageBytes, Layout};
 use core::mem::size_of;
 use shared_abi::payload::{
-    LoaderServices, PayloadDescriptor, DESCRIPTOR_EXPORT, NAME_CHARS, PAYLOAD_MAGIC, REGISTER_EXPORT,
+    LoaderServices, PayloadDescriptor, DESCRIPTOR_EXPORT, DESCRIPTOR_SIZE_1_1, NAME_CHARS, PAYLOAD_MAGIC,
+    REGISTER_EXPORT,
 };
 use shared_abi::{NtStatus, ABI_MAJOR};
 
 /// Bytes of the descriptor this loader reads (`size_of::<PayloadDescriptor>()`).
 pub const DESCRIPTOR_LEN: usize = size_of::<PayloadDescriptor>();
+/// Bytes of a 1.0/1.1 descriptor: the least a payload may declare.
+pub const MIN_DESCRIPTOR_LEN: usize = DESCRIPTOR_SIZE_1_1 as usize;
 const SERVICES_LEN: usize = size_of::<LoaderServices>();
 
 /// A payload's entry points: virtual addresses of resident code of the
@@ -29,6 +32,27 @@ pub struct EntryPoints {
     pub teardown: u64,
     /// The descriptor's shutdown hook, if any.
     pub shutdown: Option<u64>,
+    /// ABI 1.2: the handover entries, if the payload has them.
+    pub handover: Option<HandoverEntries>,
+}
+
+/// A payload's handover entries (ABI 1.2): a payload with them reads the
+/// loader's owner word in its callbacks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HandoverEntries {
+    /// Stops filtering for good, keeping the state.
+    pub quiesce: u64,
+    /// Optional state export and import, both or neither.
+    pub state: Option<StateEntries>,
+}
+
+/// The optional state pair of [`HandoverEntries`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StateEntries {
+    /// `export_state`.
+    pub export: u64,
+    /// `import_state`.
+    pub import: u64,
 }
 
 /// What the loader knows about a payload whose image passed the check.
@@ -56,6 +80,10 @@ struct Declared {
     name: [u16; NAME_CHARS],
     teardown: u64,
     shutdown: u64,
+    /// ABI 1.2 entries, zero when the descriptor is older or smaller.
+    quiesce: u64,
+    export_state: u64,
+    import_state: u64,
 }
 
 impl Declared {
@@ -78,7 +106,24 @@ impl Declared {
             name,
             teardown: u64_at(d, 88)?,
             shutdown: u64_at(d, 96)?,
+            quiesce: 0,
+            export_state: 0,
+            import_state: 0,
         })
+    }
+
+    /// Reads the ABI 1.2 entries from the whole descriptor `d` (at least
+    /// [`DESCRIPTOR_LEN`] bytes).
+    fn read_handover(&mut self, d: &[u8]) -> Result<(), NtStatus> {
+        self.quiesce = u64_at(d, 104)?;
+        self.export_state = u64_at(d, 112)?;
+        self.import_state = u64_at(d, 120)?;
+        Ok(())
+    }
+
+    /// Whether the descriptor carries the ABI 1.2 entries.
+    fn has_handover_fields(&self) -> bool {
+        self.abi_minor >= 2 && usize::try_from(self.size).is_ok_and(|s| s >= DESCRIPTOR_LEN)
     }
 
     /// Identity and sizes. Order matters: a wrong magic means "not a
@@ -93,13 +138,17 @@ impl Declared {
         }
         // Minor versions only append fields: a larger descriptor is fine.
         let services_needed = usize::try_from(self.min_services_size).unwrap_or(usize::MAX);
-        if usize::try_from(self.size).unwrap_or(0) < DESCRIPTOR_LEN || services_needed > SERVICES_LEN {
+        if usize::try_from(self.size).unwrap_or(0) < MIN_DESCRIPTOR_LEN || services_needed > SERVICES_LEN {
             return Err(NtStatus::INFO_LENGTH_MISMATCH);
         }
         if self.flags != 0 {
             return Err(NtStatus::INVALID_PARAMETER);
         }
         if self.teardown == 0 {
+            return Err(NtStatus::PROCEDURE_NOT_FOUND);
+        }
+        // State export and import come as a pair, and only with quiesce.
+        if (self.export_state == 0) != (self.import_state == 0) || (self.export_state != 0 && self.quiesce == 0) {
             return Err(NtStatus::PROCEDURE_NOT_FOUND);
         }
         Ok(())
@@ -132,7 +181,10 @@ pub fn inspect_file<I: ImageBytes + ?Sized>(image: &I) -> Result<CheckedPayload,
 fn inspect<I: ImageBytes + ?Sized>(image: &Image<'_, I>, base: u64) -> Result<CheckedPayload, NtStatus> {
     let register_rva = image.export_rva(REGISTER_EXPORT)?;
     let descriptor_rva = image.export_rva(DESCRIPTOR_EXPORT)?;
-    let declared = Declared::read(image.slice_at_rva(descriptor_rva, DESCRIPTOR_LEN)?)?;
+    let mut declared = Declared::read(image.slice_at_rva(descriptor_rva, MIN_DESCRIPTOR_LEN)?)?;
+    if declared.magic == PAYLOAD_MAGIC && declared.abi_major == ABI_MAJOR && declared.has_handover_fields() {
+        declared.read_handover(image.slice_at_rva(descriptor_rva, DESCRIPTOR_LEN)?)?;
+    }
     declared.check()?;
     let code = |va: u64| -> Result<u64, NtStatus> {
         let rva = va.checked_sub(base).and_then(|r| u32::try_from(r).ok()).ok_or(NtStatus::INVALID_IMAGE_FORMAT)?;
@@ -146,6 +198,16 @@ fn inspect<I: ImageBytes + ?Sized>(image: &Image<'_, I>, base: u64) -> Result<Ch
         shutdown: match declared.shutdown {
             0 => None,
             va => Some(code(va)?),
+        },
+        handover: match declared.quiesce {
+            0 => None,
+            va => Some(HandoverEntries {
+                quiesce: code(va)?,
+                state: match (declared.export_state, declared.import_state) {
+                    (0, _) | (_, 0) => None,
+                    (export, import) => Some(StateEntries { export: code(export)?, import: code(import)? }),
+                },
+            }),
         },
     };
     Ok(CheckedPayload {
@@ -204,6 +266,7 @@ mod tests {
                 register: rel(fixture::REGISTER_OFFSET),
                 teardown: rel(fixture::TEARDOWN_OFFSET),
                 shutdown: Some(rel(fixture::SHUTDOWN_OFFSET)),
+                handover: None,
             }
         );
         let f = inspect_file(&fixture::payload().file[..]).unwrap();
@@ -218,7 +281,7 @@ mod tests {
             (|d| put32(d, 4, 0x1234), NtStatus::INVALID_IMAGE_FORMAT),
             (|d| put16(d, 8, ABI_MAJOR + 1), NtStatus::REVISION_MISMATCH),
             (|d| put32(d, 0, 103), NtStatus::INFO_LENGTH_MISMATCH),
-            (|d| put32(d, 16, 49), NtStatus::INFO_LENGTH_MISMATCH),
+            (|d| put32(d, 16, u32::try_from(SERVICES_LEN).unwrap() + 1), NtStatus::INFO_LENGTH_MISMATCH),
             (|d| put32(d, 20, 1), NtStatus::INVALID_PARAMETER),
             (|d| put64(d, 88, 0), NtStatus::PROCEDURE_NOT_FOUND),
             // Entries outside the image, or not code.
@@ -265,6 +328,41 @@ mod tests {
             let f = fixture::build(&[(keep, target), ("DriverEntry", Target::Code(0))]);
             assert_eq!(inspect_file(&f.file[..]).map(|_| ()), Err(NtStatus::PROCEDURE_NOT_FOUND), "{keep}");
         }
+    }
+
+    /// ABI 1.2: the handover entries are read when the descriptor has
+    /// them, checked like every entry, and come as the documented pairs; a
+    /// 1.1 descriptor (104 bytes, minor 1) has none and still passes.
+    #[test]
+    fn handover_entries_are_read_checked_and_paired() {
+        let code = |off: u32| BASE + u64::from(fixture::TEXT_RVA + off);
+        let with = |quiesce: u64, export: u64, import: u64| {
+            let mut d = sample_descriptor();
+            put64(&mut d, 88, code(fixture::TEARDOWN_OFFSET));
+            put64(&mut d, 96, code(fixture::SHUTDOWN_OFFSET));
+            put64(&mut d, 104, quiesce);
+            put64(&mut d, 112, export);
+            put64(&mut d, 120, import);
+            let img = fixture::payload().with_descriptor(&d).mapped();
+            inspect_mapped(&img[..], BASE)
+        };
+        let (q, e, i) = (code(0x20), code(0x28), code(0x30));
+        let full = with(q, e, i).unwrap().entries.handover.unwrap();
+        assert_eq!(full, HandoverEntries { quiesce: q, state: Some(StateEntries { export: e, import: i }) });
+        assert_eq!(with(q, 0, 0).unwrap().entries.handover, Some(HandoverEntries { quiesce: q, state: None }));
+        assert_eq!(with(0, 0, 0).unwrap().entries.handover, None);
+        assert_eq!(with(q, e, 0).map(|_| ()), Err(NtStatus::PROCEDURE_NOT_FOUND));
+        assert_eq!(with(0, e, i).map(|_| ()), Err(NtStatus::PROCEDURE_NOT_FOUND));
+        let rdata = BASE + u64::from(fixture::RDATA_RVA);
+        assert_eq!(with(rdata, 0, 0).map(|_| ()), Err(NtStatus::INVALID_IMAGE_FORMAT));
+        assert_eq!(with(q, e, rdata).map(|_| ()), Err(NtStatus::INVALID_IMAGE_FORMAT));
+        // A 1.1 payload: 104 bytes, minor 1; whatever follows is not read.
+        let mut old = sample_descriptor();
+        put32(&mut old, 0, 104);
+        put16(&mut old, 10, 1);
+        put64(&mut old, 104, 0xDEAD_BEEF);
+        let c = check_mapped(&old).unwrap();
+        assert_eq!((c.abi_minor, c.entries.handover), (1, None));
     }
 
     /// Windows 7 frees a section named `INIT...` after `DriverEntry` even

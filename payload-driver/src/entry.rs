@@ -1,4 +1,4 @@
-//! The payload's entry points: what the I/O manager, FltMgr and the loader
+//! The payload's entry points: what the I/O manager, `FltMgr` and the loader
 //! call. Each one hands straight over to `loader_protocol::payload`.
 //!
 //! The raw pointers the kernel and the loader pass are checked in the
@@ -30,7 +30,7 @@ pub fn driver_entry(spec: &'static Minifilter, driver: DriverObject) -> i32 {
 }
 
 /// `DriverUnload`: called by the I/O manager on `ZwUnloadDriver` before
-/// registration, or by FltMgr after `FilterUnloadCallback`. `PASSIVE_LEVEL`.
+/// registration, or by `FltMgr` after `FilterUnloadCallback`. `PASSIVE_LEVEL`.
 pub extern "system" fn driver_unload(_driver: *mut DRIVER_OBJECT) {
     let status = protocol::driver_unload(&KernelPayload);
     say(format_args!("DriverUnload: teardown {status}"));
@@ -38,6 +38,7 @@ pub extern "system" fn driver_unload(_driver: *mut DRIVER_OBJECT) {
 
 /// The registration entry the loader calls (through `LoaderPayloadRegister`),
 /// with its checked services table.
+#[must_use]
 pub fn register_entry(services: Services) -> i32 {
     say(format_args!(
         "registration in the System process: {} (pid {})",
@@ -51,9 +52,20 @@ pub fn register_entry(services: Services) -> i32 {
 
 /// The teardown entry the loader calls (through the descriptor) on a thread
 /// of the loader. Idempotent; may block while instances drain.
+#[must_use]
 pub extern "system" fn teardown_entry() -> i32 {
     let status = protocol::teardown(&KernelPayload);
     say(format_args!("teardown (asked by the loader): {status}"));
+    status.0
+}
+
+/// The handover's quiesce entry (ABI 1.2), on the loader's retire worker
+/// before its teardown call: unregisters the filter, keeps its state for
+/// the final export. May block while instances drain.
+#[must_use]
+pub extern "system" fn quiesce_entry() -> i32 {
+    let status = protocol::quiesce(&KernelPayload);
+    say(format_args!("quiesce (asked by the loader): {status}"));
     status.0
 }
 
@@ -65,7 +77,8 @@ pub extern "system" fn shutdown_entry() {
 }
 
 /// `FilterUnloadCallback`: how `sc stop`, `fltmc unload` and `ZwUnloadDriver`
-/// reach a registered filter. `PASSIVE_LEVEL`, FltMgr's thread.
+/// reach a registered filter. `PASSIVE_LEVEL`, `FltMgr`'s thread.
+#[must_use]
 pub extern "system" fn filter_unload_callback(flags: u32) -> i32 {
     let status = protocol::filter_unload(&KernelPayload, flags);
     say(format_args!("FilterUnloadCallback (flags {flags:#x}): {status}"));

@@ -2,14 +2,14 @@
 //!
 //! A legacy minifilter keeps its `FLT_REGISTRATION` content (operation
 //! callbacks, context registrations, instance setup/teardown) unchanged and
-//! moves two things: the global set-up its DriverEntry did goes into
-//! [`Minifilter::setup`], and the clean-up its FilterUnloadCallback did goes
+//! moves two things: the global set-up its `DriverEntry` did goes into
+//! [`Minifilter::setup`], and the clean-up its `FilterUnloadCallback` did goes
 //! into [`Minifilter::cleanup`]. The wrapper owns the rest:
 //! - `DriverEntry`, which only records the driver object (nothing to race);
 //! - the exported registration entry the loader calls after `ZwLoadDriver`
 //!   returned, which runs `setup`, `FltRegisterFilter` (Windows 7 layout
 //!   0x0202; 0x0200 on XP-era kernels) and `FltStartFiltering`;
-//! - one idempotent teardown behind FilterUnloadCallback, DriverUnload and
+//! - one idempotent teardown behind `FilterUnloadCallback`, `DriverUnload` and
 //!   the loader's teardown entry, which first waits on the loader's
 //!   "registration settled" event.
 //!
@@ -21,10 +21,17 @@
 #![deny(unsafe_code)]
 
 mod entry;
+mod fltreg;
 mod globals;
+mod handover;
 mod platform;
+mod state;
 
-pub use entry::{driver_entry, driver_unload, filter_unload_callback, register_entry, shutdown_entry, teardown_entry};
+pub use entry::{
+    driver_entry, driver_unload, filter_unload_callback, quiesce_entry, register_entry, shutdown_entry, teardown_entry,
+};
+pub use state::{export_state_entry, import_state_entry, StateOps};
+pub use fltreg::{payload_registration, register_filter};
 pub use kernel_sys as sys;
 pub use platform::{log, publish};
 pub use shared_abi;
@@ -42,40 +49,69 @@ pub struct Minifilter {
     /// The filter's existing registration. `Size`, `Version` and
     /// `FilterUnloadCallback` are set by the wrapper.
     pub registration: FLT_REGISTRATION,
-    /// Global set-up formerly done in DriverEntry (queues, tables). Runs in
+    /// Global set-up formerly done in `DriverEntry` (queues, tables). Runs in
     /// the registration entry, before `FltRegisterFilter`. `PASSIVE_LEVEL`.
     pub setup: fn() -> Result<(), NtStatus>,
-    /// Global clean-up formerly done in FilterUnloadCallback. Runs once,
+    /// Global clean-up formerly done in `FilterUnloadCallback`. Runs once,
     /// after `FltUnregisterFilter` returned, and only if `setup` succeeded.
     pub cleanup: fn(),
     /// Fills the counters the loader shows in `loaderctl status`.
     pub report: fn(&mut PayloadReport),
     /// Called on system shutdown while the file systems are still up.
     pub shutdown: fn(),
+    /// The filter's state, carried across an upgrade or rollback (ABI 1.2);
+    /// `None` if it keeps none worth carrying. Export it with
+    /// [`with_state`] on the descriptor.
+    pub state: Option<StateOps>,
+    /// Takes part in the exactly-once handover (ABI 1.2): every
+    /// pre-operation callback reads the loader's owner word. `false` makes
+    /// the filter process everything, as a payload built before 1.2 does
+    /// (the descriptor must then have no quiesce entry either).
+    pub handover: bool,
 }
 
 /// The descriptor a payload exports under `LoaderPayloadDescriptor`.
 #[must_use]
 pub const fn descriptor(name: &str, payload_version: u32) -> PayloadDescriptor {
     PayloadDescriptor {
-        size: core::mem::size_of::<PayloadDescriptor>() as u32,
+        size: shared_abi::size_u32::<PayloadDescriptor>(),
         magic: PAYLOAD_MAGIC,
         abi_major: shared_abi::ABI_MAJOR,
         abi_minor: shared_abi::ABI_MINOR,
         payload_version,
-        min_services_size: core::mem::size_of::<shared_abi::payload::LoaderServices>() as u32,
+        // Works with a 1.1 loader too (without the handover services).
+        min_services_size: shared_abi::payload::SERVICES_SIZE_1_1,
         flags: 0,
         name: shared_abi::payload::utf16_name(name),
         teardown: Some(entry::teardown_entry as unsafe extern "system" fn() -> i32),
         shutdown: Some(entry::shutdown_entry as unsafe extern "system" fn()),
+        // Every payload of the wrapper takes part in the handover: its
+        // operation callbacks sit behind the trampolines.
+        quiesce: Some(entry::quiesce_entry as unsafe extern "system" fn() -> i32),
+        export_state: None,
+        import_state: None,
     }
 }
 
+/// `descriptor` with the state entries: the loader carries the filter's
+/// [`Minifilter::state`] across upgrades and rollbacks.
+#[must_use]
+pub const fn with_state(mut d: PayloadDescriptor) -> PayloadDescriptor {
+    d.export_state = Some(state::export_state_entry);
+    d.import_state = Some(state::import_state_entry);
+    d
+}
+
 /// Completes a filter's registration for the wrapper: sets the size and
-/// version for Windows 7 and routes FilterUnloadCallback to the wrapper.
+/// version for Windows 7 and routes `FilterUnloadCallback` to the wrapper.
 #[must_use]
 pub const fn wrap_registration(mut r: FLT_REGISTRATION) -> FLT_REGISTRATION {
-    r.Size = core::mem::size_of::<FLT_REGISTRATION>() as u16;
+    const SIZE: usize = core::mem::size_of::<FLT_REGISTRATION>();
+    const _: () = assert!(SIZE <= u16::MAX as usize);
+    #[allow(clippy::cast_possible_truncation)] // asserted just above
+    {
+        r.Size = SIZE as u16;
+    }
     r.Version = FLT_REGISTRATION_VERSION_0202;
     r.FilterUnloadCallback = Some(entry::filter_unload_callback as unsafe extern "system" fn(u32) -> i32);
     r

@@ -48,7 +48,15 @@ impl PayloadPlatform for KernelPayload {
     fn register_filter(&self) -> Result<Filter, NtStatus> {
         let spec = spec().ok_or(NtStatus::DEVICE_NOT_READY)?;
         let driver = DRIVER.with(|d| *d).ok_or(NtStatus::DEVICE_NOT_READY)?;
-        filter::register(driver, &spec.registration)
+        // The operation callbacks read the loader's handover services
+        // without a lock: remembered before the filter can be called.
+        if let Some(h) = STATE.with(|s| s.settle()).and_then(Services::handover).filter(|_| spec.handover) {
+            h.remember();
+        }
+        // The one registration path of both payload kinds (fltreg.rs).
+        crate::fltreg::register_filter(&spec.registration, spec.registration.FilterUnloadCallback, |r| {
+            filter::register(driver, r)
+        })
     }
 
     fn start_filtering(&self, f: Filter) -> Result<(), NtStatus> {
@@ -83,7 +91,7 @@ fn publish_with(s: Services, phase: PayloadPhase) {
     if s.abi_minor() == 0 && current_irql() != PASSIVE_LEVEL {
         return;
     }
-    let mut report = PayloadReport { size: core::mem::size_of::<PayloadReport>() as u32, ..PayloadReport::default() };
+    let mut report = PayloadReport { size: shared_abi::size_u32::<PayloadReport>(), ..PayloadReport::default() };
     if let Some(spec) = spec() {
         (spec.report)(&mut report);
     }

@@ -10,6 +10,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod handover;
 pub mod loader;
 #[cfg(feature = "mutations")]
 pub mod mutation;

@@ -24,6 +24,7 @@ use shared_abi::control::{OpKind, SlotState, REPLY_NOT_PERSISTED, REPLY_OLD_SLOT
 use shared_abi::payload::{LogLevel, PayloadPhase, PayloadReport};
 use shared_abi::{NtStatus, Slot};
 
+mod handover;
 mod slots;
 #[cfg(test)]
 mod tests;
@@ -149,7 +150,10 @@ impl<P: LoaderPlatform> Loader<P> {
         if let Err(status) = self.claim_empty(slot) {
             return self.outcome(self.fail(status, op, Some(slot)), 0);
         }
-        let switched = self.load_slot(slot, op).and_then(|()| self.switch(slot, op, None));
+        let generation = self.with_state(LoaderState::next_generation);
+        let switched = self
+            .load_slot(slot, op, generation, |checked| self.prepare_generation(None, slot, generation, checked).map(|_| ()))
+            .and_then(|()| self.switch(slot, op, None));
         match switched {
             Ok(()) => self.outcome(NtStatus::SUCCESS, 0),
             Err(status) => self.outcome(self.fail(status, op, Some(slot)), 0),
@@ -231,6 +235,9 @@ impl<P: LoaderPlatform> Loader<P> {
         if Some(new) == old {
             return self.outcome(self.fail(NtStatus::INVALID_PARAMETER, op, Some(new)), 0);
         }
+        if let Err(status) = self.refuse_while_handover_pending() {
+            return self.outcome(self.fail(status, op, Some(new)), 0);
+        }
         #[cfg(feature = "mutations")]
         if self.platform.mutation() == Mutation::PersistBeforeSwitch {
             let _ = self.platform.persist_active(Some(new));
@@ -238,12 +245,22 @@ impl<P: LoaderPlatform> Loader<P> {
         if let Err(status) = self.claim_empty(new) {
             return self.outcome(self.fail(status, op, Some(new)), 0);
         }
-        let loaded = self.load_slot(new, op);
+        let generation = self.with_state(LoaderState::next_generation);
+        let mut plan = None;
+        let loaded = self.load_slot(new, op, generation, |checked| {
+            plan = self.prepare_generation(old, new, generation, checked)?;
+            Ok(())
+        });
         #[cfg(feature = "mutations")]
         let loaded = if self.platform.mutation() == Mutation::ActivateFailedUpgrade { Ok(()) } else { loaded };
-        if let Err(status) = loaded.and_then(|()| self.switch(new, op, old)) {
+        let transferred = loaded.and_then(|()| match (plan, old) {
+            (Some(plan), Some(old)) => self.begin_handover(plan, old, new).inspect_err(|_| self.discard(new, op)),
+            _ => Ok(()),
+        });
+        if let Err(status) = transferred.and_then(|()| self.switch(new, op, old)) {
             return self.outcome(self.fail(status, op, Some(new)), 0);
         }
+        self.after_switch(plan, old, new, generation);
         let mut flags = 0;
         if let Some(old) = old {
             if let Err(status) = self.retire(old, op) {
@@ -260,6 +277,9 @@ impl<P: LoaderPlatform> Loader<P> {
     /// persists "no payload"; the loader keeps running.
     pub fn unload(&self) -> OpOutcome {
         self.operation(OpKind::UNLOAD, |l| {
+            if let Err(status) = l.refuse_while_handover_pending() {
+                return l.outcome(l.fail(status, OpKind::UNLOAD, None), 0);
+            }
             let Some(active) = l.with_state(|s| s.active.take()) else {
                 return l.outcome(NtStatus::SUCCESS, 0);
             };
@@ -429,7 +449,13 @@ impl<P: LoaderPlatform> Loader<P> {
                 let r = &s.slots[slot];
                 // Not before its teardown finished: until then it may still
                 // call the loader, and the loader holds it mapped.
-                r.state == SlotState::STOPPED && r.image.is_some() && !r.worker_running && r.torn_down_reported
+                // Nor while it is the target of a handover still finishing.
+                let importing = s.pending.is_some_and(|h| h.new == slot);
+                r.state == SlotState::STOPPED
+                    && r.image.is_some()
+                    && !r.worker_running
+                    && r.torn_down_reported
+                    && !importing
             });
             if reap {
                 if let Err(status) = self.retire(slot, OpKind::EXTERNAL) {

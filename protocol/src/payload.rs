@@ -144,8 +144,14 @@ fn teardown_begun<P: PayloadPlatform>(p: &P) -> bool {
 /// loader's services. The loader's services are forgotten at the end, so
 /// nothing of this image calls the loader after its teardown.
 pub fn teardown<P: PayloadPlatform>(p: &P) -> NtStatus {
-    // The first teardown claims the work; any later one waits for it.
+    // The first teardown claims the work; any later one waits for it. After
+    // a quiesce (which holds the claim), the first teardown call finishes
+    // the work the quiesce left.
     let claimed = p.with_state(|s| {
+        if s.quiesce_holds_claim {
+            s.quiesce_holds_claim = false;
+            return Some(());
+        }
         if s.teardown_claimed {
             return None;
         }
@@ -217,6 +223,36 @@ fn wait_settled_for_teardown<P: PayloadPlatform>(p: &P, settle: P::Settle) {
         _ => {}
     }
     p.wait_settled(settle);
+}
+
+/// The handover's quiesce (ABI 1.2), from the loader's retire worker before
+/// its teardown call: unregisters the filter (`FltUnregisterFilter` waits
+/// for the callbacks in flight and the owed post callbacks), so the payload
+/// processes nothing any more, but keeps its set-up: the final state export
+/// reads it, and the loader's teardown call then cleans it up. Holds the
+/// teardown claim in between, so a foreign teardown (`sc stop`) waits for
+/// that teardown call instead of cleaning up under the export. Nothing to
+/// do (success) if the payload is not filtering or a teardown began.
+pub fn quiesce<P: PayloadPlatform>(p: &P) -> NtStatus {
+    let filter = p.with_state(|s| {
+        if s.teardown_claimed || s.stage != Stage::Filtering {
+            return None;
+        }
+        s.teardown_claimed = true;
+        s.quiesce_holds_claim = true;
+        s.stage = Stage::Quiesced;
+        s.filter.take()
+    });
+    if let Some(filter) = filter {
+        p.unregister_filter(filter);
+    }
+    NtStatus::SUCCESS
+}
+
+/// Whether the payload may run its state export: quiesced (the final
+/// export) or filtering (the snapshot).
+pub fn may_export<P: PayloadPlatform>(p: &P) -> bool {
+    p.with_state(|s| matches!(s.stage, Stage::Filtering | Stage::Quiesced))
 }
 
 /// `FilterUnloadCallback`. `FltMgr` calls it on its unload worker for
@@ -409,5 +445,27 @@ mod tests {
         assert_eq!(filter_unload(&p, 0), NtStatus::FLT_DO_NOT_DETACH);
         assert!(p.state.borrow().is_registered());
         assert_eq!(p.count("unregister_filter"), 0);
+    }
+
+    /// Handover: the quiesce unregisters and keeps the set-up; the loader's
+    /// teardown call then only cleans up, once; a foreign teardown in
+    /// between waits for that call.
+    #[test]
+    fn quiesce_unregisters_and_the_teardown_finishes_the_rest() {
+        let f = Fake::default();
+        driver_entry(&f);
+        assert_eq!(register(&f, 1), NtStatus::SUCCESS);
+        assert!(may_export(&f));
+        assert_eq!(quiesce(&f), NtStatus::SUCCESS);
+        assert_eq!(f.count("unregister_filter"), 1);
+        assert_eq!(f.count("cleanup"), 0, "the state stays for the final export");
+        assert!(may_export(&f));
+        assert_eq!(quiesce(&f), NtStatus::SUCCESS, "a second quiesce has nothing to do");
+        assert_eq!(f.count("unregister_filter"), 1);
+        assert_eq!(teardown(&f), NtStatus::SUCCESS);
+        assert_eq!((f.count("unregister_filter"), f.count("cleanup")), (1, 1));
+        assert!(!may_export(&f));
+        assert_eq!(teardown(&f), NtStatus::SUCCESS);
+        assert_eq!(f.count("cleanup"), 1);
     }
 }

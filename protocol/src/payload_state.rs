@@ -15,6 +15,9 @@ pub enum Stage {
     Registering,
     /// Registered and filtering.
     Filtering,
+    /// Handover (ABI 1.2): the filter is unregistered, its state kept for
+    /// the final export; the loader's teardown finishes the rest.
+    Quiesced,
     /// The registration call failed and undid itself.
     RegistrationFailed,
     /// A teardown is running.
@@ -25,6 +28,7 @@ pub enum Stage {
 
 /// The payload's globals, behind the platform's lock.
 #[derive(Debug)]
+#[allow(clippy::struct_excessive_bools)] // independent facts
 pub struct PayloadState<S, F> {
     pub(crate) stage: Stage,
     /// The loader's settle service, from the registration call on.
@@ -37,6 +41,9 @@ pub struct PayloadState<S, F> {
     pub(crate) teardown_claimed: bool,
     /// A teardown has begun (refuses registration from then on).
     pub(crate) teardown_begun: bool,
+    /// The quiesce holds the teardown claim: the next teardown call (the
+    /// loader's, on the same retire worker) does the rest of the work.
+    pub(crate) quiesce_holds_claim: bool,
 }
 
 impl<S: Copy, F: Copy> Default for PayloadState<S, F> {
@@ -56,6 +63,7 @@ impl<S: Copy, F: Copy> PayloadState<S, F> {
             setup_built: false,
             teardown_claimed: false,
             teardown_begun: false,
+            quiesce_holds_claim: false,
         }
     }
     /// The loader's settle service, once registration was called.
@@ -74,7 +82,7 @@ impl<S: Copy, F: Copy> PayloadState<S, F> {
         match self.stage {
             Stage::Mapped | Stage::Loaded | Stage::RegistrationFailed => PayloadPhase::LOADED,
             Stage::Registering => PayloadPhase::REGISTERING,
-            Stage::Filtering => PayloadPhase::FILTERING,
+            Stage::Filtering | Stage::Quiesced => PayloadPhase::FILTERING,
             Stage::TearingDown => PayloadPhase::TEARING_DOWN,
             Stage::TornDown => PayloadPhase::TORN_DOWN,
         }

@@ -64,14 +64,44 @@ pub trait LoaderPlatform {
     /// The referenced image's mapped bytes and the address it is mapped at.
     fn image_bytes(&self, image: Self::Image) -> (Self::Bytes<'_>, u64);
     /// Calls the payload's registration entry (a checked entry point of
-    /// `image`) with the services of `slot`.
-    fn call_register(&self, image: Self::Image, entry: u64, slot: Slot) -> NtStatus;
+    /// `image`) with the services of `slot`, telling it its `generation`.
+    fn call_register(&self, image: Self::Image, entry: u64, slot: Slot, generation: u16) -> NtStatus;
     /// Calls the payload's teardown entry. May block without bound (an
     /// instance draining, seed 002); the protocol calls it on a worker, or
     /// on the loader's own unloading thread.
     fn call_teardown(&self, image: Self::Image, entry: u64) -> NtStatus;
     /// Calls the payload's shutdown hook. Must not block long.
     fn call_shutdown(&self, image: Self::Image, entry: u64);
+
+    /// A state blob in memory the loader owns (kernel: non-paged pool under
+    /// the loader's tag).
+    type Blob;
+    /// Stores the owner word every payload's callbacks read
+    /// ([`crate::handover`]). Any IRQL.
+    fn publish_owner(&self, word: crate::handover::OwnerWord);
+    /// Forgets every mark (before a handover starts: marks of an earlier
+    /// one must not be taken for new ones).
+    fn clear_marks(&self);
+    /// Waits until the count of operations slot `old`'s payload processes
+    /// in flight is zero (`crate::handover`, step 3). `false` if it gave up
+    /// (kernel: polling, after the retirement bound). `PASSIVE_LEVEL`, no
+    /// lock held.
+    fn wait_old_drained(&self, old: Slot) -> bool;
+    /// Gives slot `new` an altitude directly below the one slot `old` runs
+    /// at (kernel: its service's `Instances` key), before `new` registers.
+    fn place_below(&self, new: Slot, old: Slot) -> Result<(), NtStatus>;
+    /// Calls the payload's quiesce entry (handover): unregisters its filter,
+    /// keeps its state. May block like a teardown.
+    fn call_quiesce(&self, image: Self::Image, entry: u64) -> NtStatus;
+    /// Calls the payload's state export into a blob of the loader's, and
+    /// checks the blob's header.
+    fn call_export(&self, image: Self::Image, entry: u64, final_state: bool) -> Result<Self::Blob, NtStatus>;
+    /// Calls the payload's state import with a blob.
+    fn call_import(&self, image: Self::Image, entry: u64, blob: &Self::Blob, final_state: bool) -> NtStatus;
+    /// Bytes of a blob (for `status`).
+    fn blob_len(&self, blob: &Self::Blob) -> u32;
+    /// Frees a blob.
+    fn free_blob(&self, blob: Self::Blob);
     /// `ZwUnloadDriver` on the slot's service key.
     fn unload_driver(&self, slot: Slot) -> NtStatus;
     /// `ObDereferenceObject`: the image may be unmapped right here.

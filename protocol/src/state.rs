@@ -5,7 +5,10 @@
 //! Must never decide anything: the rules are in [`crate::loader`].
 use loader_parsers::payload::CheckedPayload;
 use shared_abi::control::SLOT_NONE;
-use shared_abi::control::{ControlReply, ErrorRecord, LoaderStatus, OpKind, PoolCount, SlotState, SlotStatus};
+use crate::handover::Plan;
+use shared_abi::control::{
+    ControlReply, ErrorRecord, HandoverStatus, LoaderStatus, OpKind, PoolCount, SlotState, SlotStatus,
+};
 use shared_abi::payload::{PayloadReport, NAME_CHARS};
 use shared_abi::{NtStatus, PerSlot, Slot};
 
@@ -37,6 +40,8 @@ pub struct SlotRecord<I> {
     /// The loader's own stop must finish this retirement (the worker found
     /// the loader stopping and left the unload to it).
     pub(crate) handed_to_stop: bool,
+    /// The payload's generation (nonzero once it was given one).
+    pub(crate) generation: u16,
     pub(crate) registered_since: u64,
     pub(crate) state_since: u64,
     pub(crate) last_status: i32,
@@ -58,6 +63,7 @@ impl<I: Copy> SlotRecord<I> {
             released_early: false,
             worker_running: false,
             handed_to_stop: false,
+            generation: 0,
             registered_since: 0,
             state_since: 0,
             last_status: 0,
@@ -117,7 +123,7 @@ impl<I: Copy> SlotRecord<I> {
         matches!(self.state, SlotState::EMPTY | SlotState::STOPPED) && self.image.is_none() && !self.worker_running
     }
 
-    fn to_abi(&self) -> SlotStatus {
+    fn to_abi(self) -> SlotStatus {
         let (version, name) = self.checked.map_or((0, [0; NAME_CHARS]), |c| (c.payload_version, c.name));
         SlotStatus {
             state: self.state.0,
@@ -158,6 +164,25 @@ pub struct LoaderState<I> {
     pub(crate) last_error: ErrorRecord,
     /// Per slot.
     pub(crate) slots: PerSlot<SlotRecord<I>>,
+    /// The last generation given to a payload.
+    pub(crate) generation: u16,
+    /// A handover whose old slot's retirement has not finished it yet:
+    /// until then the new slot may not be retired (its image is the import's
+    /// target) and no other switch starts.
+    pub(crate) pending: Option<PendingHandover>,
+    /// What `status` shows of the handovers.
+    pub(crate) handover: HandoverStatus,
+}
+
+/// A handover between a switch and the end of the old slot's retirement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingHandover {
+    /// The slot being retired.
+    pub old: Slot,
+    /// The slot now active.
+    pub new: Slot,
+    /// The steps.
+    pub plan: Plan,
 }
 
 impl<I: Copy> LoaderState<I> {
@@ -175,7 +200,34 @@ impl<I: Copy> LoaderState<I> {
             unload_timeout_ms,
             last_error: ErrorRecord { status: 0, op: 0, slot: SLOT_NONE, reserved: 0, time: 0 },
             slots: PerSlot::new(SlotRecord::new(), SlotRecord::new()),
+            generation: 0,
+            pending: None,
+            handover: HandoverStatus {
+                mode: 0,
+                last_status: 0,
+                owner_generation: 0,
+                state_transfers: 0,
+                refused: 0,
+                unmarked: 0,
+                last_state_bytes: 0,
+                exact_handovers: 0,
+            },
         }
+    }
+    /// The handover still finishing, if any.
+    #[must_use]
+    pub fn pending_handover(&self) -> Option<PendingHandover> {
+        self.pending
+    }
+    /// The handover counters `status` shows.
+    #[must_use]
+    pub fn handover(&self) -> HandoverStatus {
+        self.handover
+    }
+    /// A new generation number for a payload about to register.
+    pub(crate) fn next_generation(&mut self) -> u16 {
+        self.generation = crate::handover::next_generation(self.generation);
+        self.generation
     }
     /// The active slot.
     #[must_use]
@@ -212,6 +264,11 @@ impl<I: Copy> LoaderState<I> {
     pub fn last_error(&self) -> ErrorRecord {
         self.last_error
     }
+    /// The retirement bound, in milliseconds.
+    #[must_use]
+    pub fn unload_timeout_ms(&self) -> u32 {
+        self.unload_timeout_ms
+    }
     /// Sets the retirement bound (from the loader's `Parameters`).
     pub fn set_unload_timeout_ms(&mut self, ms: u32) {
         self.unload_timeout_ms = ms;
@@ -234,10 +291,9 @@ impl<I: Copy> LoaderState<I> {
     /// The `IOCTL_LOADER_QUERY_STATUS` snapshot. The platform fills in what
     /// the protocol does not know (service names, pool counts).
     #[must_use]
-    #[allow(clippy::cast_possible_truncation)] // 512 bytes
     pub fn snapshot(&self, now: u64) -> LoaderStatus {
         LoaderStatus {
-            size: core::mem::size_of::<LoaderStatus>() as u32,
+            size: shared_abi::size_u32::<LoaderStatus>(),
             abi_major: shared_abi::ABI_MAJOR,
             abi_minor: shared_abi::ABI_MINOR,
             active_slot: Slot::word_of(self.active),
@@ -248,6 +304,7 @@ impl<I: Copy> LoaderState<I> {
             last_error: self.last_error,
             loader_pool: PoolCount::default(),
             slots: [self.slots[Slot::A].to_abi(), self.slots[Slot::B].to_abi()],
+            handover: self.handover,
         }
     }
 }
@@ -269,7 +326,7 @@ impl OpOutcome {
     #[allow(clippy::cast_possible_truncation)] // 16 bytes
     pub fn to_reply(&self) -> ControlReply {
         ControlReply {
-            size: core::mem::size_of::<ControlReply>() as u32,
+            size: shared_abi::size_u32::<ControlReply>(),
             status: self.status.0,
             active_slot: Slot::word_of(self.active),
             flags: self.flags,

@@ -276,6 +276,64 @@ pub struct LoaderStatus {
     pub loader_pool: PoolCount,
     /// The slots, A then B.
     pub slots: [SlotStatus; SLOT_COUNT],
+    /// ABI 1.2: the last upgrade's handover. A 1.1 reader asks for 512
+    /// bytes and gets the snapshot without it.
+    pub handover: HandoverStatus,
+}
+
+/// `LoaderStatus::size` of a 1.0/1.1 loader, and the least a reader may ask
+/// for.
+pub const STATUS_SIZE_1_1: usize = 512;
+
+/// How the last upgrade (or rollback) handed the operations over.
+#[repr(transparent)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct HandoverMode(pub u32);
+impl HandoverMode {
+    /// No upgrade since the loader started.
+    pub const NOT_YET: HandoverMode = HandoverMode(0);
+    /// Exactly once: the owner word and the marks (both generations ABI 1.2+).
+    pub const EXACT: HandoverMode = HandoverMode(1);
+    /// None: one of the two payloads predates the handover (ABI < 1.2), so
+    /// while both were attached some operations may have been processed by
+    /// both or by neither.
+    pub const NONE_PAYLOAD_TOO_OLD: HandoverMode = HandoverMode(2);
+
+    /// What `loaderctl status` prints.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            HandoverMode::NOT_YET => "no upgrade yet",
+            HandoverMode::EXACT => "exactly once",
+            HandoverMode::NONE_PAYLOAD_TOO_OLD => "none (payload too old)",
+            _ => "unknown",
+        }
+    }
+}
+
+/// The handover part of [`LoaderStatus`] (ABI 1.2).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HandoverStatus {
+    /// [`HandoverMode`] of the last upgrade or rollback.
+    pub mode: u32,
+    /// How its state transfer ended: `STATUS_SUCCESS`, the import's refusal,
+    /// or `STATUS_NOT_SUPPORTED` when a payload has no state entries.
+    pub last_status: i32,
+    /// The generation that owns the operations now (0: none).
+    pub owner_generation: u32,
+    /// State blobs carried from one generation to the next since start.
+    pub state_transfers: u32,
+    /// Imports refused (each rolled its upgrade back).
+    pub refused: u32,
+    /// Operations the old generation processed itself after the switch for
+    /// want of room for a mark (still exactly once; counts the table's
+    /// pressure).
+    pub unmarked: u32,
+    /// Bytes of the last state blob.
+    pub last_state_bytes: u32,
+    /// Upgrades and rollbacks handed over exactly once since start.
+    pub exact_handovers: u32,
 }
 
 const_assert_eq!(size_of::<ControlRequest>(), 16);
@@ -287,7 +345,9 @@ const_assert_eq!(offset_of!(SlotStatus, registered_since), 136);
 const_assert_eq!(offset_of!(SlotStatus, report), 168);
 const_assert_eq!(offset_of!(LoaderStatus, last_error), 32);
 const_assert_eq!(offset_of!(LoaderStatus, slots), 80);
-const_assert_eq!(size_of::<LoaderStatus>(), 512);
+const_assert_eq!(offset_of!(LoaderStatus, handover), STATUS_SIZE_1_1);
+const_assert_eq!(size_of::<HandoverStatus>(), 32);
+const_assert_eq!(size_of::<LoaderStatus>(), 544);
 
 #[cfg(test)]
 mod tests {

@@ -23,9 +23,23 @@ pub use status::NtStatus;
 /// Major ABI version. A reader refuses any other major version.
 pub const ABI_MAJOR: u16 = 1;
 /// Minor ABI version. Minor additions append fields and stay compatible.
-pub const ABI_MINOR: u16 = 1;
+pub const ABI_MINOR: u16 = 2;
 
 /// Pool tag for every allocation the loader makes (`'SLdr'`, little-endian).
 pub const POOL_TAG_LOADER: u32 = u32::from_le_bytes(*b"SLdr");
 /// Pool tag for every allocation the payload wrapper makes (`'SPay'`).
 pub const POOL_TAG_PAYLOAD: u32 = u32::from_le_bytes(*b"SPay");
+
+/// `size_of::<T>()` as the `u32` the ABI's size fields hold.
+///
+/// # Panics
+/// Never at run time: every use is in a constant context or on an ABI
+/// struct far below 4 GiB; a larger one fails to compile.
+#[must_use]
+pub const fn size_u32<T>() -> u32 {
+    let n = core::mem::size_of::<T>();
+    assert!(n <= u32::MAX as usize, "an ABI struct does not fit a u32 size field");
+    #[allow(clippy::cast_possible_truncation)] // checked just above
+    let n32 = n as u32;
+    n32
+}

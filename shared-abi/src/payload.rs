@@ -30,6 +30,49 @@ pub type PayloadRegisterFn = unsafe extern "system" fn(services: *const LoaderSe
 pub type PayloadTeardownFn = unsafe extern "system" fn() -> i32;
 /// System shutdown is under way; flush what must survive. Must not block long.
 pub type PayloadShutdownFn = unsafe extern "system" fn();
+/// Handover (ABI 1.2): stop filtering for good (`FltUnregisterFilter`, which
+/// waits for the filter's callbacks in flight and its owed post callbacks)
+/// but keep the state for a final export; the later teardown skips the
+/// unregistration. `PASSIVE_LEVEL`; may block like a teardown.
+pub type PayloadQuiesceFn = unsafe extern "system" fn() -> i32;
+/// Handover (ABI 1.2): writes a [`StateBlobHeader`] and the payload's state
+/// into `buffer` (at most `capacity` bytes) and the byte count into
+/// `*written`. `STATUS_BUFFER_TOO_SMALL` with the needed count in `*written`
+/// if it does not fit. `flags` is [`STATE_FINAL`] for the export after
+/// [`PayloadQuiesceFn`], 0 for the snapshot before the switch.
+/// `PASSIVE_LEVEL`.
+pub type PayloadExportStateFn =
+    unsafe extern "system" fn(buffer: *mut u8, capacity: usize, written: *mut usize, flags: u32) -> i32;
+/// Handover (ABI 1.2): accepts the other generation's state blob (header
+/// included) or refuses it (`STATUS_REVISION_MISMATCH` for a schema it does
+/// not know). With [`STATE_FINAL`] the blob is the old generation's final
+/// state; the payload merges what happened after the snapshot it imported.
+/// `PASSIVE_LEVEL`.
+pub type PayloadImportStateFn = unsafe extern "system" fn(blob: *const u8, len: usize, flags: u32) -> i32;
+/// `flags` of the export/import entries: the final state, after quiesce.
+pub const STATE_FINAL: u32 = 1;
+/// `StateBlobHeader::magic`: `'SLST'`.
+pub const STATE_MAGIC: u32 = u32::from_le_bytes(*b"SLST");
+/// The largest state blob the loader accepts (header included).
+pub const MAX_STATE_BYTES: usize = 1 << 20;
+
+/// The header of a state blob (ABI 1.2). The payload's own bytes follow.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StateBlobHeader {
+    /// `size_of::<StateBlobHeader>()` (24).
+    pub size: u32,
+    /// [`STATE_MAGIC`].
+    pub magic: u32,
+    /// The payload's own schema version of the bytes that follow.
+    pub schema: u32,
+    /// `payload_version` of the generation that exported it.
+    pub payload_version: u32,
+    /// Bytes that follow the header.
+    pub data_len: u32,
+    /// [`STATE_FINAL`] or 0, as exported.
+    pub flags: u32,
+}
 
 /// Exported by every payload under [`DESCRIPTOR_EXPORT`].
 #[repr(C)]
@@ -55,6 +98,14 @@ pub struct PayloadDescriptor {
     pub teardown: Option<PayloadTeardownFn>,
     /// Shutdown hook, see [`PayloadShutdownFn`].
     pub shutdown: Option<PayloadShutdownFn>,
+    /// ABI 1.2: the handover's quiesce entry. A payload with it reads the
+    /// loader's owner word in every pre-operation callback; one without it
+    /// (or older) upgrades without the exactly-once handover.
+    pub quiesce: Option<PayloadQuiesceFn>,
+    /// ABI 1.2, optional: state export for an upgrade or rollback.
+    pub export_state: Option<PayloadExportStateFn>,
+    /// ABI 1.2, optional: state import for an upgrade or rollback.
+    pub import_state: Option<PayloadImportStateFn>,
 }
 
 /// Services the loader lends a payload for as long as its image is loaded.
@@ -82,7 +133,39 @@ pub struct LoaderServices {
     /// Publishes the payload's current counters; the loader copies them.
     /// `PASSIVE_LEVEL` only.
     pub report: unsafe extern "system" fn(context: *mut c_void, report: *const PayloadReport),
+    /// ABI 1.2: the loader's owner word and in-flight counts
+    /// (`loader_protocol::handover`), accessed only with sequentially
+    /// consistent atomics. Valid for as long as the image is loaded.
+    pub owner: *const OwnerBlock,
+    /// ABI 1.2: this payload's generation (nonzero, low 16 bits).
+    pub generation: u32,
+    /// Reserved, zero.
+    pub reserved2: u32,
+    /// ABI 1.2: records operation `op` (its callback data address) for the
+    /// new generation; 0 if there is no room. Any IRQL `<= DISPATCH_LEVEL`.
+    pub mark: unsafe extern "system" fn(context: *mut c_void, op: usize) -> u32,
+    /// ABI 1.2: removes the mark of `op`; 1 if it was there. Any IRQL
+    /// `<= DISPATCH_LEVEL`.
+    pub take_mark: unsafe extern "system" fn(context: *mut c_void, op: usize) -> u32,
 }
+
+/// The loader's handover words (ABI 1.2): every pre-operation callback of a
+/// payload loads `word` once; the generation that owns the operations also
+/// counts the ones it processes in flight in `in_flight[slot]` (up before
+/// it loads `word` again, down in the post callback).
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct OwnerBlock {
+    /// `loader_protocol::handover::OwnerWord`, encoded.
+    pub word: u32,
+    /// Per slot (A, B): operations its payload processes in flight.
+    pub in_flight: [u32; 2],
+}
+
+/// `LoaderServices::size` of a 1.0/1.1 loader (no handover services).
+pub const SERVICES_SIZE_1_1: u32 = 48;
+/// `PayloadDescriptor::size` of a 1.0/1.1 payload (no handover entries).
+pub const DESCRIPTOR_SIZE_1_1: u32 = 104;
 
 /// Log levels for [`LoaderServices::log`].
 #[repr(transparent)]
@@ -141,13 +224,21 @@ impl PayloadPhase {
     }
 }
 
-const_assert_eq!(size_of::<PayloadDescriptor>(), 104);
+const_assert_eq!(size_of::<PayloadDescriptor>(), 128);
 const_assert_eq!(offset_of!(PayloadDescriptor, name), 24);
 const_assert_eq!(offset_of!(PayloadDescriptor, teardown), 88);
 const_assert_eq!(offset_of!(PayloadDescriptor, shutdown), 96);
-const_assert_eq!(size_of::<LoaderServices>(), 48);
+const_assert_eq!(offset_of!(PayloadDescriptor, quiesce), DESCRIPTOR_SIZE_1_1 as usize);
+const_assert_eq!(offset_of!(PayloadDescriptor, export_state), 112);
+const_assert_eq!(offset_of!(PayloadDescriptor, import_state), 120);
+const_assert_eq!(size_of::<LoaderServices>(), 80);
 const_assert_eq!(offset_of!(LoaderServices, context), 16);
 const_assert_eq!(offset_of!(LoaderServices, report), 40);
+const_assert_eq!(offset_of!(LoaderServices, owner), SERVICES_SIZE_1_1 as usize);
+const_assert_eq!(size_of::<OwnerBlock>(), 12);
+const_assert_eq!(offset_of!(LoaderServices, mark), 64);
+const_assert_eq!(offset_of!(LoaderServices, take_mark), 72);
+const_assert_eq!(size_of::<StateBlobHeader>(), 24);
 const_assert_eq!(size_of::<PayloadReport>(), 48);
 const_assert_eq!(offset_of!(PayloadReport, creates), 16);
 

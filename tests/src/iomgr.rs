@@ -172,7 +172,7 @@ fn landing(w: &World, k: &crate::world::Kernel, id: ImageId) -> Landing {
         Stage::Mapped | Stage::Loaded => Landing::BeforeRegistration,
         Stage::Registering => Landing::DuringRegistration,
         Stage::Filtering | Stage::RegistrationFailed => Landing::AfterRegistration,
-        Stage::TearingDown | Stage::TornDown => Landing::DuringTeardown,
+        Stage::Quiesced | Stage::TearingDown | Stage::TornDown => Landing::DuringTeardown,
     }
 }
 

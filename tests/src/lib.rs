@@ -13,6 +13,7 @@
 #![allow(clippy::missing_panics_doc)] // a poisoned model lock is a test failure
 
 pub mod explore;
+pub mod handover_model;
 pub mod iomgr;
 pub mod naive;
 pub mod platforms;

@@ -147,7 +147,7 @@ impl LoaderPlatform for ModelLoader {
         let bytes = if self.0.config.bad_descriptor[slot] { &self.0.images.1 } else { &self.0.images.0 };
         (bytes.as_slice(), IMAGE_BASE)
     }
-    fn call_register(&self, image: ImageId, entry: u64, slot: Slot) -> NtStatus {
+    fn call_register(&self, image: ImageId, entry: u64, slot: Slot, _generation: u16) -> NtStatus {
         self.0.check_entry(image, entry, loader_parsers::fixture::REGISTER_OFFSET);
         self.0.enter(image, "registration entry");
         let status = payload::register(&ModelPayload::new(&self.0, image), SettleRef(slot));
@@ -172,6 +172,31 @@ impl LoaderPlatform for ModelLoader {
         pause();
         self.0.leave(image);
     }
+    // The images of these races predate the handover (the fixture has no
+    // handover entries): the loader publishes owner words and nothing
+    // else. The handover's own races are `model_handover`'s.
+    type Blob = ();
+    fn publish_owner(&self, _word: loader_protocol::handover::OwnerWord) {}
+    fn clear_marks(&self) {}
+    fn wait_old_drained(&self, _old: Slot) -> bool {
+        true
+    }
+    fn place_below(&self, _new: Slot, _old: Slot) -> Result<(), NtStatus> {
+        Ok(())
+    }
+    fn call_quiesce(&self, _image: ImageId, _entry: u64) -> NtStatus {
+        NtStatus::NOT_SUPPORTED
+    }
+    fn call_export(&self, _image: ImageId, _entry: u64, _final_state: bool) -> Result<(), NtStatus> {
+        Err(NtStatus::NOT_SUPPORTED)
+    }
+    fn call_import(&self, _image: ImageId, _entry: u64, _blob: &(), _final_state: bool) -> NtStatus {
+        NtStatus::NOT_SUPPORTED
+    }
+    fn blob_len(&self, _blob: &()) -> u32 {
+        0
+    }
+    fn free_blob(&self, _blob: ()) {}
     fn unload_driver(&self, slot: Slot) -> NtStatus {
         self.0.trace(|| format!("{:?}: ZwUnloadDriver {slot}", thread_name()));
         iomgr::unload_driver(&self.0, slot)

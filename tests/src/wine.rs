@@ -24,6 +24,10 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+#[path = "install.rs"]
+mod install;
+pub use install::{InstallState, INFS, RESTATED_DELETES, RESTATED_DEPENDENCIES};
+
 /// The loader's service name (as in `inf/loader.inf`).
 pub use loader_parsers::config::LOADER_SERVICE;
 /// The payload slot services (as in `inf/payload.inf`).
@@ -220,10 +224,7 @@ impl WineSession {
     fn copy_drivers(&self) -> Result<(), String> {
         let dir = self.drivers_dir();
         std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        std::fs::copy(self.package.join("loader.sys"), dir.join("loader.sys")).map_err(|e| e.to_string())?;
-        for img in SLOT_IMAGES {
-            std::fs::copy(self.package.join("payload.sys"), dir.join(img)).map_err(|e| e.to_string())?;
-        }
+        // loader.sys and the slot images are installed by the INFs (`install`).
         // The test world's Filter Manager, over Wine's builtin placeholder.
         std::fs::copy(crate::fltsim::sim_image(), dir.join("fltmgr.sys")).map_err(|e| e.to_string())?;
         Ok(())
@@ -267,6 +268,13 @@ impl WineSession {
 
     /// Runs `wine <args>` in this session, output to files, at most `bound`.
     pub fn wine_bounded(&self, args: &[&str], bound: Duration) -> CtlResult {
+        self.wine_bounded_env(&[], args, bound)
+    }
+
+    /// [`Self::wine_bounded`] with extra environment variables (for
+    /// example `TZ`, which Wine's time-zone code reads from the Unix side).
+    #[must_use]
+    pub fn wine_bounded_env(&self, env: &[(&str, &str)], args: &[&str], bound: Duration) -> CtlResult {
         let n = COMMANDS.fetch_add(1, Ordering::Relaxed);
         let (out_path, err_path) = (self.scratch.join(format!("cmd{n}.out")), self.scratch.join(format!("cmd{n}.err")));
         let files = std::fs::File::create(&out_path).and_then(|o| std::fs::File::create(&err_path).map(|e| (o, e)));
@@ -275,7 +283,7 @@ impl WineSession {
             Err(e) => return CtlResult { code: -1, stdout: String::new(), stderr: e.to_string() },
         };
         let mut c = self.base_cmd("wine");
-        c.args(args).stdout(Stdio::from(out)).stderr(Stdio::from(err));
+        c.envs(env.iter().copied()).args(args).stdout(Stdio::from(out)).stderr(Stdio::from(err));
         let status = match c.spawn() {
             Ok(mut child) => wait_bounded(&mut child, bound),
             Err(e) => return CtlResult { code: -1, stdout: String::new(), stderr: e.to_string() },
@@ -320,6 +328,13 @@ impl WineSession {
         self.wine_bounded(&self.loaderctl_args(&exe, args), bound)
     }
 
+    /// Runs `loaderctl.exe <args>` with extra environment variables.
+    #[must_use]
+    pub fn loaderctl_env(&self, env: &[(&str, &str)], args: &[&str]) -> CtlResult {
+        let exe = self.package.join("loaderctl.exe").to_string_lossy().into_owned();
+        self.wine_bounded_env(env, &self.loaderctl_args(&exe, args), COMMAND_BOUND)
+    }
+
     /// Starts `loaderctl.exe <args>` without waiting for it (its output is
     /// discarded), for scenarios that act while a request is in flight. The
     /// caller ends it (`kill` / `wait`); the session's end reaps it anyway.
@@ -349,62 +364,24 @@ impl WineSession {
         }
     }
 
-    /// Creates the loader and both slot services as the INFs describe, with
-    /// `ActiveSlot` and `UnloadTimeoutMs` as given.
+    /// Installs the package from its INFs as an administrator does
+    /// (`install.rs`: `InstallHinfSection DefaultInstall` on payload.inf and
+    /// loader.inf, plus what Wine's setupapi skips), after
+    /// removing what an earlier session left; then sets the scenario's
+    /// `ActiveSlot` and `UnloadTimeoutMs` in `Parameters` (as an
+    /// administrator edits them) and makes the loader demand-start, so the
+    /// scenario decides when it starts: the INF's `SERVICE_SYSTEM_START`
+    /// would start it at every later boot of the prefix, before a scenario
+    /// has set up its slot images. (`e2e_operator.rs` boots an installation
+    /// as shipped and checks the loader comes up by itself.)
     pub fn install(&self, active_slot: u32, unload_timeout_ms: u32) -> Result<(), String> {
-        for svc in [LOADER_SERVICE, SLOT_SERVICES[0], SLOT_SERVICES[1]] {
-            let _ = self.sc(&["stop", svc]);
-            let _ = self.sc(&["delete", svc]);
-        }
-        let (ok, out) = self.sc(&[
-            "create",
-            LOADER_SERVICE,
-            "type=",
-            "kernel",
-            "start=",
-            "demand",
-            "error=",
-            "normal",
-            "group=",
-            "FSFilter Activity Monitor",
-            "binPath=",
-            "C:\\windows\\system32\\drivers\\loader.sys",
-        ]);
-        if !ok {
-            return Err(format!("sc create {LOADER_SERVICE}: {out}"));
-        }
+        self.uninstall_leftovers()?;
+        self.install_from_infs()?;
         let params = format!("HKLM\\System\\CurrentControlSet\\Services\\{LOADER_SERVICE}\\Parameters");
-        self.reg_add(&params, "SlotA", "REG_SZ", SLOT_SERVICES[0])?;
-        self.reg_add(&params, "SlotB", "REG_SZ", SLOT_SERVICES[1])?;
         self.reg_add(&params, "ActiveSlot", "REG_DWORD", &active_slot.to_string())?;
         self.reg_add(&params, "UnloadTimeoutMs", "REG_DWORD", &unload_timeout_ms.to_string())?;
-        for (i, svc) in SLOT_SERVICES.iter().enumerate() {
-            let bin = format!("C:\\windows\\system32\\drivers\\{}", SLOT_IMAGES[i]);
-            let (ok, out) = self.sc(&[
-                "create",
-                svc,
-                "type=",
-                "filesys",
-                "start=",
-                "demand",
-                "error=",
-                "normal",
-                "group=",
-                "FSFilter Activity Monitor",
-                "binPath=",
-                &bin,
-            ]);
-            if !ok {
-                return Err(format!("sc create {svc}: {out}"));
-            }
-            let key = format!("HKLM\\System\\CurrentControlSet\\Services\\{svc}\\Instances");
-            let instance = format!("{svc} Instance");
-            self.reg_add(&key, "DefaultInstance", "REG_SZ", &instance)?;
-            let ikey = format!("{key}\\{instance}");
-            self.reg_add(&ikey, "Altitude", "REG_SZ", SLOT_ALTITUDES[i])?;
-            self.reg_add(&ikey, "Flags", "REG_DWORD", "0")?;
-        }
-        Ok(())
+        let service = format!("HKLM\\System\\CurrentControlSet\\Services\\{LOADER_SERVICE}");
+        self.reg_add(&service, "Start", "REG_DWORD", "3")
     }
 
     /// Puts `image` (a file of the package or of the test payloads) in

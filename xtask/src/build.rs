@@ -5,6 +5,7 @@
 //! target `x86_64-pc-windows-msvc`, linked by `lld-link-22` as native WDM
 //! drivers, imports by `raw-dylib`. Tool: target `x86_64-win7-windows-gnu`
 //! with `-Zbuild-std=std,panic_abort` and the mingw linker.
+use crate::resources;
 use crate::setup;
 use crate::util::{self, root, step, target};
 use std::path::{Path, PathBuf};
@@ -48,6 +49,17 @@ pub const PAYLOAD_VARIANTS: &[Variant] = &[
         features: "fault-hang-teardown",
         purpose: "teardown outlasts the loader's bound",
     },
+    Variant { file: "payload_old.sys", features: "no-handover", purpose: "version 1 without the handover entries" },
+    Variant {
+        file: "payload_v2_old.sys",
+        features: "v2,no-handover",
+        purpose: "version 2 without the handover entries",
+    },
+    Variant {
+        file: "payload_v2_schema2.sys",
+        features: "v2,state-schema-2",
+        purpose: "version 2 whose state is another schema (its import is refused)",
+    },
 ];
 
 /// Where the package goes.
@@ -63,7 +75,12 @@ pub fn test_payload_dir() -> PathBuf {
 /// Environment for Debian's toolchain, free of the rustup proxies and of
 /// anything the outer `cargo` exported.
 fn debian_cargo() -> Command {
-    let mut c = Command::new("/usr/bin/cargo");
+    debian_command("/usr/bin/cargo")
+}
+
+/// A program of Debian's toolchain in that environment.
+fn debian_command(program: &str) -> Command {
+    let mut c = Command::new(program);
     for var in [
         "RUSTUP_TOOLCHAIN",
         "RUSTC",
@@ -81,6 +98,70 @@ fn debian_cargo() -> Command {
     }
     c.env("PATH", "/usr/bin:/bin:/usr/sbin:/sbin").env("RUSTC_BOOTSTRAP", "1").current_dir(root());
     c
+}
+
+/// Debian's `cargo-clippy` and `cargo-fmt`, called directly: `cargo clippy`
+/// would find rustup's proxies in `~/.cargo/bin` before `/usr/bin`.
+fn debian_tool(tool: &str) -> Command {
+    let mut c = debian_command(&format!("/usr/bin/{tool}"));
+    if tool == "cargo-clippy" {
+        c.arg("clippy");
+    }
+    c
+}
+
+/// The lint gates `cargo xtask test` runs with Debian's Rust 1.96 (the
+/// toolchain that builds the images): clippy for the kernel target over
+/// kernel-sys and both drivers, clippy for the Windows 7 target over
+/// loaderctl (type-checking only: no linker runs), and `cargo fmt --check`.
+/// Warnings are errors.
+pub fn lint_commands() -> Vec<(&'static str, Command)> {
+    let mut kernel = debian_tool("cargo-clippy");
+    kernel
+        .env("CARGO_TARGET_DIR", target().join("kernel"))
+        .args(["--quiet", "-p", "kernel-sys", "-p", "loader-driver", "-p", "payload-driver", "-p", "counter-filter"])
+        .args(["--target", "x86_64-pc-windows-msvc", "--profile", "kernel"])
+        .args(["-Zbuild-std=core,alloc", "-Zbuild-std-features=compiler-builtins-mem", "--", "-D", "warnings"]);
+    let mut tool = debian_tool("cargo-clippy");
+    tool.env("CARGO_TARGET_DIR", target().join("tool"))
+        .args(["--quiet", "-p", "loaderctl", "--target", "x86_64-win7-windows-gnu", "--profile", "tool"])
+        .args(["-Zbuild-std=std,panic_abort", "--", "-D", "warnings"]);
+    let mut fmt = debian_tool("cargo-fmt");
+    fmt.args(["--all", "--check"]);
+    // The test world (tests/fltmgr, tests/payloads), each image's features.
+    let mut world = Vec::new();
+    for features in ["", "naive-filter/payload,bench-filter/slow"] {
+        let mut c = debian_tool("cargo-clippy");
+        c.env("CARGO_TARGET_DIR", target().join("kernel"))
+            .args(["--quiet", "-p", "fltmgr-sim", "-p", "naive-filter", "-p", "bench-filter"])
+            .args(["--target", "x86_64-pc-windows-msvc", "--profile", "kernel"])
+            .args(["-Zbuild-std=core,alloc", "-Zbuild-std-features=compiler-builtins-mem"]);
+        if !features.is_empty() {
+            c.args(["--features", features]);
+        }
+        c.args(["--", "-D", "warnings"]);
+        world.push(("clippy, kernel target (test world: fltmgr-sim, naive-filter, bench-filter)", c));
+    }
+    let mut world_tool = debian_tool("cargo-clippy");
+    world_tool
+        .env("CARGO_TARGET_DIR", target().join("tool"))
+        .args(["--quiet", "-p", "fltsimctl", "--target", "x86_64-win7-windows-gnu", "--profile", "tool"])
+        .args(["-Zbuild-std=std,panic_abort", "--", "-D", "warnings"]);
+    world.push(("clippy, Windows 7 target (test world: fltsimctl)", world_tool));
+    let mut all = vec![
+        ("clippy, kernel target (kernel-sys, loader-driver, payload-driver, counter-filter)", kernel),
+        ("clippy, Windows 7 target (loaderctl)", tool),
+        ("cargo fmt --check", fmt),
+    ];
+    all.extend(world);
+    // The C path (issue 11): serialpayload.lib's Rust side.
+    let mut c_path = debian_tool("cargo-clippy");
+    c_path
+        .env("CARGO_TARGET_DIR", target().join("kernel"))
+        .args(["--quiet", "-p", "serialpayload", "--target", "x86_64-pc-windows-msvc", "--profile", "kernel"])
+        .args(["-Zbuild-std=core,alloc", "-Zbuild-std-features=compiler-builtins-mem", "--", "-D", "warnings"]);
+    all.push(("clippy, kernel target (serialpayload: the C minifilter drop-in)", c_path));
+    all
 }
 
 fn kernel_cargo(package: &str, features: &str) -> Command {
@@ -134,6 +215,28 @@ fn copy(from: &Path, to: &Path) -> Result<(), String> {
     std::fs::copy(from, to).map(|_| ()).map_err(|e| format!("cannot copy {} to {}: {e}", from.display(), to.display()))
 }
 
+/// Where the size-analysis build of the kernel images goes
+/// ([`size_build`]): the same profile and link arguments as the package,
+/// plus `-Csave-temps`, which keeps the one LTO object each image is linked
+/// from (one COMDAT section per function, so sizes per symbol can be read).
+pub fn size_build_dir() -> PathBuf {
+    target().join("sizes")
+}
+
+/// Builds loader.sys and payload.sys again for `cargo xtask bench`'s size
+/// breakdown. Its own target directory, so the package build's cache stays.
+pub fn size_build() -> Result<(), String> {
+    for package in ["loader-driver", "counter-filter"] {
+        step(&format!("building {package} for the size breakdown (-Csave-temps)"));
+        let mut c = kernel_cargo(package, "");
+        let mut flags: Vec<String> = KERNEL_LINK_ARGS.iter().map(|a| format!("-Clink-arg={a}")).collect();
+        flags.push("-Csave-temps".into());
+        c.env("CARGO_TARGET_DIR", size_build_dir()).env("CARGO_TARGET_X86_64_PC_WINDOWS_MSVC_RUSTFLAGS", flags.join(" "));
+        util::run(&mut c)?;
+    }
+    Ok(())
+}
+
 /// The test world's kernel images (never in `x64/`): package, features,
 /// file under `test-payloads/`, crate name, and what it is for.
 pub const TEST_WORLD_IMAGES: &[(&str, &str, &str, &str, &str)] = &[
@@ -177,20 +280,45 @@ pub fn run() -> Result<PathBuf, String> {
     let pkg = package_dir();
     let tests = test_payload_dir();
 
+    let res = resources::for_image(&resources::Image {
+        file: "loader.sys",
+        description: "SerialLoader: loads and serializes minifilter payloads",
+        kind: resources::FileKind::Driver,
+        messages: true,
+    })?;
     step("building loader.sys (x86_64-pc-windows-msvc, native WDM driver)");
-    util::run(&mut kernel_cargo("loader-driver", ""))?;
+    util::run(kernel_cargo("loader-driver", "").env(resources::RESOURCE_ENV, &res))?;
     take_kernel_output("loader_driver", &pkg.join("loader.sys"))?;
 
     for v in PAYLOAD_VARIANTS {
+        let description = if v.file == "payload.sys" {
+            "CounterFilter: example minifilter payload for SerialLoader".to_owned()
+        } else {
+            format!("CounterFilter test payload: {}", v.purpose)
+        };
+        let image = resources::Image {
+            file: v.file,
+            description: &description,
+            kind: resources::FileKind::Driver,
+            messages: false,
+        };
+        let res = resources::for_image(&image)?;
         step(&format!("building {} ({})", v.file, v.purpose));
-        util::run(&mut kernel_cargo("counter-filter", v.features))?;
+        util::run(kernel_cargo("counter-filter", v.features).env(resources::RESOURCE_ENV, &res))?;
         let dest = if v.file == "payload.sys" { pkg.join(v.file) } else { tests.join(v.file) };
         take_kernel_output("counter_filter", &dest)?;
     }
 
+    let res = resources::for_image(&resources::Image {
+        file: "loaderctl.exe",
+        description: "SerialLoader control tool",
+        kind: resources::FileKind::Program,
+        messages: false,
+    })?;
     step("building loaderctl.exe (x86_64-win7-windows-gnu)");
     let mut tool = debian_cargo();
     tool.env("CARGO_TARGET_DIR", target().join("tool"))
+        .env(resources::RESOURCE_ENV, &res)
         .env("CARGO_TARGET_X86_64_WIN7_WINDOWS_GNU_LINKER", "x86_64-w64-mingw32-gcc")
         .args(["build", "--quiet", "-p", "loaderctl", "--target", "x86_64-win7-windows-gnu", "--profile", "tool"])
         .arg("-Zbuild-std=std,panic_abort");
@@ -201,6 +329,8 @@ pub fn run() -> Result<PathBuf, String> {
         copy(&root().join("inf").join(inf), &pkg.join(inf))?;
     }
     build_test_world(&tests)?;
+    // The C path (issue 11): serialpayload.lib and the example C minifilter.
+    crate::cbuild::build(&tests, &map_dir(), || kernel_cargo("serialpayload", ""))?;
     print_package(&pkg)?;
     Ok(pkg)
 }

@@ -10,8 +10,23 @@ fn say(step: &str) {
     println!("\u{2500}\u{2500} {step}");
 }
 
-fn show(s: &WineSession, args: &[&str]) -> i32 {
+/// As [`show`], with the progress lines a console shows (the demo's
+/// output is a console; the harness's capture is not).
+fn show_live(s: &WineSession, args: &[&str]) -> i32 {
     println!("$ loaderctl {}", args.join(" "));
+    let mut all = vec!["--progress", "always"];
+    all.extend_from_slice(args);
+    let r = s.loaderctl(&all);
+    print!("{}", r.stdout);
+    eprint!("{}", r.stderr);
+    if r.code != 0 {
+        println!("(loaderctl exited with code {})", r.code);
+    }
+    r.code
+}
+
+fn show(s: &WineSession, args: &[&str]) -> i32 {
+    println!("{}", std::iter::once("$ loaderctl").chain(args.iter().copied()).collect::<Vec<_>>().join(" "));
     let r = s.loaderctl(args);
     print!("{}", r.stdout);
     eprint!("{}", r.stderr);
@@ -40,7 +55,8 @@ fn print_driver_log(s: &WineSession, from_line: usize) -> usize {
     let log = s.log();
     let lines: Vec<&str> = log.lines().filter(|l| l.contains("loader: ") || l.contains("payload")).collect();
     for l in lines.iter().skip(from_line) {
-        let text = l.split_once("00000001: ").map_or(*l, |(_, t)| t);
+        // "0168:warn:debugstr:vDbgPrintExWithPrefix 0000004d:00000008: loader: ..." -> "loader: ..."
+        let text = l.split_once("vDbgPrintExWithPrefix ").and_then(|(_, t)| t.split_once(": ")).map_or(*l, |(_, t)| t);
         println!("    | {text}");
     }
     lines.len()
@@ -53,8 +69,10 @@ pub fn run() -> Result<(), String> {
 
     say("Starting Wine: its winedevice.exe hosts the real .sys images, as the Windows kernel would");
     let s = WineSession::start()?;
-    say("Installing the services as loader.inf and payload.inf describe: SerialLoader, and the payload slots CounterFilterA / CounterFilterB (both holding CounterFilter v1)");
-    s.install(0, 3000)?;
+    s.uninstall_leftovers()?;
+    let before = s.install_state()?;
+    say("Installing from the INFs, as an administrator does: `rundll32 setupapi.dll,InstallHinfSection DefaultInstall 132 payload.inf`, then the same for loader.inf. They create SerialLoader (system start) and the payload slots CounterFilterA / CounterFilterB (both holding CounterFilter v1), the loader's Parameters and its System event log source");
+    s.install_from_infs()?;
 
     say("Starting the loader. It loads slot A with ZwLoadDriver, and only after the payload's DriverEntry has returned does it call the payload's registration entry");
     let (ok, out) = s.sc(&["start", LOADER_SERVICE]);
@@ -62,8 +80,11 @@ pub fn run() -> Result<(), String> {
         return Err(format!("sc start {LOADER_SERVICE} failed: {out}"));
     }
     wait_active(&s, 0)?;
-    show(&s, &["status"]);
+    say("A bare `loaderctl` shows the status, as a bare `fltmc` lists filters; times are local, with the UTC offset (run the demo with TZ=... to see another zone)");
+    show(&s, &[]);
     let mut seen = print_driver_log(&s, 0);
+    say("The payload's filter instances, like `fltmc instances` (under Wine, from the test Filter Manager)");
+    show(&s, &["instances"]);
 
     say("File I/O under Wine never reaches a driver, so the test world's Filter Manager (a fltmgr.sys for Wine, never shipped) delivers operations itself: 120 creates, 80 reads and 40 writes on 2 threads. CounterFilter v1 counts each one in its post-operation callback and reports to the loader");
     for (op, n) in [("create", 120), ("read", 80), ("write", 40)] {
@@ -73,7 +94,7 @@ pub fn run() -> Result<(), String> {
 
     say("An administrator installs CounterFilter v2 into the inactive slot B and upgrades live: v2 is loaded and registered, then v1 is retired, then slot B is recorded as active");
     s.set_slot_image(1, "payload_v2.sys")?;
-    show(&s, &["upgrade"]);
+    show_live(&s, &["upgrade"]);
     wait_active(&s, 1)?;
     show(&s, &["status"]);
     seen = print_driver_log(&s, seen);
@@ -89,7 +110,7 @@ pub fn run() -> Result<(), String> {
 
     say("Rolling back: v1 goes back into slot A, and `loaderctl rollback` switches to it");
     s.set_slot_image(0, "payload.sys")?;
-    show(&s, &["rollback"]);
+    show_live(&s, &["rollback"]);
     wait_active(&s, 0)?;
     show(&s, &["status"]);
     seen = print_driver_log(&s, seen);
@@ -103,6 +124,15 @@ pub fn run() -> Result<(), String> {
     }
     std::thread::sleep(Duration::from_millis(500));
     print_driver_log(&s, seen);
+
+    say("Uninstalling from the INFs: `InstallHinfSection DefaultUninstall 132` on loader.inf, then payload.inf (the loader is stopped already, so its files go now). Every service, the Parameters, the event source and the files are gone");
+    s.uninstall_from_infs()?;
+    let after = s.install_state()?;
+    let left = before.diff(&after);
+    if !left.is_empty() {
+        return Err(format!("the uninstall left changes behind:\n  {}", left.join("\n  ")));
+    }
+    println!("    registry below Services and system32\\drivers: as before the installation");
     say(&format!("Done. The whole driver log of this run is in {}", s.log_path().display()));
     s.stop();
     Ok(())

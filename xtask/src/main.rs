@@ -8,7 +8,9 @@
 #![allow(clippy::missing_panics_doc)]
 
 mod build;
+mod cbuild;
 mod demo;
+mod resources;
 mod setup;
 mod testrun;
 mod util;

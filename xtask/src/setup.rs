@@ -11,11 +11,20 @@ pub const PACKAGES: &[&str] = &[
     "rustc-web",            // Rust 1.96: the toolchain that matches rust-web-src
     "cargo-web",            // its cargo
     "rust-web-src",         // library source for -Zbuild-std
+    "rust-web-clippy",      // clippy for the kernel and Windows 7 targets
+    "rustfmt-web",          // cargo fmt --check
     "lld-22",               // lld-link-22, the PE linker
     "llvm-22",              // llvm tools (objdump for inspection)
     "wine",                 // the embedded kernel emulation
     "wine64",               // 64-bit winedevice.exe
     "gcc-mingw-w64-x86-64", // linker for the Windows 7 user-mode tool
+    // windres and windmc: the VERSIONINFO resources and loader.sys's event message table
+    "binutils-mingw-w64-x86-64",
+    // The C path (issue 11): clang for the MSVC target compiles the C minifilters,
+    // against MinGW-w64's DDK headers; make runs the example's Makefile.
+    "clang-22",
+    "mingw-w64-common",
+    "make",
 ];
 
 pub fn run_all() -> Result<(), String> {

@@ -99,9 +99,18 @@ fn host_cargo() -> Command {
 
 fn host_unit_tests(t: &mut Tally) {
     let mut c = host_cargo();
-    c.args(["test", "-p", "shared-abi", "-p", "loader-protocol", "-p", "kernel-sys", "-p", "loaderctl", "-p", "xtask"]);
+    c.args(["test", "-p", "shared-abi", "-p", "loader-parsers", "-p", "loader-protocol", "-p", "kernel-sys"]).args([
+        "-p",
+        "loaderctl",
+        "-p",
+        "xtask",
+    ]);
     c.args(["-p", "fltsim-abi"]);
+    c.args(["-p", "loader-events"]);
     t.libtest("host unit tests", &mut c);
+    let mut harness = host_cargo();
+    harness.args(["test", "-p", "loader-tests", "--lib"]);
+    t.libtest("host unit tests of the test harness", &mut harness);
 }
 
 fn loader_test(t: &mut Tally, label: &str, test: &str, extra: &[&str]) {
@@ -137,6 +146,12 @@ fn e2e_suite(t: &mut Tally) {
     loader_test(t, "end-to-end suite under Wine", "e2e", &["--test-threads=1", "--nocapture"]);
     let args = ["--test-threads=1", "--nocapture"];
     loader_test(t, "end-to-end suite under Wine: the test world's Filter Manager", "e2e_fltmgr", &args);
+    let label = "end-to-end suite under Wine: the operator's side (INF install, events, loaderctl)";
+    loader_test(t, label, "e2e_operator", &args);
+    let label = "end-to-end suite under Wine: C minifilters, plain and relinked with serialpayload.lib";
+    loader_test(t, label, "e2e_c", &args);
+    let label = "end-to-end suite under Wine: the exactly-once handover (storm, state, refusal, old payloads)";
+    loader_test(t, label, "e2e_handover", &args);
 }
 
 fn fuzz_targets(t: &mut Tally, seconds: u64) {
@@ -177,9 +192,24 @@ fn fuzz_targets(t: &mut Tally, seconds: u64) {
 /// expect, panics and unchecked arithmetic, so a panic path there fails here.
 fn lint_gate(t: &mut Tally) {
     let mut c = host_cargo();
-    c.args(["clippy", "--quiet", "-p", "shared-abi", "-p", "loader-protocol", "-p", "kernel-sys", "-p", "loaderctl"])
-        .args(["-p", "loader-tests", "-p", "xtask", "--all-targets"]);
-    t.program("lint gate (clippy; panic-free parsers)", &mut c);
+    c.args([
+        "clippy",
+        "--quiet",
+        "-p",
+        "shared-abi",
+        "-p",
+        "loader-parsers",
+        "-p",
+        "loader-protocol",
+        "-p",
+        "kernel-sys",
+    ])
+    .args(["-p", "loaderctl", "-p", "loader-tests", "-p", "xtask", "-p", "loader-events"])
+    .args(["--all-targets", "--", "-D", "warnings"]);
+    t.program("lint gate (host clippy; panic-free parsers)", &mut c);
+    for (label, mut cmd) in build::lint_commands() {
+        t.program(&format!("lint gate ({label})"), &mut cmd);
+    }
 }
 
 pub fn test_all() -> Result<(), String> {
@@ -213,6 +243,7 @@ pub fn e2e_only() -> Result<(), String> {
 
 pub fn bench() -> Result<(), String> {
     build::run()?;
+    build::size_build()?;
     setup::ensure_wine_prefix()?;
     let mut c = host_cargo();
     c.args(["test", "--release", "-p", "loader-tests", "--test", "bench", "--", "--nocapture", "--test-threads=1"]);

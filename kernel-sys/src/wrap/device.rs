@@ -35,6 +35,9 @@ pub struct ControlHandlers {
 
 static HANDLERS: AtomicPtr<ControlHandlers> = AtomicPtr::new(core::ptr::null_mut());
 static DEVICE: AtomicPtr<DEVICE_OBJECT> = AtomicPtr::new(core::ptr::null_mut());
+/// The symbolic link `create` made, for `destroy` to delete (each driver
+/// image has its own copy of this module, so one link per image).
+static LINK: crate::wrap::lock::SpinLock<Option<WideBuf<64>>> = crate::wrap::lock::SpinLock::new(None);
 
 fn handlers() -> Option<&'static ControlHandlers> {
     let p = HANDLERS.load(Ordering::Acquire);
@@ -70,7 +73,15 @@ impl ControlDevice {
         // SAFETY: `driver` is this driver's object (DriverEntry); the name
         // outlives the call; `device` is a valid out-pointer.
         let status = NtStatus(unsafe {
-            IoCreateDevice(driver.as_raw(), 0, &uname, FILE_DEVICE_UNKNOWN, FILE_DEVICE_SECURE_OPEN, 0, &mut device)
+            IoCreateDevice(
+                driver.as_raw(),
+                0,
+                &raw const uname,
+                FILE_DEVICE_UNKNOWN,
+                FILE_DEVICE_SECURE_OPEN,
+                0,
+                &raw mut device,
+            )
         });
         status.to_result()?;
         let undo = |device: *mut DEVICE_OBJECT| {
@@ -96,12 +107,13 @@ impl ControlDevice {
         }
         let ulink = ulink_buf.as_unicode();
         // SAFETY: both names outlive the call.
-        if let Err(e) = NtStatus(unsafe { IoCreateSymbolicLink(&ulink, &uname) }).to_result() {
+        if let Err(e) = NtStatus(unsafe { IoCreateSymbolicLink(&raw const ulink, &raw const uname) }).to_result() {
             // SAFETY: registered above on this device.
             unsafe { IoUnregisterShutdownNotification(device) };
             undo(device);
             return Err(e);
         }
+        LINK.with(|l| *l = Some(ulink_buf));
         DEVICE.store(device, Ordering::Release);
         // Last: from here the I/O manager lets the device be opened.
         // SAFETY: our device; a plain flag store.
@@ -116,10 +128,10 @@ impl ControlDevice {
         if device.is_null() {
             return;
         }
-        if let Some(link) = WideBuf::<64>::from_ascii(shared_abi::control::DOS_DEVICE_NAME) {
+        if let Some(link) = LINK.with(Option::take) {
             let ulink = link.as_unicode();
             // SAFETY: the name outlives the call.
-            unsafe { IoDeleteSymbolicLink(&ulink) };
+            unsafe { IoDeleteSymbolicLink(&raw const ulink) };
         }
         // SAFETY: registered in `create` on this device.
         unsafe { IoUnregisterShutdownNotification(device) };
@@ -142,7 +154,7 @@ fn apply_dacl(device: *mut DEVICE_OBJECT, sd: &[u8]) -> Result<(), NtStatus> {
             WRITE_DAC,
             core::ptr::null_mut(),
             KernelMode,
-            &mut handle,
+            &raw mut handle,
         )
     })
     .to_result()?;
@@ -154,13 +166,13 @@ fn apply_dacl(device: *mut DEVICE_OBJECT, sd: &[u8]) -> Result<(), NtStatus> {
     status.to_result()
 }
 
-/// IRP_MJ_CREATE / CLOSE / CLEANUP: the I/O manager already checked the
+/// `IRP_MJ_CREATE` / CLOSE / CLEANUP: the I/O manager already checked the
 /// caller against the device's DACL for CREATE.
 unsafe extern "system" fn dispatch_open_close(_device: *mut DEVICE_OBJECT, irp: *mut IRP) -> i32 {
     complete_now(irp, NtStatus::SUCCESS, 0)
 }
 
-/// IRP_MJ_SHUTDOWN.
+/// `IRP_MJ_SHUTDOWN`.
 unsafe extern "system" fn dispatch_shutdown(_device: *mut DEVICE_OBJECT, irp: *mut IRP) -> i32 {
     if let Some(h) = handlers() {
         (h.shutdown)();
@@ -168,7 +180,7 @@ unsafe extern "system" fn dispatch_shutdown(_device: *mut DEVICE_OBJECT, irp: *m
     complete_now(irp, NtStatus::SUCCESS, 0)
 }
 
-/// IRP_MJ_DEVICE_CONTROL.
+/// `IRP_MJ_DEVICE_CONTROL`.
 unsafe extern "system" fn dispatch_control(_device: *mut DEVICE_OBJECT, irp: *mut IRP) -> i32 {
     let Some(h) = handlers() else {
         return complete_now(irp, NtStatus::DEVICE_NOT_READY, 0);

@@ -54,7 +54,8 @@ impl DriverObject {
     #[must_use]
     pub fn image_range(self) -> (usize, usize) {
         // SAFETY: set by the I/O manager before DriverEntry; read-only after.
-        unsafe { ((*self.0).DriverStart as usize, (*self.0).DriverSize as usize) }
+        let driver = unsafe { &*self.0 };
+        (driver.DriverStart as usize, driver.DriverSize as usize)
     }
 }
 

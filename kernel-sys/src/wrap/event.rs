@@ -97,7 +97,7 @@ impl Event {
         // Negative: relative time in 100 ns units.
         let timeout: i64 = -(i64::from(ms) * 10_000);
         // SAFETY: initialised and 'static; `timeout` outlives the call.
-        let status = unsafe { KeWaitForSingleObject(raw.cast(), Executive, KernelMode, 0, &timeout) };
+        let status = unsafe { KeWaitForSingleObject(raw.cast(), Executive, KernelMode, 0, &raw const timeout) };
         status == 0
     }
 }

@@ -1,8 +1,8 @@
 //! Registering a minifilter with the Filter Manager, safely.
 //!
-//! The registration FltMgr keeps a pointer to must outlive the filter: it is
+//! The registration `FltMgr` keeps a pointer to must outlive the filter: it is
 //! copied once into a static of this image, adjusted to the running kernel
-//! (XP-era FltMgr knows only the 0x0200 layout), and registered from there.
+//! (XP-era `FltMgr` knows only the 0x0200 layout), and registered from there.
 use crate::flt::{FLT_REGISTRATION, FLT_REGISTRATION_SIZE_0200, FLT_REGISTRATION_VERSION_0200, PFLT_FILTER};
 use crate::imports::{FltRegisterFilter, FltStartFiltering, FltUnregisterFilter};
 use crate::wrap::driver::DriverObject;
@@ -30,7 +30,7 @@ static REGISTRATION: RegistrationCell =
 
 /// `FltRegisterFilter` for `driver` with `registration`, as the running
 /// kernel understands it (0x0200 layout before Vista). Once per image:
-/// a second call gets `STATUS_FLT_INSTANCE_ALTITUDE_COLLISION`, as FltMgr
+/// a second call gets `STATUS_FLT_INSTANCE_ALTITUDE_COLLISION`, as `FltMgr`
 /// answers a driver object registering twice. `PASSIVE_LEVEL`.
 pub fn register(driver: DriverObject, registration: &FLT_REGISTRATION) -> Result<Filter, NtStatus> {
     if REGISTRATION.taken.swap(true, Ordering::AcqRel) {
@@ -46,7 +46,7 @@ pub fn register(driver: DriverObject, registration: &FLT_REGISTRATION) -> Result
     let mut handle: PFLT_FILTER = core::ptr::null_mut();
     // SAFETY: this image's driver object and a registration in a static that
     // outlives the filter; `handle` is a valid out-pointer.
-    let status = NtStatus(unsafe { FltRegisterFilter(driver.as_raw(), stored, &mut handle) });
+    let status = NtStatus(unsafe { FltRegisterFilter(driver.as_raw(), stored, &raw mut handle) });
     status.to_result().map(|()| Filter(handle))
 }
 

@@ -9,7 +9,10 @@ use crate::types::{KernelMode, DRIVER_OBJECT, OBJ_CASE_INSENSITIVE};
 use crate::wrap::ustr::WideBuf;
 use core::ffi::c_void;
 use loader_parsers::pe::ImageBytes;
-use shared_abi::payload::{LoaderServices, PayloadRegisterFn, PayloadShutdownFn, PayloadTeardownFn};
+use shared_abi::payload::{
+    LoaderServices, PayloadExportStateFn, PayloadImportStateFn, PayloadQuiesceFn, PayloadRegisterFn, PayloadShutdownFn,
+    PayloadTeardownFn,
+};
 use shared_abi::NtStatus;
 
 /// A counted reference on a driver object, with where its image is mapped.
@@ -37,14 +40,14 @@ impl ReferencedDriver {
         // valid out-pointer; KernelMode, no access check, no parse context.
         let status = NtStatus(unsafe {
             ObReferenceObjectByName(
-                &uname,
+                &raw const uname,
                 OBJ_CASE_INSENSITIVE,
                 core::ptr::null_mut(),
                 0,
                 object_type,
                 KernelMode,
                 core::ptr::null_mut(),
-                &mut object,
+                &raw mut object,
             )
         });
         status.to_result()?;
@@ -54,7 +57,11 @@ impl ReferencedDriver {
         let driver = object.cast::<DRIVER_OBJECT>();
         // SAFETY: a referenced driver object; DriverStart/DriverSize are set
         // by the I/O manager before DriverEntry.
-        let (base, size) = unsafe { ((*driver).DriverStart as usize, (*driver).DriverSize as usize) };
+        let (base, size) = {
+            // SAFETY: as above; read-only after DriverEntry.
+            let d = unsafe { &*driver };
+            (d.DriverStart as usize, d.DriverSize as usize)
+        };
         Ok(ReferencedDriver { object: driver, base, size })
     }
 
@@ -85,6 +92,7 @@ impl ReferencedDriver {
     }
 
     /// Calls the payload's registration entry with `services`.
+    #[must_use]
     pub fn call_register(&self, entry: u64, services: &'static LoaderServices) -> NtStatus {
         let Some(entry) = self.code(entry) else { return NtStatus::INVALID_IMAGE_FORMAT };
         // SAFETY: `entry` is the image's registration export, checked by the
@@ -96,12 +104,47 @@ impl ReferencedDriver {
     }
 
     /// Calls the payload's teardown entry.
+    #[must_use]
     pub fn call_teardown(&self, entry: u64) -> NtStatus {
         let Some(entry) = self.code(entry) else { return NtStatus::INVALID_IMAGE_FORMAT };
         // SAFETY: the descriptor's teardown entry, checked as above.
         let teardown = unsafe { core::mem::transmute::<usize, PayloadTeardownFn>(entry) };
         // SAFETY: PASSIVE_LEVEL on a thread of the loader, no lock held.
         NtStatus(unsafe { teardown() })
+    }
+
+    /// Calls the payload's quiesce entry (handover, ABI 1.2).
+    #[must_use]
+    pub fn call_quiesce(&self, entry: u64) -> NtStatus {
+        let Some(entry) = self.code(entry) else { return NtStatus::INVALID_IMAGE_FORMAT };
+        // SAFETY: the descriptor's quiesce entry, checked as above.
+        let quiesce = unsafe { core::mem::transmute::<usize, PayloadQuiesceFn>(entry) };
+        // SAFETY: PASSIVE_LEVEL on a thread of the loader, no lock held.
+        NtStatus(unsafe { quiesce() })
+    }
+
+    /// Calls the payload's state export into `buffer`: the status and the
+    /// byte count it wrote (or needs, with `STATUS_BUFFER_TOO_SMALL`).
+    #[must_use]
+    pub fn call_export(&self, entry: u64, buffer: &mut [u8], flags: u32) -> (NtStatus, usize) {
+        let Some(entry) = self.code(entry) else { return (NtStatus::INVALID_IMAGE_FORMAT, 0) };
+        // SAFETY: the descriptor's export entry, checked as above.
+        let export = unsafe { core::mem::transmute::<usize, PayloadExportStateFn>(entry) };
+        let mut written = 0usize;
+        // SAFETY: `buffer` is writable for its length across the call;
+        // `written` is a valid out-pointer; PASSIVE_LEVEL, no lock held.
+        let status = NtStatus(unsafe { export(buffer.as_mut_ptr(), buffer.len(), &raw mut written, flags) });
+        (status, written)
+    }
+
+    /// Calls the payload's state import with `blob`.
+    #[must_use]
+    pub fn call_import(&self, entry: u64, blob: &[u8], flags: u32) -> NtStatus {
+        let Some(entry) = self.code(entry) else { return NtStatus::INVALID_IMAGE_FORMAT };
+        // SAFETY: the descriptor's import entry, checked as above.
+        let import = unsafe { core::mem::transmute::<usize, PayloadImportStateFn>(entry) };
+        // SAFETY: `blob` is readable across the call; PASSIVE_LEVEL.
+        NtStatus(unsafe { import(blob.as_ptr(), blob.len(), flags) })
     }
 
     /// Calls the payload's shutdown hook.
@@ -150,13 +193,14 @@ pub fn load_driver(service_key: &[u16]) -> Result<(), NtStatus> {
     let key: WideBuf<160> = WideBuf::from_units(service_key).ok_or(NtStatus::OBJECT_NAME_INVALID)?;
     let ukey = key.as_unicode();
     // SAFETY: `ukey` views `key`, alive for the call.
-    NtStatus(unsafe { crate::imports::ZwLoadDriver(&ukey) }).to_result()
+    NtStatus(unsafe { crate::imports::ZwLoadDriver(&raw const ukey) }).to_result()
 }
 
 /// `ZwUnloadDriver` on a service key path. `PASSIVE_LEVEL`.
+#[must_use]
 pub fn unload_driver(service_key: &[u16]) -> NtStatus {
     let Some(key) = WideBuf::<160>::from_units(service_key) else { return NtStatus::OBJECT_NAME_INVALID };
     let ukey = key.as_unicode();
     // SAFETY: `ukey` views `key`, alive for the call.
-    NtStatus(unsafe { crate::imports::ZwUnloadDriver(&ukey) })
+    NtStatus(unsafe { crate::imports::ZwUnloadDriver(&raw const ukey) })
 }

@@ -57,8 +57,11 @@ impl<'a> Ioctl<'a> {
     /// `irp` is an `IRP_MJ_DEVICE_CONTROL` IRP the I/O manager passed to this
     /// driver's dispatch routine, during that call.
     pub(crate) unsafe fn from_irp(irp: *mut IRP) -> Ioctl<'a> {
-        // SAFETY: a dispatched IRP with a current stack location (contract).
-        let (stack, buffer) = unsafe { (&*(*irp).CurrentStackLocation, (*irp).SystemBuffer) };
+        // SAFETY: a dispatched IRP, ours during this call (contract).
+        let irp_ref = unsafe { &*irp };
+        // SAFETY: a dispatched IRP has a current stack location.
+        let stack = unsafe { &*irp_ref.CurrentStackLocation };
+        let buffer = irp_ref.SystemBuffer;
         let (code, input_len, output_len) =
             (stack.IoControlCode, stack.InputBufferLength as usize, stack.OutputBufferLength as usize);
         // METHOD_BUFFERED: one system buffer of max(in, out) bytes, or NULL.
@@ -108,18 +111,22 @@ impl<'a> Ioctl<'a> {
     /// returns `STATUS_PENDING`, as it must once an IRP is marked pending.
     pub fn pend(self) -> (Pended, Option<PendingIrp>) {
         let irp = self.irp;
-        // SAFETY: the IRP is ours during dispatch; IoMarkIrpPending sets
-        // SL_PENDING_RETURNED in the current stack location.
-        unsafe { (*(*irp).CurrentStackLocation).Control |= SL_PENDING_RETURNED };
+        // SAFETY: the IRP is ours during dispatch.
+        let stack = unsafe { (*irp).CurrentStackLocation };
+        // SAFETY: its current stack location; IoMarkIrpPending sets
+        // SL_PENDING_RETURNED there.
+        unsafe { (*stack).Control |= SL_PENDING_RETURNED };
         if PENDING.compare_exchange(core::ptr::null_mut(), irp, Ordering::AcqRel, Ordering::Acquire).is_err() {
             complete_now(irp, NtStatus::DEVICE_BUSY, 0);
             return (Pended(()), None);
         }
         let mut irql = 0;
         // SAFETY: out-pointer for the IRQL to restore.
-        unsafe { IoAcquireCancelSpinLock(&mut irql) };
+        unsafe { IoAcquireCancelSpinLock(&raw mut irql) };
         // SAFETY: the IRP is alive (ours); `Cancel` is read under the cancel lock.
-        let cancelled = unsafe { core::ptr::read_volatile(&raw const (*irp).Cancel) } != 0;
+        let cancel = unsafe { &raw const (*irp).Cancel };
+        // SAFETY: as above.
+        let cancelled = unsafe { core::ptr::read_volatile(cancel) } != 0;
         if !cancelled {
             set_cancel_routine(irp, Some(cancel_routine));
         }
@@ -145,7 +152,7 @@ impl PendingIrp {
         }
         let mut irql = 0;
         // SAFETY: out-pointer for the IRQL to restore.
-        unsafe { IoAcquireCancelSpinLock(&mut irql) };
+        unsafe { IoAcquireCancelSpinLock(&raw mut irql) };
         // A cancel routine already in progress gets nothing from PENDING now;
         // holding the lock we know it no longer reads this IRP.
         set_cancel_routine(self.irp, None);
@@ -171,17 +178,18 @@ fn set_cancel_routine(irp: *mut IRP, routine: PDRIVER_CANCEL) {
     let new = routine.map_or(core::ptr::null_mut(), |f| f as *mut core::ffi::c_void);
     // SAFETY: `CancelRoutine` is a pointer-sized, pointer-aligned field of a
     // live IRP; the kernel also accesses it only with interlocked exchanges.
-    let field = unsafe { &*(&raw mut (*irp).CancelRoutine).cast::<AtomicPtr<core::ffi::c_void>>() };
+    let raw = unsafe { &raw mut (*irp).CancelRoutine };
+    // SAFETY: as above; AtomicPtr has the layout of a pointer.
+    let field = unsafe { &*raw.cast::<AtomicPtr<core::ffi::c_void>>() };
     field.swap(new, Ordering::AcqRel);
 }
 
 /// Fills the IRP's I/O status and completes it. The IRP must be ours.
 pub(crate) fn complete_now(irp: *mut IRP, status: NtStatus, information: usize) -> i32 {
     // SAFETY: the caller owns the IRP until this call returns.
-    unsafe {
-        (*irp).IoStatus.Status = status.0;
-        (*irp).IoStatus.Information = information;
-    }
+    let io_status = unsafe { &mut (*irp).IoStatus };
+    io_status.Status = status.0;
+    io_status.Information = information;
     // SAFETY: completes the IRP exactly once (the caller owned it).
     unsafe { IofCompleteRequest(irp, IO_NO_INCREMENT) };
     status.0
@@ -191,7 +199,9 @@ pub(crate) fn complete_now(irp: *mut IRP, status: NtStatus, information: usize) 
 unsafe extern "system" fn cancel_routine(_device: *mut DEVICE_OBJECT, irp: *mut IRP) {
     // SAFETY: IoCancelIrp passes a live IRP and holds the cancel lock at
     // CancelIrql, which the routine must release.
-    unsafe { IoReleaseCancelSpinLock((*irp).CancelIrql) };
+    let irql = unsafe { (*irp).CancelIrql };
+    // SAFETY: releases the cancel lock IoCancelIrp acquired, at its IRQL.
+    unsafe { IoReleaseCancelSpinLock(irql) };
     if PENDING.compare_exchange(irp, core::ptr::null_mut(), Ordering::AcqRel, Ordering::Acquire).is_ok() {
         complete_now(irp, NtStatus::CANCELLED, 0);
         crate::wrap::device::notify_cancelled();

@@ -64,7 +64,7 @@ pub fn print_at(level: Level, prefix: &str, args: core::fmt::Arguments<'_>) {
     let _ = line.write_str("\n");
     // SAFETY: "%s" with a NUL-terminated buffer (see LineBuf) that lives
     // across the call; the component id and level are plain numbers.
-    unsafe { DbgPrintEx(DPFLTR_IHVDRIVER_ID, level.dpfltr(), b"%s\0".as_ptr(), line.buf.as_ptr()) };
+    unsafe { DbgPrintEx(DPFLTR_IHVDRIVER_ID, level.dpfltr(), c"%s".as_ptr().cast(), line.buf.as_ptr()) };
 }
 
 /// Prints an informational line (`DPFLTR_INFO_LEVEL`).

@@ -6,11 +6,13 @@
 pub mod device;
 pub mod driver;
 pub mod event;
+pub mod eventlog;
 pub mod filter;
 pub mod image;
 pub mod irp;
 pub mod lock;
 pub mod log;
+pub mod opwrap;
 pub mod pool;
 pub mod process;
 pub mod registry;

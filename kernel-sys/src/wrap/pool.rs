@@ -63,6 +63,13 @@ pub struct PoolBlock<'a> {
 unsafe impl Send for PoolBlock<'_> {}
 
 impl PoolBlock<'_> {
+    /// The block as bytes, read-only.
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8] {
+        // SAFETY: `ptr` points to `bytes` bytes we own for `self`'s life.
+        unsafe { core::slice::from_raw_parts(self.ptr.cast::<u8>(), self.bytes) }
+    }
+
     /// The block as bytes.
     pub fn as_mut_bytes(&mut self) -> &mut [u8] {
         // SAFETY: `ptr` points to `bytes` bytes we own exclusively for `self`'s life.

@@ -1,8 +1,8 @@
 //! Registry keys by kernel path. `PASSIVE_LEVEL`.
 use crate::imports::{ZwClose, ZwFlushKey, ZwOpenKey, ZwQueryValueKey, ZwSetValueKey};
 use crate::types::{
-    KeyValuePartialInformation, HANDLE, KEY_QUERY_VALUE, KEY_SET_VALUE, OBJECT_ATTRIBUTES, OBJ_CASE_INSENSITIVE,
-    OBJ_KERNEL_HANDLE, REG_DWORD, UNICODE_STRING,
+    KeyValuePartialInformation, HANDLE, KEY_QUERY_VALUE, KEY_SET_VALUE, OBJECT_ATTRIBUTES, REG_DWORD,
+    UNICODE_STRING,
 };
 use crate::wrap::ustr::WideBuf;
 
@@ -29,20 +29,13 @@ impl RegValue {
 }
 
 impl RegKey {
-    /// Opens `path` (e.g. the `RegistryPath` given to DriverEntry plus `\Parameters`).
+    /// Opens `path` (e.g. the `RegistryPath` given to `DriverEntry` plus `\Parameters`).
     pub fn open(path: &UNICODE_STRING, write: bool) -> Result<RegKey, i32> {
-        let attrs = OBJECT_ATTRIBUTES {
-            Length: u32::try_from(core::mem::size_of::<OBJECT_ATTRIBUTES>()).unwrap_or(0),
-            RootDirectory: core::ptr::null_mut(),
-            ObjectName: path,
-            Attributes: OBJ_CASE_INSENSITIVE | OBJ_KERNEL_HANDLE,
-            SecurityDescriptor: core::ptr::null_mut(),
-            SecurityQualityOfService: core::ptr::null_mut(),
-        };
+        let attrs = OBJECT_ATTRIBUTES::kernel_handle(path);
         let access = if write { KEY_QUERY_VALUE | KEY_SET_VALUE } else { KEY_QUERY_VALUE };
         let mut handle: HANDLE = core::ptr::null_mut();
         // SAFETY: attributes and the name they point to outlive the call.
-        let status = unsafe { ZwOpenKey(&mut handle, access, &attrs) };
+        let status = unsafe { ZwOpenKey(&raw mut handle, access, &raw const attrs) };
         if status >= 0 {
             Ok(RegKey { handle })
         } else {
@@ -60,7 +53,14 @@ impl RegKey {
         let cap = u32::try_from(core::mem::size_of_val(&raw)).unwrap_or(0);
         // SAFETY: `raw` is writable for `cap` bytes; `uname` views `wide`, alive here.
         let status = unsafe {
-            ZwQueryValueKey(self.handle, &uname, KeyValuePartialInformation, raw.as_mut_ptr().cast(), cap, &mut got)
+            ZwQueryValueKey(
+                self.handle,
+                &raw const uname,
+                KeyValuePartialInformation,
+                raw.as_mut_ptr().cast(),
+                cap,
+                &raw mut got,
+            )
         };
         if status < 0 {
             return Err(status);
@@ -76,13 +76,32 @@ impl RegKey {
         Ok(value)
     }
 
-    /// Writes a REG_DWORD.
+    /// Writes a `REG_DWORD`.
     pub fn set_dword(&self, name: &str, value: u32) -> Result<(), i32> {
         let wide: WideBuf<64> = WideBuf::from_ascii(name).ok_or(crate::STATUS_INVALID_PARAMETER)?;
         let uname = wide.as_unicode();
         let data = value.to_le_bytes();
         // SAFETY: name and data outlive the call; size matches `data`.
-        let status = unsafe { ZwSetValueKey(self.handle, &uname, 0, REG_DWORD, data.as_ptr().cast(), 4) };
+        let status = unsafe { ZwSetValueKey(self.handle, &raw const uname, 0, REG_DWORD, data.as_ptr().cast(), 4) };
+        if status >= 0 {
+            Ok(())
+        } else {
+            Err(status)
+        }
+    }
+
+    /// Writes a `REG_SZ` (NUL-terminated here).
+    pub fn set_sz(&self, name: &str, value: &[u16]) -> Result<(), i32> {
+        let wide: WideBuf<64> = WideBuf::from_ascii(name).ok_or(crate::STATUS_INVALID_PARAMETER)?;
+        let uname = wide.as_unicode();
+        let mut data: WideBuf<64> = WideBuf::from_units(value).ok_or(crate::STATUS_INVALID_PARAMETER)?;
+        data.push_units(&[0]).ok_or(crate::STATUS_INVALID_PARAMETER)?;
+        let units = data.units();
+        let bytes = u32::try_from(core::mem::size_of_val(units)).map_err(|_| crate::STATUS_INVALID_PARAMETER)?;
+        // SAFETY: name and data outlive the call; `bytes` is the data's size.
+        let status = unsafe {
+            ZwSetValueKey(self.handle, &raw const uname, 0, crate::types::REG_SZ, units.as_ptr().cast(), bytes)
+        };
         if status >= 0 {
             Ok(())
         } else {

@@ -8,9 +8,10 @@
 //! IRQL: `wait_registration_settled` and `report` are `PASSIVE_LEVEL`;
 //! `log` is callable at `<= DISPATCH_LEVEL`.
 use crate::wrap::log::Level;
+use core::cell::UnsafeCell;
 use core::ffi::c_void;
-use core::sync::atomic::{AtomicPtr, Ordering};
-use shared_abi::payload::{LoaderServices, LogLevel, PayloadReport};
+use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+use shared_abi::payload::{LoaderServices, LogLevel, OwnerBlock, PayloadReport, SERVICES_SIZE_1_1};
 use shared_abi::{NtStatus, Slot};
 
 /// What the loader does behind each service.
@@ -35,14 +36,59 @@ fn handlers() -> Option<&'static LoaderHandlers> {
     unsafe { HANDLERS.load(Ordering::Acquire).as_ref() }
 }
 
-struct Tables([LoaderServices; 2]);
-// SAFETY: the tables are immutable; `context` is a small integer, not a pointer.
+/// The loader's handover words, with the layout of `OwnerBlock`; every
+/// access sequentially consistent (`loader_protocol::handover`).
+#[repr(C)]
+pub struct Owner {
+    word: AtomicU32,
+    in_flight: [AtomicU32; 2],
+}
+static_assertions::const_assert_eq!(core::mem::size_of::<Owner>(), core::mem::size_of::<OwnerBlock>());
+
+static OWNER: Owner = Owner { word: AtomicU32::new(0), in_flight: [AtomicU32::new(0), AtomicU32::new(0)] };
+
+/// Publishes the owner word. Any IRQL.
+pub fn publish_owner(word: u32) {
+    OWNER.word.store(word, Ordering::SeqCst);
+}
+
+/// Operations the payload of `slot` processes in flight. Any IRQL.
+#[must_use]
+pub fn in_flight(slot: Slot) -> u32 {
+    OWNER.in_flight[slot.index()].load(Ordering::SeqCst)
+}
+
+/// Room for marks (operations between the old and the new generation's
+/// pre callbacks during a handover; the old one waits when it is full).
+pub const MARKS: usize = 256;
+static MARK_TABLE: [AtomicUsize; MARKS] = [const { AtomicUsize::new(0) }; MARKS];
+
+/// Forgets every mark (before a handover). Any IRQL.
+pub fn clear_marks() {
+    for m in &MARK_TABLE {
+        m.store(0, Ordering::SeqCst);
+    }
+}
+
+/// Records operation `op` (nonzero); `false` when the table is full.
+fn put_mark(op: usize) -> bool {
+    op != 0 && MARK_TABLE.iter().any(|m| m.compare_exchange(0, op, Ordering::SeqCst, Ordering::SeqCst).is_ok())
+}
+
+/// Removes operation `op`'s mark; `true` if there was one.
+fn take_mark(op: usize) -> bool {
+    op != 0 && MARK_TABLE.iter().any(|m| m.compare_exchange(op, 0, Ordering::SeqCst, Ordering::SeqCst).is_ok())
+}
+
+struct Tables([UnsafeCell<LoaderServices>; 2]);
+// SAFETY: `context` is a small integer, `owner` the static above. The only
+// field ever written is `generation`, by the loader while no payload of
+// that slot is loaded (before `ZwLoadDriver`), so no reader races it.
 unsafe impl Sync for Tables {}
 
-#[allow(clippy::cast_possible_truncation)] // 48 bytes
 const fn table(slot: Slot) -> LoaderServices {
     LoaderServices {
-        size: core::mem::size_of::<LoaderServices>() as u32,
+        size: shared_abi::size_u32::<LoaderServices>(),
         abi_major: shared_abi::ABI_MAJOR,
         abi_minor: shared_abi::ABI_MINOR,
         slot: slot.word(),
@@ -51,18 +97,37 @@ const fn table(slot: Slot) -> LoaderServices {
         wait_registration_settled,
         log,
         report,
+        owner: core::ptr::from_ref(&OWNER).cast::<OwnerBlock>(),
+        generation: 0,
+        reserved2: 0,
+        mark: mark_service,
+        take_mark: take_mark_service,
     }
 }
 
-static TABLES: Tables = Tables([table(Slot::A), table(Slot::B)]);
+static TABLES: Tables = Tables([UnsafeCell::new(table(Slot::A)), UnsafeCell::new(table(Slot::B))]);
+
+/// Sets the generation the next payload of `slot` is told. Call only while
+/// no payload of `slot` is loaded (the loader does, before `ZwLoadDriver`).
+pub fn set_generation(slot: Slot, generation: u16) {
+    // SAFETY: no payload of `slot` holds the table now (the caller's
+    // contract), so this write races no read.
+    unsafe { (*TABLES.0[slot.index()].get()).generation = u32::from(generation) };
+}
 
 /// The table lent to the payload of `slot`; it lives as long as the loader.
 #[must_use]
 pub fn table_for(slot: Slot) -> &'static LoaderServices {
-    match slot {
-        Slot::A => &TABLES.0[0],
-        Slot::B => &TABLES.0[1],
-    }
+    // SAFETY: see `Tables`: written only while no payload reads it.
+    unsafe { &*TABLES.0[slot.index()].get() }
+}
+
+unsafe extern "system" fn mark_service(_context: *mut c_void, op: usize) -> u32 {
+    u32::from(put_mark(op))
+}
+
+unsafe extern "system" fn take_mark_service(_context: *mut c_void, op: usize) -> u32 {
+    u32::from(take_mark(op))
 }
 
 fn slot_of(context: *mut c_void) -> Option<Slot> {
@@ -110,8 +175,9 @@ unsafe extern "system" fn report(context: *mut c_void, report: *const PayloadRep
 }
 
 /// The payload's view of the loader's services: checked once, then safe.
+/// A 1.1 loader's table is 48 bytes: only its prefix is ever read then.
 #[derive(Clone, Copy)]
-pub struct Services(&'static LoaderServices);
+pub struct Services(*const LoaderServices);
 
 // SAFETY: the table is immutable and lives in the loader's image, which
 // outlives every payload it loads.
@@ -125,45 +191,165 @@ impl Services {
     /// `raw` is null or the loader's table, valid for as long as this image
     /// is loaded (the loader's contract).
     pub unsafe fn from_raw(raw: *const LoaderServices) -> Result<Services, NtStatus> {
-        // SAFETY: per the contract.
-        let table = unsafe { raw.as_ref() }.ok_or(NtStatus::INVALID_PARAMETER)?;
-        if (table.size as usize) < core::mem::size_of::<LoaderServices>() {
+        if raw.is_null() {
+            return Err(NtStatus::INVALID_PARAMETER);
+        }
+        // SAFETY: per the contract, at least the 1.1 prefix is there.
+        let prefix = unsafe { &*raw.cast::<LoaderServices11>() };
+        let (size, major) = (prefix.size, prefix.abi_major);
+        if size < SERVICES_SIZE_1_1 {
             return Err(NtStatus::INFO_LENGTH_MISMATCH);
         }
-        if table.abi_major != shared_abi::ABI_MAJOR {
+        if major != shared_abi::ABI_MAJOR {
             return Err(NtStatus::REVISION_MISMATCH);
         }
-        Ok(Services(table))
+        Ok(Services(raw))
+    }
+
+    /// The 1.1 prefix of the table (every field up to `report`).
+    fn prefix(self) -> &'static LoaderServices11 {
+        // SAFETY: checked in `from_raw`: at least `SERVICES_SIZE_1_1` bytes,
+        // which is this prefix, valid for as long as this image is loaded.
+        unsafe { &*self.0.cast::<LoaderServices11>() }
+    }
+
+    /// The handover services (ABI 1.2), if the loader lent them.
+    #[must_use]
+    pub fn handover(self) -> Option<Handover> {
+        // SAFETY: the size says whether the 1.2 fields are there.
+        let table = unsafe { &*self.0 };
+        if (table.size as usize) < core::mem::size_of::<LoaderServices>() || table.owner.is_null() {
+            return None;
+        }
+        let slot = Slot::from_word(table.slot)?;
+        Some(Handover { table, slot })
     }
 
     /// The slot the payload was loaded into.
     #[must_use]
     pub fn slot(self) -> Option<Slot> {
-        Slot::from_word(self.0.slot)
+        Slot::from_word(self.prefix().slot)
     }
 
     /// `wait_registration_settled`. `PASSIVE_LEVEL`, no lock held.
     pub fn wait_settled(self) {
+        let t = self.prefix();
         // SAFETY: the loader's service with its own context.
-        unsafe { (self.0.wait_registration_settled)(self.0.context) };
+        unsafe { (t.wait_registration_settled)(t.context) };
     }
 
     /// `log`: one line of text. `<= DISPATCH_LEVEL`.
     pub fn log(self, level: LogLevel, text: &str) {
+        let t = self.prefix();
         // SAFETY: the loader's service; `text` lives across the call.
-        unsafe { (self.0.log)(self.0.context, level.0, text.as_ptr(), text.len()) };
+        unsafe { (t.log)(t.context, level.0, text.as_ptr(), text.len()) };
     }
 
     /// `report`. `PASSIVE_LEVEL` on ABI 1.0 loaders; any IRQL up to
     /// `DISPATCH_LEVEL` on 1.1 and later (`abi_minor >= 1`).
     pub fn report(self, report: &PayloadReport) {
+        let t = self.prefix();
         // SAFETY: the loader's service; the report lives across the call.
-        unsafe { (self.0.report)(self.0.context, report) };
+        unsafe { (t.report)(t.context, report) };
     }
 
     /// The loader's ABI minor version.
     #[must_use]
     pub fn abi_minor(self) -> u16 {
-        self.0.abi_minor
+        self.prefix().abi_minor
+    }
+}
+
+/// The 1.0/1.1 prefix of `LoaderServices`, the part every loader lends.
+#[repr(C)]
+struct LoaderServices11 {
+    size: u32,
+    abi_major: u16,
+    abi_minor: u16,
+    slot: u32,
+    reserved: u32,
+    context: *mut c_void,
+    wait_registration_settled: unsafe extern "system" fn(context: *mut c_void) -> i32,
+    log: unsafe extern "system" fn(context: *mut c_void, level: u32, text: *const u8, len: usize),
+    report: unsafe extern "system" fn(context: *mut c_void, report: *const PayloadReport),
+}
+static_assertions::const_assert_eq!(core::mem::size_of::<LoaderServices11>(), SERVICES_SIZE_1_1 as usize);
+
+/// The payload's side of the handover services: the owner word, its own
+/// count of operations in flight, and the marks. Any IRQL up to
+/// `DISPATCH_LEVEL`.
+#[derive(Clone, Copy)]
+pub struct Handover {
+    table: &'static LoaderServices,
+    slot: Slot,
+}
+
+// SAFETY: the table and the owner words live in the loader's image, which
+// outlives every payload it loads; the words are atomics.
+unsafe impl Send for Handover {}
+// SAFETY: as above.
+unsafe impl Sync for Handover {}
+
+impl Handover {
+    fn owner(self) -> &'static Owner {
+        // SAFETY: the loader's `OWNER` (same layout as `OwnerBlock`), alive
+        // for as long as this payload is loaded.
+        unsafe { &*self.table.owner.cast::<Owner>() }
+    }
+
+    /// This payload's generation.
+    #[must_use]
+    pub fn generation(self) -> u16 {
+        u16::try_from(self.table.generation & 0xFFFF).unwrap_or(0)
+    }
+
+    /// One load of the owner word.
+    #[must_use]
+    pub fn load_word(self) -> u32 {
+        self.owner().word.load(Ordering::SeqCst)
+    }
+
+    /// One more operation in flight.
+    pub fn enter(self) {
+        self.owner().in_flight[self.slot.index()].fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// One fewer.
+    pub fn leave(self) {
+        self.owner().in_flight[self.slot.index()].fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Marks `op` for the new generation; `false` if there is no room.
+    #[must_use]
+    pub fn put_mark(self, op: usize) -> bool {
+        // SAFETY: the loader's service.
+        unsafe { (self.table.mark)(self.table.context, op) != 0 }
+    }
+
+    /// Takes `op`'s mark; `true` if there was one.
+    #[must_use]
+    pub fn take_mark(self, op: usize) -> bool {
+        // SAFETY: the loader's service.
+        unsafe { (self.table.take_mark)(self.table.context, op) != 0 }
+    }
+}
+
+/// The payload's handover services, remembered at registration so the
+/// operation callbacks read them without a lock (set once, before the
+/// filter registers; the loader outlives the payload).
+static REMEMBERED_TABLE: AtomicPtr<LoaderServices> = AtomicPtr::new(core::ptr::null_mut());
+
+impl Handover {
+    /// Remembers these services for [`Handover::current`].
+    pub fn remember(self) {
+        REMEMBERED_TABLE.store(core::ptr::from_ref(self.table).cast_mut(), Ordering::Release);
+    }
+
+    /// The services remembered at registration, if any. Any IRQL.
+    #[must_use]
+    pub fn current() -> Option<Handover> {
+        // SAFETY: only ever set from a checked `&'static LoaderServices`.
+        let table = unsafe { REMEMBERED_TABLE.load(Ordering::Acquire).as_ref() }?;
+        Some(Handover { table, slot: Slot::from_word(table.slot)? })
     }
 }

@@ -1,7 +1,7 @@
 //! System threads of the driver's own: created in the System process with a
 //! kernel handle, whatever thread asks for them. `PASSIVE_LEVEL`.
 use crate::imports::{PsCreateSystemThread, PsTerminateSystemThread, ZwClose, ZwWaitForSingleObject};
-use crate::types::{HANDLE, OBJECT_ATTRIBUTES, OBJ_KERNEL_HANDLE, THREAD_ALL_ACCESS};
+use crate::types::{HANDLE, OBJECT_ATTRIBUTES, THREAD_ALL_ACCESS};
 use core::ffi::c_void;
 
 /// A system thread's handle; closing it does not stop the thread.
@@ -20,14 +20,7 @@ unsafe impl Send for SystemThread {}
 /// one): the documentation requires it outside the System process, and a
 /// handle in a user process's table dies with that process.
 pub fn spawn(start: extern "system" fn(*mut c_void), context: usize) -> Result<SystemThread, i32> {
-    let mut attributes = OBJECT_ATTRIBUTES {
-        Length: u32::try_from(core::mem::size_of::<OBJECT_ATTRIBUTES>()).unwrap_or(0),
-        RootDirectory: core::ptr::null_mut(),
-        ObjectName: core::ptr::null(),
-        Attributes: OBJ_KERNEL_HANDLE,
-        SecurityDescriptor: core::ptr::null_mut(),
-        SecurityQualityOfService: core::ptr::null_mut(),
-    };
+    let mut attributes = OBJECT_ATTRIBUTES::kernel_handle(core::ptr::null());
     let mut handle: HANDLE = core::ptr::null_mut();
     // SAFETY: out-pointer and attributes valid for the call; a NULL process
     // handle asks for a thread of the System process; `start` is a function
@@ -35,9 +28,9 @@ pub fn spawn(start: extern "system" fn(*mut c_void), context: usize) -> Result<S
     // caller's contract).
     let status = unsafe {
         PsCreateSystemThread(
-            &mut handle,
+            &raw mut handle,
             THREAD_ALL_ACCESS,
-            &mut attributes,
+            &raw mut attributes,
             core::ptr::null_mut(),
             core::ptr::null_mut(),
             start as unsafe extern "system" fn(*mut c_void),
@@ -57,11 +50,7 @@ impl SystemThread {
     pub fn join(self) -> Result<(), i32> {
         // SAFETY: a valid thread handle owned by `self`; NULL timeout = forever.
         let status = unsafe { ZwWaitForSingleObject(self.handle, 0, core::ptr::null()) };
-        if status == 0 {
-            Ok(())
-        } else {
-            Err(status)
-        }
+        crate::types::wait_completed(status)
     }
 }
 

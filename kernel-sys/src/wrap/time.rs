@@ -42,3 +42,12 @@ pub fn system_time() -> u64 {
         core::hint::spin_loop();
     }
 }
+
+/// Sleeps the calling thread for about `ms` milliseconds (the clock tick
+/// rounds it up). `<= APC_LEVEL`; not alertable.
+pub fn sleep_ms(ms: u32) {
+    let interval = -(i64::from(ms) * 10_000);
+    // SAFETY: a relative interval that outlives the call; kernel mode, not
+    // alertable, at PASSIVE/APC level (the caller's contract).
+    unsafe { crate::imports::KeDelayExecutionThread(crate::types::KernelMode, 0, &raw const interval) };
+}

@@ -1,4 +1,4 @@
-//! The running kernel's version. Any IRQL <= APC_LEVEL.
+//! The running kernel's version. Any IRQL <= `APC_LEVEL`.
 use crate::imports::RtlGetVersion;
 use crate::types::RTL_OSVERSIONINFOW;
 
@@ -14,7 +14,7 @@ pub fn get() -> (u32, u32, u32) {
         szCSDVersion: [0; 128],
     };
     // SAFETY: `info` is a correctly sized RTL_OSVERSIONINFOW that outlives the call.
-    let status = unsafe { RtlGetVersion(&mut info) };
+    let status = unsafe { RtlGetVersion(&raw mut info) };
     if status >= 0 {
         (info.dwMajorVersion, info.dwMinorVersion, info.dwBuildNumber)
     } else {

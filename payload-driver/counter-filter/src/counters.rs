@@ -31,7 +31,7 @@ static CREATES: AtomicU64 = AtomicU64::new(0);
 static READS: AtomicU64 = AtomicU64::new(0);
 static WRITES: AtomicU64 = AtomicU64::new(0);
 
-/// Formerly in DriverEntry: allocate the per-volume table.
+/// Formerly in `DriverEntry`: allocate the per-volume table.
 pub fn setup() -> Result<(), NtStatus> {
     if cfg!(feature = "fault-register-fails") {
         // Fault build: as if another filter held our altitude.
@@ -47,7 +47,46 @@ pub fn setup() -> Result<(), NtStatus> {
     Ok(())
 }
 
-/// Formerly in FilterUnloadCallback: free the table.
+/// The totals imported with the snapshot of the previous generation's
+/// state, so the final import adds only what it counted after it.
+static SNAPSHOT: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
+/// Schema of the state blob: three little-endian `u64` totals (creates,
+/// reads, writes). (The `state-schema-2` fault build says 2: its import of
+/// a schema 1 blob is refused.)
+pub const STATE_SCHEMA: u32 = if cfg!(feature = "state-schema-2") { 2 } else { 1 };
+const STATE_BYTES: usize = 24;
+
+/// The state export: the three totals.
+pub fn export_state(buf: &mut [u8]) -> Result<usize, (NtStatus, usize)> {
+    let Some(out) = buf.get_mut(..STATE_BYTES) else { return Err((NtStatus::BUFFER_TOO_SMALL, STATE_BYTES)) };
+    for (chunk, total) in out.chunks_exact_mut(8).zip([&CREATES, &READS, &WRITES]) {
+        chunk.copy_from_slice(&total.load(Ordering::Relaxed).to_le_bytes());
+    }
+    Ok(STATE_BYTES)
+}
+
+/// The state import: the snapshot replaces the totals (this generation has
+/// processed nothing yet); the final state adds what the old generation
+/// counted after its snapshot.
+pub fn import_state(data: &[u8], final_state: bool) -> Result<(), NtStatus> {
+    if data.len() != STATE_BYTES {
+        return Err(NtStatus::INFO_LENGTH_MISMATCH);
+    }
+    for ((chunk, total), snapshot) in data.chunks_exact(8).zip([&CREATES, &READS, &WRITES]).zip(&SNAPSHOT) {
+        let value = u64::from_le_bytes(<[u8; 8]>::try_from(chunk).map_err(|_| NtStatus::INFO_LENGTH_MISMATCH)?);
+        if final_state {
+            total.fetch_add(value.saturating_sub(snapshot.load(Ordering::Relaxed)), Ordering::Relaxed);
+        } else {
+            total.store(value, Ordering::Relaxed);
+            snapshot.store(value, Ordering::Relaxed);
+        }
+    }
+    // The loader shows the carried totals at once, not at the next operation.
+    payload_driver::publish();
+    Ok(())
+}
+
+/// Formerly in `FilterUnloadCallback`: free the table.
 pub fn cleanup() {
     if cfg!(feature = "fault-hang-teardown") {
         // The open file keeps the instance draining for a while.
@@ -113,7 +152,9 @@ fn volume_of(objects: *const c_void) -> usize {
         return 0;
     }
     // SAFETY: FltMgr passes a valid FLT_RELATED_OBJECTS; Volume is at 0x10.
-    unsafe { objects.cast::<u8>().add(0x10).cast::<usize>().read_unaligned() }
+    let volume = unsafe { objects.cast::<u8>().add(0x10) };
+    // SAFETY: as above, a pointer-sized field inside it.
+    unsafe { volume.cast::<usize>().read_unaligned() }
 }
 
 macro_rules! counted_op {
@@ -146,7 +187,7 @@ counted_op!(pre_create, post_create, CREATES, 1);
 counted_op!(pre_read, post_read, READS, 2);
 counted_op!(pre_write, post_write, WRITES, 3);
 
-/// InstanceSetupCallback: attach to every volume.
+/// `InstanceSetupCallback`: attach to every volume.
 pub unsafe extern "system" fn instance_setup(
     _objects: *const c_void,
     _flags: u32,
@@ -157,7 +198,7 @@ pub unsafe extern "system" fn instance_setup(
     NtStatus::SUCCESS.0
 }
 
-/// InstanceTeardownCompleteCallback.
+/// `InstanceTeardownCompleteCallback`.
 pub unsafe extern "system" fn instance_teardown_complete(_objects: *const c_void, _reason: u32) {
     INSTANCES.fetch_sub(1, Ordering::Relaxed);
 }

@@ -1,9 +1,9 @@
-//! CounterFilter: an example legacy minifilter plugged into the payload
+//! `CounterFilter`: an example legacy minifilter plugged into the payload
 //! wrapper. It counts creates, reads and writes per volume.
 //!
-//! What changed from a plain minifilter is only this: its DriverEntry work
+//! What changed from a plain minifilter is only this: its `DriverEntry` work
 //! (allocating the per-volume table) moved into `setup`, and its
-//! FilterUnloadCallback work (freeing it) into `cleanup`. Its operation
+//! `FilterUnloadCallback` work (freeing it) into `cleanup`. Its operation
 //! callbacks and instance callbacks are as they were.
 //!
 //! Cargo features build the upgrade target (`v2`) and the fault-injection
@@ -77,11 +77,26 @@ pub static COUNTER_FILTER: Minifilter = Minifilter {
     cleanup: counters::cleanup,
     report: counters::report,
     shutdown: counters::shutdown,
+    state: Some(payload_driver::StateOps {
+        schema: counters::STATE_SCHEMA,
+        version: VERSION,
+        export: counters::export_state,
+        import: counters::import_state,
+    }),
+    handover: !cfg!(feature = "no-handover"),
 };
 
 const fn make_descriptor() -> PayloadDescriptor {
     #[allow(unused_mut)]
-    let mut d = payload_driver::descriptor(NAME, VERSION);
+    let mut d = payload_driver::with_state(payload_driver::descriptor(NAME, VERSION));
+    #[cfg(feature = "no-handover")]
+    {
+        // As a 1.1 payload: no handover entries.
+        d.quiesce = None;
+        d.export_state = None;
+        d.import_state = None;
+        d.abi_minor = 1;
+    }
     #[cfg(feature = "fault-bad-magic")]
     {
         d.magic = u32::from_le_bytes(*b"NOPE");

@@ -21,7 +21,7 @@ use super::Loader;
 #[cfg(feature = "mutations")]
 use crate::mutation::Mutation;
 use crate::platform::{LoaderEvent, LoaderPlatform};
-use loader_parsers::payload::inspect_mapped;
+use loader_parsers::payload::{inspect_mapped, CheckedPayload};
 use shared_abi::control::{OpKind, SlotState};
 use shared_abi::payload::LogLevel;
 use shared_abi::{NtStatus, Slot};
@@ -81,9 +81,18 @@ impl<P: LoaderPlatform> Loader<P> {
     }
 
     /// Loads, references, checks and registers the payload of a LOADING
-    /// slot. On failure the slot is retired again (bounded) and the error
-    /// returned; "registration settled" is set on every path.
-    pub(super) fn load_slot(&self, slot: Slot, op: OpKind) -> Result<(), NtStatus> {
+    /// slot as `generation`. `prepare` runs after the check, right before
+    /// the registration call (the handover places the new payload and
+    /// publishes the owner word there); its error refuses the load. On
+    /// failure the slot is retired again (bounded) and the error returned;
+    /// "registration settled" is set on every path.
+    pub(super) fn load_slot(
+        &self,
+        slot: Slot,
+        op: OpKind,
+        generation: u16,
+        prepare: impl FnOnce(&CheckedPayload) -> Result<(), NtStatus>,
+    ) -> Result<(), NtStatus> {
         let p = &self.platform;
         // No image of this slot exists, so no payload can be waiting on it.
         p.event_reset(LoaderEvent::Settled(slot));
@@ -132,11 +141,17 @@ impl<P: LoaderPlatform> Loader<P> {
                 return Err(status);
             }
         };
+        if let Err(status) = prepare(&checked) {
+            p.event_set(LoaderEvent::Settled(slot));
+            self.discard(slot, op);
+            return Err(status);
+        }
         let now = p.now();
         self.with_state(|s| {
             let r = &mut s.slots[slot];
             r.checked = Some(checked);
             r.may_call_teardown = true;
+            r.generation = generation;
             s.enter(slot, SlotState::REGISTERING, op, now);
         });
         #[cfg(feature = "mutations")]
@@ -144,7 +159,7 @@ impl<P: LoaderPlatform> Loader<P> {
             p.release_image(image);
             self.with_state(|s| s.slots[slot].released_early = true);
         }
-        let status = p.call_register(image, checked.entries.register, slot);
+        let status = p.call_register(image, checked.entries.register, slot, generation);
         #[cfg(feature = "mutations")]
         let skip_settle = !status.is_success() && p.mutation() == Mutation::NoSettleOnFailure;
         #[cfg(not(feature = "mutations"))]
@@ -295,6 +310,7 @@ impl<P: LoaderPlatform> Loader<P> {
             let wait_for_foreign = runner == Runner::Stop && r.unloaded_by_foreign && !r.torn_down_reported;
             (r.image, r.checked, r.may_call_teardown || wait_for_foreign, r.unloaded_by_foreign, r.released_early)
         });
+        self.finish_handover_of(slot);
         if let (Some(image), Some(checked), true) = (image, checked, call_teardown) {
             let status = p.call_teardown(image, checked.entries.teardown);
             if !status.is_success() {

@@ -5,7 +5,8 @@ extern crate std;
 use super::*;
 use crate::platform::LoaderEvent;
 use core::cell::{Cell, RefCell};
-use loader_parsers::fixture::{self, put32, IMAGE_BASE};
+use crate::handover::OwnerWord;
+use loader_parsers::fixture::{self, put32, put64, IMAGE_BASE};
 use shared_abi::control::{REPLY_OLD_SLOT_STUCK, SLOT_NONE};
 use shared_abi::PerSlot;
 use std::vec::Vec;
@@ -31,7 +32,18 @@ struct Fake {
     /// `ZwUnloadDriver` returns but the driver stays (a deferred unload).
     unload_defers: Cell<bool>,
     pending_workers: RefCell<Vec<Slot>>,
+    /// Every owner word published, in order.
+    words: RefCell<Vec<OwnerWord>>,
+    /// The generation each registration was told.
+    generations: RefCell<Vec<u16>>,
+    /// What an import answers.
+    import_status: Cell<NtStatus>,
 }
+
+/// Offsets in the fixture's `.text` used as the handover entries.
+const QUIESCE_OFFSET: u32 = 0x20;
+const EXPORT_OFFSET: u32 = 0x28;
+const IMPORT_OFFSET: u32 = 0x30;
 
 impl Fake {
     fn new() -> Self {
@@ -55,7 +67,24 @@ impl Fake {
             worker_finishes_as_wait_times_out: Cell::new(false),
             unload_defers: Cell::new(false),
             pending_workers: RefCell::new(Vec::new()),
+            words: RefCell::new(Vec::new()),
+            generations: RefCell::new(Vec::new()),
+            import_status: Cell::new(NtStatus::SUCCESS),
         }
+    }
+
+    /// A fake whose payloads have the handover entries (ABI 1.2), with or
+    /// without the state pair.
+    fn with_handover(state: bool) -> Self {
+        let mut f = Fake::new();
+        let mut d = fixture::sample_descriptor();
+        put64(&mut d, 104, fixture::text_va(QUIESCE_OFFSET));
+        if state {
+            put64(&mut d, 112, fixture::text_va(EXPORT_OFFSET));
+            put64(&mut d, 120, fixture::text_va(IMPORT_OFFSET));
+        }
+        f.good = fixture::payload().with_descriptor(&d).mapped();
+        f
     }
     fn count(&self, what: &str) -> usize {
         self.calls.borrow().iter().filter(|c| **c == what).count()
@@ -132,8 +161,10 @@ impl LoaderPlatform for &Fake {
         let bytes = if self.bad_images.get() { &self.bad_magic } else { &self.good };
         (bytes.as_slice(), IMAGE_BASE)
     }
-    fn call_register(&self, image: usize, entry: u64, slot: Slot) -> NtStatus {
+    fn call_register(&self, image: usize, entry: u64, slot: Slot, generation: u16) -> NtStatus {
         assert!(self.refs.borrow()[image] > 1, "call without a reference");
+        assert_ne!(generation, 0, "a registration without a generation");
+        self.generations.borrow_mut().push(generation);
         assert!(!self.is_set(LoaderEvent::Settled(slot)), "settled before the registration call");
         assert_eq!(entry, fixture::text_va(fixture::REGISTER_OFFSET), "not the checked registration entry");
         self.calls.borrow_mut().push("register");
@@ -149,6 +180,45 @@ impl LoaderPlatform for &Fake {
         assert!(self.refs.borrow()[image] > 1, "call without a reference");
         assert_eq!(entry, fixture::text_va(fixture::SHUTDOWN_OFFSET));
         self.calls.borrow_mut().push("shutdown");
+    }
+    type Blob = u32;
+    fn publish_owner(&self, word: OwnerWord) {
+        self.words.borrow_mut().push(word);
+    }
+    fn clear_marks(&self) {
+        self.calls.borrow_mut().push("clear_marks");
+    }
+    fn wait_old_drained(&self, _old: Slot) -> bool {
+        self.calls.borrow_mut().push("drained");
+        true
+    }
+    fn place_below(&self, _new: Slot, _old: Slot) -> Result<(), NtStatus> {
+        self.calls.borrow_mut().push("place_below");
+        Ok(())
+    }
+    fn call_quiesce(&self, image: usize, entry: u64) -> NtStatus {
+        assert!(self.refs.borrow()[image] > 1, "call without a reference");
+        assert_eq!(entry, fixture::text_va(QUIESCE_OFFSET));
+        self.calls.borrow_mut().push("quiesce");
+        NtStatus::SUCCESS
+    }
+    fn call_export(&self, image: usize, entry: u64, final_state: bool) -> Result<u32, NtStatus> {
+        assert!(self.refs.borrow()[image] > 1, "call without a reference");
+        assert_eq!(entry, fixture::text_va(EXPORT_OFFSET));
+        self.calls.borrow_mut().push(if final_state { "export_final" } else { "export" });
+        Ok(64)
+    }
+    fn call_import(&self, image: usize, entry: u64, blob: &u32, final_state: bool) -> NtStatus {
+        assert!(self.refs.borrow()[image] > 1, "call without a reference");
+        assert_eq!((entry, *blob), (fixture::text_va(IMPORT_OFFSET), 64));
+        self.calls.borrow_mut().push(if final_state { "import_final" } else { "import" });
+        self.import_status.get()
+    }
+    fn blob_len(&self, blob: &u32) -> u32 {
+        *blob
+    }
+    fn free_blob(&self, _blob: u32) {
+        self.calls.borrow_mut().push("free_blob");
     }
     fn unload_driver(&self, slot: Slot) -> NtStatus {
         self.calls.borrow_mut().push("unload_driver");
@@ -367,7 +437,7 @@ fn a_teardown_reported_before_the_switch_refuses_the_switch() {
     f.register_status.set(NtStatus::SUCCESS);
     let l2 = Loader::new(&f);
     l2.claim_empty(Slot::B).unwrap();
-    l2.load_slot(Slot::B, OpKind::UPGRADE).unwrap();
+    l2.load_slot(Slot::B, OpKind::UPGRADE, 1, |_| Ok(())).unwrap();
     f.state.borrow_mut().slots[Slot::B].teardown_reported = true;
     assert_eq!(l2.switch(Slot::B, OpKind::UPGRADE, Some(Slot::A)), Err(NtStatus::DELETE_PENDING));
     assert_eq!(f.state.borrow().active(), Some(Slot::A));
@@ -406,4 +476,94 @@ fn a_timed_out_retirement_that_lingers_is_an_error() {
     assert_eq!(out.status, NtStatus::IMAGE_ALREADY_LOADED);
     assert_eq!(out.flags, REPLY_OLD_SLOT_STUCK);
     assert_eq!(f.state.borrow().slot_state(Slot::A), SlotState::STUCK);
+}
+
+/// Issue 12: both payloads take part (ABI 1.2 with the state pair). The
+/// new one is placed below the old one, told its generation and attached
+/// while the old one owns everything; the snapshot goes across before the
+/// switch, the word flips after it, and the old slot's retirement quiesces
+/// it, carries the final state and only then hands everything to the new
+/// generation, before the old payload's teardown.
+#[test]
+fn an_exact_handover_runs_its_steps_in_order() {
+    let f = Fake::with_handover(true);
+    let l = Loader::new(&f);
+    assert_eq!(l.load().status, NtStatus::SUCCESS);
+    f.calls.borrow_mut().clear();
+    let up = l.upgrade(None);
+    assert_eq!((up.status, up.active), (NtStatus::SUCCESS, Some(Slot::B)));
+    let (g1, g2) = (f.generations.borrow()[0], f.generations.borrow()[1]);
+    assert_ne!(g1, g2);
+    assert_eq!(
+        *f.words.borrow(),
+        [OwnerWord::steady(g1), OwnerWord::handover(g1, g2, true), OwnerWord::steady(g2)]
+    );
+    let calls = f.calls.borrow().clone();
+    let at = |what: &str| calls.iter().position(|c| *c == what).unwrap_or_else(|| panic!("no {what} in {calls:?}"));
+    assert!(at("place_below") < at("register"));
+    assert!(at("clear_marks") < at("register"));
+    assert!(at("register") < at("export") && at("export") < at("import"));
+    assert!(at("import") < at("join"), "the snapshot crosses before the switch retires anything");
+    assert!(at("drained") < at("quiesce"), "the steady word waits for the marks to drain");
+    assert!(at("quiesce") < at("export_final") && at("export_final") < at("import_final"));
+    assert!(at("import_final") < at("teardown"), "the final state is carried before the old one is torn down");
+    let h = f.state.borrow().handover();
+    assert_eq!((h.mode, h.state_transfers, h.refused, h.exact_handovers), (1, 1, 0, 1));
+    assert_eq!(h.owner_generation, u32::from(g2));
+    assert!(f.state.borrow().pending_handover().is_none());
+}
+
+/// A refused import rolls the upgrade back before the switch: the old
+/// payload owns everything again and stays active, the new one is retired,
+/// and status names the refusal.
+#[test]
+fn a_refused_state_import_keeps_the_old_payload() {
+    let f = Fake::with_handover(true);
+    let l = Loader::new(&f);
+    assert_eq!(l.load().status, NtStatus::SUCCESS);
+    f.import_status.set(NtStatus::REVISION_MISMATCH);
+    let up = l.upgrade(None);
+    assert_eq!((up.status, up.active), (NtStatus::REVISION_MISMATCH, Some(Slot::A)));
+    let g1 = f.generations.borrow()[0];
+    assert_eq!(f.words.borrow().last(), Some(&OwnerWord::steady(g1)));
+    assert_eq!(f.state.borrow().slot_state(Slot::A), SlotState::ACTIVE);
+    assert_eq!(f.state.borrow().slot_state(Slot::B), SlotState::EMPTY);
+    assert_eq!(f.count("quiesce"), 0, "the old payload was never quiesced");
+    let h = f.state.borrow().handover();
+    assert_eq!((h.refused, h.last_status, h.state_transfers), (1, NtStatus::REVISION_MISMATCH.0, 0));
+    assert_eq!(f.state.borrow().last_error().status, NtStatus::REVISION_MISMATCH.0);
+}
+
+/// Payloads without the handover entries (ABI 1.1) still upgrade; status
+/// says there was no handover.
+#[test]
+fn payloads_too_old_for_a_handover_still_upgrade() {
+    let f = Fake::new();
+    let l = Loader::new(&f);
+    assert_eq!(l.load().status, NtStatus::SUCCESS);
+    assert_eq!(l.upgrade(None).status, NtStatus::SUCCESS);
+    let h = f.state.borrow().handover();
+    assert_eq!(h.mode, shared_abi::control::HandoverMode::NONE_PAYLOAD_TOO_OLD.0);
+    assert_eq!(f.count("place_below") + f.count("quiesce") + f.count("export"), 0);
+    let g2 = f.generations.borrow()[1];
+    assert_eq!(f.words.borrow().last(), Some(&OwnerWord::steady(g2)));
+}
+
+/// While a handover's old slot is still retiring (its quiesce outlasted
+/// the bound), nothing may retire or replace the new slot it imports into.
+#[test]
+fn nothing_switches_while_a_handover_is_finishing() {
+    let f = Fake::with_handover(true);
+    let l = Loader::new(&f);
+    assert_eq!(l.load().status, NtStatus::SUCCESS);
+    f.workers_hang.set(true);
+    let up = l.upgrade(None);
+    assert_eq!((up.status, up.flags), (NtStatus::SUCCESS, REPLY_OLD_SLOT_STUCK));
+    assert!(f.state.borrow().pending_handover().is_some());
+    assert_eq!(l.rollback().status, NtStatus::DEVICE_BUSY);
+    assert_eq!(l.unload().status, NtStatus::DEVICE_BUSY);
+    f.workers_hang.set(false);
+    f.run_pending_workers();
+    assert!(f.state.borrow().pending_handover().is_none());
+    assert_eq!(l.rollback().status, NtStatus::SUCCESS);
 }

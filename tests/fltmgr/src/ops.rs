@@ -6,6 +6,10 @@
 //! `SUCCESS_NO_CALLBACK`: none; `COMPLETE`: lower filters and the "file
 //! system" do not see it).
 //!
+//! The stack is walked as it is at each step (an instance attached below an
+//! operation in flight is met by it), which the payloads' exactly-once
+//! handover relies on (`loader_protocol::handover`).
+//!
 //! An instance's in-flight count covers a pre callback while it runs and a
 //! post callback while it is owed, so `FltUnregisterFilter` can wait for
 //! them. The verifier checks each call before it is made. Runs at
@@ -70,6 +74,16 @@ pub fn callable(idx: usize, addr: usize) -> bool {
             true
         }
     })
+}
+
+/// The next instance an operation meets on `volume`: the attached one with
+/// the highest altitude below `above` (`None`: the top of the stack). The
+/// stack is walked as it is at each step, as Windows' Filter Manager walks
+/// its list of callback nodes: an instance attached below an operation in
+/// flight is met by it; one detached meanwhile is not.
+fn next_below(s: &Sim, volume: usize, above: Option<u64>) -> Option<Target> {
+    let (targets, n) = stack(s, volume);
+    targets.into_iter().take(n).flatten().find(|t| above.is_none_or(|a| t.altitude < a))
 }
 
 /// The instances attached to `volume`, highest altitude first.
@@ -210,9 +224,9 @@ struct PrePass {
     completed: bool,
 }
 
-/// Calls the pre-operation callbacks, highest altitude first.
+/// Calls the pre-operation callbacks, highest altitude first, each instance
+/// found when the operation reaches its altitude.
 fn pre_pass(
-    targets: &[Option<Target>],
     kind: usize,
     volume: usize,
     file: *mut FILE_OBJECT,
@@ -221,7 +235,10 @@ fn pre_pass(
 ) -> PrePass {
     let mut pass = PrePass { owed: [None; MAX_FILTERS], owed_n: 0, processed_by: 0, completed: false };
     let mut payload_generations = [0u32; MAX_FILTERS];
-    for t in targets.iter().flatten() {
+    let mut above = None;
+    while let Some(target) = STATE.with(|s| next_below(s, volume, above)) {
+        above = Some(target.altitude);
+        let t = &target;
         let Some(e) = STATE.with(|s| enter(s, t, kind)) else { continue };
         let objects = FLT_RELATED_OBJECTS {
             Size: u16::try_from(core::mem::size_of::<FLT_RELATED_OBJECTS>()).unwrap_or(0),
@@ -284,7 +301,6 @@ fn pre_pass(
 /// Delivers one operation of `kind` (`abi::OP_*`) on `volume` to the file
 /// object `file`, and accounts it. Returns its final status.
 pub fn deliver(kind: usize, volume: usize, file: *mut FILE_OBJECT, length: u32) -> NtStatus {
-    let (targets, n) = STATE.with(|s| stack(s, volume));
     let mut buffer = [0u8; BUFFER_BYTES];
     let mut security = IO_SECURITY_CONTEXT {
         SecurityQos: core::ptr::null_mut(),
@@ -311,7 +327,7 @@ pub fn deliver(kind: usize, volume: usize, file: *mut FILE_OBJECT, length: u32) 
         FilterContext: [core::ptr::null_mut(); 4],
         RequestorMode: UserMode,
     };
-    let pass = pre_pass(targets.get(..n).unwrap_or(&[]), kind, volume, file, &mut data, &mut iopb);
+    let pass = pre_pass(kind, volume, file, &mut data, &mut iopb);
     if !pass.completed {
         // The file system: every simulated operation succeeds.
         let information = match kind {

@@ -5,7 +5,8 @@
 use crate::win::Device;
 use loader_parsers::control::{decode_reply, decode_status, encode_request, REPLY_LEN, STATUS_LEN};
 use shared_abi::control::{
-    ControlRequest, LoaderStatus, SlotState, IOCTL_LOADER_QUERY_STATUS, IOCTL_LOADER_UPGRADE, WIN32_DEVICE_PATH,
+    ControlRequest, LoaderStatus, SlotState, IOCTL_LOADER_QUERY_STATUS, IOCTL_LOADER_ROLLBACK, IOCTL_LOADER_UPGRADE,
+    WIN32_DEVICE_PATH,
 };
 use shared_abi::{NtStatus, Slot, ABI_MAJOR, ABI_MINOR};
 use std::time::{Duration, Instant};
@@ -41,8 +42,25 @@ impl Loader {
         }
     }
 
+    /// `rollback`, asked again while the loader answers `STATUS_DEVICE_BUSY`
+    /// (bounded), as [`Loader::upgrade_when_free`].
+    pub fn rollback_when_free(&self) -> NtStatus {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let status = self.request(IOCTL_LOADER_ROLLBACK.0, None);
+            if status != NtStatus::DEVICE_BUSY || Instant::now() > deadline {
+                return status;
+            }
+            std::thread::sleep(crate::sim::POLL);
+        }
+    }
+
     /// `upgrade` into `slot` (or the inactive one); the loader's answer.
     pub fn upgrade(&self, slot: Option<Slot>) -> NtStatus {
+        self.request(IOCTL_LOADER_UPGRADE.0, slot)
+    }
+
+    fn request(&self, code: u32, slot: Option<Slot>) -> NtStatus {
         let req = ControlRequest {
             size: fltsim_abi::size32::<ControlRequest>(),
             abi_major: ABI_MAJOR,
@@ -50,7 +68,7 @@ impl Loader {
             slot: Slot::word_of(slot),
             flags: 0,
         };
-        let (status, out) = self.device.control(IOCTL_LOADER_UPGRADE.0, &encode_request(&req), REPLY_LEN);
+        let (status, out) = self.device.control(code, &encode_request(&req), REPLY_LEN);
         match decode_reply(&out) {
             Ok(reply) if status.is_success() => NtStatus(reply.status),
             _ => status,

@@ -12,9 +12,10 @@
 //! fltsimctl race-arm NAME | race-disarm  the Windows 7 race on NAME's next FltRegisterFilter
 //! fltsimctl open --volume mup --name \TSCLIENT\SCARD\2   a file that stays open (prints its id)
 //! fltsimctl close --id N
-//! fltsimctl race-naive --service NaiveFilter --tries N [--verbose]
-//! fltsimctl race-loader --service CounterFilterB --slot B --tries N [--verbose]
-//! fltsimctl storm --upgrades N [--threads 4]
+//! fltsimctl race-naive --service NaiveFilter --tries N [--verbose] [--label L]
+//! fltsimctl race-loader --service CounterFilterB --slot B --tries N [--verbose] [--label L]
+//!           (--label: the word after `race:` in the summary line; defaults naive-image, loader-payload)
+//! fltsimctl storm --upgrades N [--threads 4] [--rollbacks]
 //! ```
 //!
 //! Exit code 0 on success, 1 when the request failed (or was refused), 2 on
@@ -43,7 +44,7 @@ struct Args {
     options: Vec<(String, Option<String>)>,
 }
 
-const FLAGS: [&str; 4] = ["--mandatory", "--continuous", "--verbose", "--json"];
+const FLAGS: [&str; 5] = ["--mandatory", "--continuous", "--verbose", "--json", "--rollbacks"];
 
 impl Args {
     fn parse() -> Result<Args, String> {
@@ -137,18 +138,19 @@ fn run(args: &Args) -> Result<bool, String> {
         "race-naive" => {
             let service = args.value("--service").unwrap_or("NaiveFilter");
             let tries = u32::try_from(args.number("--tries", 200)?).map_err(|e| e.to_string())?;
-            race::naive(service, tries, args.flag("--verbose"))?.print("naive-image");
+            race::naive(service, tries, args.flag("--verbose"))?.print(args.value("--label").unwrap_or("naive-image"));
         }
         "race-loader" => {
             let service = args.value("--service").unwrap_or("CounterFilterB");
             let slot = Slot::from_name(args.value("--slot").unwrap_or("B")).ok_or("--slot: A or B")?;
             let tries = u32::try_from(args.number("--tries", 200)?).map_err(|e| e.to_string())?;
-            race::loader(service, slot, tries, args.flag("--verbose"))?.print("loader-payload");
+            race::loader(service, slot, tries, args.flag("--verbose"))?
+                .print(args.value("--label").unwrap_or("loader-payload"));
         }
         "storm" => {
             let upgrades = u32::try_from(args.number("--upgrades", 1000)?).map_err(|e| e.to_string())?;
             let threads = u32::try_from(args.number("--threads", 4)?).map_err(|e| e.to_string())?;
-            storm::run(upgrades, threads)?;
+            storm::run(upgrades, threads, args.flag("--rollbacks"))?;
         }
         other => return Err(format!("unknown command {other}")),
     }

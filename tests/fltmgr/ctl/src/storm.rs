@@ -8,12 +8,21 @@ use fltsim_abi as abi;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
-/// Runs the storm and prints the `storm:` line and the counts as JSON.
-pub fn run(upgrades: u32, threads: u32) -> Result<(), String> {
+/// Runs the storm and prints the `storm:` line, the `handover:` line and the
+/// counts as JSON. With `rollbacks`, every second switch is a rollback.
+///
+/// The `handover:` line: state blobs carried (the loader's count since the
+/// storm began), imports refused, and lost updates: operations the
+/// simulator delivered that the active payload's counters, carried across
+/// every switch, do not account for (its totals are published with each
+/// operation and after each state import). Only meaningful for the counter
+/// filter, which counts every operation it processes.
+pub fn run(upgrades: u32, threads: u32, rollbacks: bool) -> Result<(), String> {
     let sim = Sim::open()?;
     let loader = Loader::open()?;
     let bound = Duration::from_mins(1);
-    loader.wait_settled(bound)?;
+    let before = loader.wait_settled(bound)?;
+    let counted_before = counted(&before);
     sim.reset()?;
     let req = abi::InjectRequest {
         size: abi::size32::<abi::InjectRequest>(),
@@ -29,8 +38,8 @@ pub fn run(upgrades: u32, threads: u32) -> Result<(), String> {
     let started = Instant::now();
     let mut done = 0u32;
     let mut failure = None;
-    for _ in 0..upgrades {
-        let status = loader.upgrade_when_free(None);
+    for i in 0..upgrades {
+        let status = if rollbacks && i % 2 == 1 { loader.rollback_when_free() } else { loader.upgrade_when_free(None) };
         if !status.is_success() {
             failure = Some(format!("upgrade {done} failed: {status}"));
             break;
@@ -43,17 +52,41 @@ pub fn run(upgrades: u32, threads: u32) -> Result<(), String> {
     }
     let took = started.elapsed();
     sim.inject_stop()?;
+    // One more operation once every other one is over: its post callback
+    // publishes the payload's totals after every increment. (Reports of
+    // concurrent post callbacks reach the loader in any order, so the last
+    // one of the storm may show a total a few operations old.)
+    let last = abi::InjectRequest { count: 1, threads: 1, kind: 0, ..req };
+    sim.inject(&last)?;
+    sim.wait_injection(bound)?;
     let s = sim.query()?;
     let t = &s.totals;
+    let after = loader.wait_settled(bound)?;
+    let counted = counted(&after).saturating_sub(counted_before);
+    let lost = i128::from(t.ops) - i128::from(counted);
+    let (h0, h1) = (before.handover, after.handover);
     println!(
         "storm: upgrades={done} ops={} unfiltered={} double={} max-gap-ops={} max-gap-us={}",
         t.ops, t.unfiltered, t.double, t.max_gap_ops, t.max_gap_us
     );
     println!(
+        "handover: state-transfers={} lost-updates={} refused={}",
+        h1.state_transfers.saturating_sub(h0.state_transfers),
+        lost.unsigned_abs(),
+        h1.refused.saturating_sub(h0.refused)
+    );
+    println!(
         "{}",
         json!({
             "upgrades": done,
+            "rollbacks": rollbacks,
             "threads": threads,
+            "counted": counted,
+            "lost_updates": lost,
+            "state_transfers": h1.state_transfers.saturating_sub(h0.state_transfers),
+            "refused": h1.refused.saturating_sub(h0.refused),
+            "handover_mode": h1.mode,
+            "exact_handovers": h1.exact_handovers.saturating_sub(h0.exact_handovers),
             "seconds": took.as_secs_f64(),
             "ops": t.ops,
             "unfiltered": t.unfiltered,
@@ -71,4 +104,12 @@ pub fn run(upgrades: u32, threads: u32) -> Result<(), String> {
         Some(e) => Err(e),
         None => Ok(()),
     }
+}
+
+/// Creates, reads and writes the active payload last reported.
+fn counted(st: &shared_abi::control::LoaderStatus) -> u64 {
+    crate::loader::active(st).map_or(0, |slot| {
+        let r = &st.slots[slot.index()].report;
+        r.creates + r.reads + r.writes
+    })
 }

@@ -24,7 +24,15 @@ fn report(r: &mut PayloadReport) {
 fn shutdown() {}
 
 static BENCH: Minifilter =
-    Minifilter { registration: payload_driver::wrap_registration(REGISTRATION), setup, cleanup, report, shutdown };
+    Minifilter {
+        registration: payload_driver::wrap_registration(REGISTRATION),
+        setup,
+        cleanup,
+        report,
+        shutdown,
+        state: None,
+        handover: true,
+    };
 
 const NAME: &str = if cfg!(feature = "slow") { "SlowFilter" } else { "BenchFilter (wrapped)" };
 

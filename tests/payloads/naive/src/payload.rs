@@ -67,6 +67,8 @@ static NAIVE: Minifilter = Minifilter {
     cleanup: state::tear_down,
     report,
     shutdown,
+    state: None,
+    handover: true,
 };
 
 payload_driver::export_descriptor!(payload_driver::descriptor("NaiveFilter payload", 1));

@@ -1,0 +1,56 @@
+//! The payload's side of the exactly-once handover (`loader_protocol::handover`
+//! has the rules): the gate the operation trampolines
+//! (`kernel_sys::wrap::opwrap`) ask for every pre-operation callback, over
+//! the loader's owner word, this payload's count of operations in flight
+//! and the marks.
+//!
+//! With a loader older than ABI 1.2 there is no owner word: the payload
+//! processes everything, uncounted, as before.
+use kernel_sys::wrap::opwrap::Gate;
+use kernel_sys::wrap::services::Handover;
+use loader_protocol::handover::{decide, Decision, InFlight, Marks};
+
+struct LoaderMarks(Handover);
+
+impl Marks for LoaderMarks {
+    fn put(&self, op: usize) -> bool {
+        self.0.put_mark(op)
+    }
+    fn take(&self, op: usize) -> bool {
+        self.0.take_mark(op)
+    }
+}
+
+struct Count(Handover);
+
+impl InFlight for Count {
+    fn enter(&self) {
+        self.0.enter();
+    }
+    fn leave(&self) {
+        self.0.leave();
+    }
+}
+
+fn process(op: usize) -> bool {
+    let Some(h) = Handover::current() else { return true };
+    loop {
+        match decide(|| h.load_word(), h.generation(), op, &LoaderMarks(h), &Count(h)) {
+            Decision::Process => return true,
+            Decision::Pass => return false,
+            // The old generation after the switch, and the table of marks is
+            // full: they go as operations reach the new generation. (Pre
+            // callbacks run at or below APC_LEVEL, where waiting is allowed.)
+            Decision::NoRoom => kernel_sys::wrap::time::sleep_ms(1),
+        }
+    }
+}
+
+fn done() {
+    if let Some(h) = Handover::current() {
+        h.leave();
+    }
+}
+
+/// The gate of this image's trampolines.
+pub static GATE: Gate = Gate { process, done };

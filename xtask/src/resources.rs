@@ -1,0 +1,262 @@
+//! Windows resources for the images: a `VERSIONINFO` in every image (what
+//! the file's Properties > Details tab, `driverquery /v` and inventory
+//! tools show) and the event messages' `MESSAGETABLE` in `loader.sys`.
+//!
+//! Built with Debian's MinGW-w64 binutils: `x86_64-w64-mingw32-windmc`
+//! compiles the message table (its input is written from `loader-events`,
+//! the table the driver takes its IDs from), `x86_64-w64-mingw32-windres`
+//! compiles each image's `.rc`: to a `.res` for `lld-link` (kernel images)
+//! or to a COFF object for the MinGW linker (`loaderctl.exe`). Each crate's
+//! `build.rs` links the file named by [`RESOURCE_ENV`].
+//!
+//! The version is the workspace's (`Cargo.toml` `[workspace.package]`);
+//! product name, company and copyright are `[workspace.metadata.product]`.
+use crate::util::{self, root, step, target};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The variable each image crate's `build.rs` reads: the compiled
+/// resource to link.
+pub const RESOURCE_ENV: &str = "SERIAL_LOADER_RESOURCE";
+
+const WINDRES: &str = "x86_64-w64-mingw32-windres";
+const WINDMC: &str = "x86_64-w64-mingw32-windmc";
+
+/// `VOS_NT_WINDOWS32`.
+const VOS_NT_WINDOWS32: u32 = 0x0004_0004;
+/// `VFT_APP`, `VFT_DRV`, `VFT2_DRV_SYSTEM`.
+const VFT_APP: u32 = 1;
+const VFT_DRV: u32 = 3;
+const VFT2_DRV_SYSTEM: u32 = 7;
+/// `VS_FF_PRERELEASE`.
+const VS_FF_PRERELEASE: u32 = 2;
+
+/// What kind of file an image is (`FILETYPE`/`FILESUBTYPE`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum FileKind {
+    /// A kernel-mode driver (`.sys`): linked by lld-link, takes a `.res`.
+    Driver,
+    /// A console program (`.exe`): linked by the MinGW linker, takes a COFF object.
+    Program,
+}
+
+/// One image's description.
+pub struct Image<'a> {
+    /// The package file name (`loader.sys`).
+    pub file: &'a str,
+    pub description: &'a str,
+    pub kind: FileKind,
+    /// Also carry the event message table.
+    pub messages: bool,
+}
+
+/// `[workspace.metadata.product]` of the root `Cargo.toml`.
+#[derive(Clone, Debug)]
+pub struct Product {
+    pub name: String,
+    pub company: String,
+    pub copyright: String,
+    pub version: String,
+}
+
+/// Reads the product facts: the version cargo gave this crate (the
+/// workspace's) and the metadata table.
+pub fn product() -> Result<Product, String> {
+    let path = root().join("Cargo.toml");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let table = metadata_table(&text, "workspace.metadata.product");
+    let get = |key: &str| {
+        table
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .ok_or_else(|| format!("Cargo.toml [workspace.metadata.product] lacks `{key}`"))
+    };
+    Ok(Product {
+        name: get("name")?,
+        company: get("company")?,
+        copyright: get("copyright")?,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    })
+}
+
+/// The `key = "value"` lines of `[name]` (only plain quoted strings).
+fn metadata_table(text: &str, name: &str) -> Vec<(String, String)> {
+    let header = format!("[{name}]");
+    let mut inside = false;
+    let mut out = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            inside = line == header;
+            continue;
+        }
+        if !inside {
+            continue;
+        }
+        if let Some((k, v)) = line.split_once('=') {
+            let v = v.trim();
+            if let Some(v) = v.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
+                out.push((k.trim().to_owned(), v.to_owned()));
+            }
+        }
+    }
+    out
+}
+
+/// `0.1.0` → `[0, 1, 0, 0]` (a pre-release suffix is dropped here and
+/// flagged with `VS_FF_PRERELEASE`).
+fn version_numbers(version: &str) -> ([u16; 4], bool) {
+    let (core, pre) = match version.split_once(['-', '+']) {
+        Some((c, rest)) => (c, version.as_bytes().get(c.len()) == Some(&b'-') && !rest.is_empty()),
+        None => (version, false),
+    };
+    let mut n = [0u16; 4];
+    for (slot, part) in n.iter_mut().zip(core.split('.')) {
+        *slot = part.parse().unwrap_or(0);
+    }
+    (n, pre)
+}
+
+/// An `.rc` string literal (quotes doubled).
+fn rc_string(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// The `.rc` source of one image.
+fn rc_source(product: &Product, image: &Image<'_>, message_bin: Option<&Path>) -> String {
+    let (n, pre) = version_numbers(&product.version);
+    let numbers = format!("{},{},{},{}", n[0], n[1], n[2], n[3]);
+    let (file_type, subtype) = match image.kind {
+        FileKind::Driver => (VFT_DRV, VFT2_DRV_SYSTEM),
+        FileKind::Program => (VFT_APP, 0),
+    };
+    let internal = image.file.rsplit_once('.').map_or(image.file, |(stem, _)| stem);
+    let mut rc = String::new();
+    let _ = writeln!(rc, "// {}: generated by `cargo xtask build` (xtask/src/resources.rs); do not edit.", image.file);
+    let _ = writeln!(rc, "LANGUAGE 0x09, 0x01");
+    if let Some(bin) = message_bin {
+        let _ = writeln!(rc, "1 MESSAGETABLE {}", rc_string(&bin.to_string_lossy()));
+    }
+    let _ = writeln!(rc, "1 VERSIONINFO");
+    let _ = writeln!(rc, "FILEVERSION {numbers}");
+    let _ = writeln!(rc, "PRODUCTVERSION {numbers}");
+    let _ = writeln!(rc, "FILEFLAGSMASK 0x3F");
+    let _ = writeln!(rc, "FILEFLAGS 0x{:X}", if pre { VS_FF_PRERELEASE } else { 0 });
+    let _ = writeln!(rc, "FILEOS 0x{VOS_NT_WINDOWS32:X}");
+    let _ = writeln!(rc, "FILETYPE 0x{file_type:X}");
+    let _ = writeln!(rc, "FILESUBTYPE 0x{subtype:X}");
+    let _ = writeln!(rc, "BEGIN");
+    let _ = writeln!(rc, "  BLOCK \"StringFileInfo\"");
+    let _ = writeln!(rc, "  BEGIN");
+    let _ = writeln!(rc, "    BLOCK \"040904B0\"");
+    let _ = writeln!(rc, "    BEGIN");
+    for (key, value) in [
+        ("CompanyName", product.company.as_str()),
+        ("FileDescription", image.description),
+        ("FileVersion", product.version.as_str()),
+        ("InternalName", internal),
+        ("LegalCopyright", product.copyright.as_str()),
+        ("OriginalFilename", image.file),
+        ("ProductName", product.name.as_str()),
+        ("ProductVersion", product.version.as_str()),
+    ] {
+        let _ = writeln!(rc, "      VALUE {}, {}", rc_string(key), rc_string(value));
+    }
+    let _ = writeln!(rc, "    END");
+    let _ = writeln!(rc, "  END");
+    let _ = writeln!(rc, "  BLOCK \"VarFileInfo\"");
+    let _ = writeln!(rc, "  BEGIN");
+    let _ = writeln!(rc, "    VALUE \"Translation\", 0x409, 1200");
+    let _ = writeln!(rc, "  END");
+    let _ = writeln!(rc, "END");
+    rc
+}
+
+/// Where the resource build goes.
+fn res_dir() -> PathBuf {
+    target().join("res")
+}
+
+/// Compiles the event messages with windmc once per build; returns the
+/// message table's `.bin`.
+fn message_table() -> Result<PathBuf, String> {
+    let dir = res_dir().join("messages");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let mut mc = String::new();
+    loader_events::write_mc(&mut mc).map_err(|e| format!("cannot write the message source: {e}"))?;
+    let mc_path = dir.join("loader-events.mc");
+    std::fs::write(&mc_path, mc).map_err(|e| format!("cannot write {}: {e}", mc_path.display()))?;
+    let mut c = Command::new(WINDMC);
+    // -c: customer bit on every ID (as loader-events computes them);
+    // -U: Unicode message text.
+    c.current_dir(&dir).args(["-c", "-U", "-h", ".", "-r", "."]).arg(&mc_path);
+    util::run(&mut c)?;
+    let bin = dir.join("MSG00409.bin");
+    if !bin.exists() {
+        return Err(format!("{WINDMC} wrote no {}", bin.display()));
+    }
+    Ok(bin)
+}
+
+/// Compiles `image`'s resources; returns the file its crate links.
+pub fn compile(image: &Image<'_>) -> Result<PathBuf, String> {
+    let product = product()?;
+    let bin = if image.messages { Some(message_table()?) } else { None };
+    let dir = res_dir();
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let rc_path = dir.join(format!("{}.rc", image.file));
+    std::fs::write(&rc_path, rc_source(&product, image, bin.as_deref()))
+        .map_err(|e| format!("cannot write {}: {e}", rc_path.display()))?;
+    let (format, out) = match image.kind {
+        FileKind::Driver => ("res", dir.join(format!("{}.res", image.file))),
+        FileKind::Program => ("coff", dir.join(format!("{}.res.o", image.file))),
+    };
+    let mut c = Command::new(WINDRES);
+    c.current_dir(&dir).args(["--input-format=rc", "--output-format", format, "-c", "65001"]);
+    c.arg("-i").arg(&rc_path).arg("-o").arg(&out);
+    util::run(&mut c)?;
+    Ok(out)
+}
+
+/// Announces and compiles; for `build::run`.
+pub fn for_image(image: &Image<'_>) -> Result<PathBuf, String> {
+    step(&format!("resources of {}: VERSIONINFO{}", image.file, if image.messages { " + MESSAGETABLE" } else { "" }));
+    compile(image)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_become_four_numbers() {
+        assert_eq!(version_numbers("0.1.0"), ([0, 1, 0, 0], false));
+        assert_eq!(version_numbers("1.2.3-rc.1"), ([1, 2, 3, 0], true));
+        assert_eq!(version_numbers("2.0.1+build5"), ([2, 0, 1, 0], false));
+    }
+
+    #[test]
+    fn the_product_table_is_read_from_cargo_toml() {
+        let p = product().expect("product metadata");
+        assert_eq!(p.name, "SerialLoader");
+        assert!(p.copyright.starts_with("Copyright"));
+        assert_eq!(metadata_table("[a]\nx = \"1\"\n[b]\nx = \"2\"\n", "b"), [("x".to_owned(), "2".to_owned())]);
+    }
+
+    #[test]
+    fn rc_text_escapes_and_names_every_field() {
+        let p =
+            Product { name: "N".into(), company: "C \"q\"".into(), copyright: "(c)".into(), version: "0.1.0".into() };
+        let rc = rc_source(
+            &p,
+            &Image { file: "loader.sys", description: "D", kind: FileKind::Driver, messages: false },
+            None,
+        );
+        assert!(rc.contains("VALUE \"CompanyName\", \"C \"\"q\"\"\""), "{rc}");
+        assert!(rc.contains("FILEVERSION 0,1,0,0\n"));
+        assert!(rc.contains("VALUE \"InternalName\", \"loader\""));
+        assert!(rc.contains("FILETYPE 0x3\nFILESUBTYPE 0x7\n"));
+        assert!(!rc.contains("MESSAGETABLE"));
+    }
+}
