@@ -139,3 +139,104 @@ fn payloads_too_old_for_the_handover_still_upgrade_and_say_so() {
     let st = status(&s);
     assert_eq!(st["active_slot"]["name"], "A", "{st:#}");
 }
+
+/// The change tracker (the second example payload) under a storm of writes,
+/// each to a byte range of its own: every write is recorded by exactly one
+/// generation and carried across every switch.
+#[test]
+fn the_change_tracker_records_every_write_across_switches_under_a_storm() {
+    let s = start_loader("tracker.sys", "tracker_v2.sys");
+    let n = "20";
+    let r = fltsim::fltsimctl_bounded(
+        &s,
+        &["storm", "--upgrades", n, "--threads", "4", "--rollbacks", "--writes"],
+        Duration::from_secs(900),
+    );
+    assert_eq!(r.code, 0, "storm failed:\n{}\n{}", r.all(), s.log());
+    let line = |p: &str| r.stdout.lines().find(|l| l.starts_with(p)).unwrap_or_else(|| panic!("no {p}:\n{}", r.stdout));
+    println!("{}", line("storm: "));
+    println!("{}", line("handover: "));
+    let json = r.stdout.lines().rev().find(|l| l.starts_with('{')).expect("JSON");
+    let v: Value = serde_json::from_str(json).expect("JSON");
+    assert_eq!((v["unfiltered"].as_u64(), v["double"].as_u64()), (Some(0), Some(0)), "{v}");
+    assert_eq!(v["state_transfers"], 20, "{v}");
+    assert_eq!(v["lost_updates"], 0, "writes delivered but not recorded: {v}");
+    assert_eq!(v["violations"], 0, "{v}");
+}
+
+/// The tracked set is exactly the set of writes: six rounds of 600 writes,
+/// each round to a file of its own, each write to a byte range of its own
+/// with a gap after it, a switch (upgrade or rollback) between rounds. At
+/// the end the tracker shows 6 files, 3,600 ranges and 3,600 writes
+/// recorded, and no overflow.
+#[test]
+fn the_tracked_set_is_exactly_the_writes_across_upgrades_and_rollbacks() {
+    let s = start_loader("tracker.sys", "tracker_v2.sys");
+    for round in 0..6 {
+        let name = format!("\\round{round}.dat");
+        let r = fltsim::fltsimctl_bounded(
+            &s,
+            &["inject", "--op", "write", "--count", "600", "--threads", "4", "--unique-offsets", "--name", &name],
+            Duration::from_secs(300),
+        );
+        assert_eq!(r.code, 0, "round {round}: {}", r.all());
+        let verb = if round % 2 == 0 { "upgrade" } else { "rollback" };
+        let sw = s.loaderctl(&[verb]);
+        assert_eq!(sw.code, 0, "{verb} after round {round}: {}", sw.all());
+    }
+    let st = wait_for(&s, 30, "the tracker settled", |st| st["busy"] == false);
+    let active = st["active_slot"]["raw"].as_u64().expect("an active slot") as usize;
+    let report = &st["slots"][active]["report"];
+    assert_eq!(report["creates"], 6, "files tracked: {report}");
+    assert_eq!(report["reads"], 3600, "ranges tracked: {report}");
+    assert_eq!(report["writes"], 3600, "writes recorded: {report}");
+    assert_eq!(report["open_contexts"], 0, "overflows: {report}");
+}
+
+/// The set a shutdown persisted (`HKLM\Software\SerialLoader\ChangeTracker`)
+/// is restored at the next start. (Wine never sends `IRP_MJ_SHUTDOWN`, so
+/// the test writes what the shutdown hook writes, with the tracker's own
+/// encoder, and the start does the rest.)
+#[test]
+fn the_change_tracker_restores_the_set_its_last_shutdown_persisted() {
+    let s = WineSession::start().unwrap_or_else(|e| panic!("Wine session: {e}"));
+    s.install(0, UNLOAD_BOUND_MS).unwrap_or_else(|e| panic!("install: {e}"));
+    s.set_slot_image(0, "tracker.sys").unwrap();
+    s.set_slot_image(1, "tracker_v2.sys").unwrap();
+    let mut set = Box::new(change_set::TrackedSet::new());
+    for file in 1..=3u64 {
+        for i in 0..5u64 {
+            set.record(file * 0x1000, i * 4096, 512);
+        }
+    }
+    let mut blob = vec![0u8; set.encoded_len()];
+    set.encode(&mut blob).unwrap();
+    let hex: String = blob.iter().map(|b| format!("{b:02x}")).collect();
+    let r = s.wine(&[
+        "reg",
+        "add",
+        "HKLM\\Software\\SerialLoader\\ChangeTracker",
+        "/v",
+        "TrackedSet",
+        "/t",
+        "REG_BINARY",
+        "/d",
+        &hex,
+        "/f",
+    ]);
+    assert_eq!(r.code, 0, "reg add: {}", r.all());
+    let (ok, out) = s.sc(&["start", LOADER_SERVICE]);
+    assert!(ok, "sc start: {out}");
+    let st = wait_for(&s, 30, "slot A active with the restored set", |st| {
+        st["active_slot"]["name"] == "A" && st["slots"][0]["report"]["reads"] == 15
+    });
+    let report = &st["slots"][0]["report"];
+    assert_eq!((report["creates"].as_u64(), report["writes"].as_u64()), (Some(3), Some(15)), "{report}");
+    assert!(s.log().contains("restored the set persisted at the last shutdown"), "{}", s.log());
+    // And it travels on with the next upgrade.
+    assert_eq!(s.loaderctl(&["upgrade"]).code, 0);
+    let st = wait_for(&s, 30, "slot B active with the carried set", |st| {
+        st["active_slot"]["name"] == "B" && st["busy"] == false
+    });
+    assert_eq!(st["slots"][1]["report"]["reads"], 15, "{:#}", st["slots"][1]["report"]);
+}

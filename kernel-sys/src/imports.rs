@@ -99,6 +99,16 @@ extern "system" {
     pub fn ZwClose(handle: HANDLE) -> NTSTATUS;
 
     pub fn ZwOpenKey(key: *mut HANDLE, access: u32, attributes: *const OBJECT_ATTRIBUTES) -> NTSTATUS;
+    /// Opens or creates a key. `PASSIVE_LEVEL`.
+    pub fn ZwCreateKey(
+        key: *mut HANDLE,
+        access: u32,
+        attributes: *const OBJECT_ATTRIBUTES,
+        title_index: u32,
+        class: *const UNICODE_STRING,
+        options: u32,
+        disposition: *mut u32,
+    ) -> NTSTATUS;
     pub fn ZwQueryValueKey(
         key: HANDLE,
         name: *const UNICODE_STRING,

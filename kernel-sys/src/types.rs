@@ -227,6 +227,8 @@ pub const KEY_READ: u32 = 0x2_0019;
 pub const KEY_WRITE: u32 = 0x2_0006;
 pub const KEY_QUERY_VALUE: u32 = 0x1;
 pub const KEY_SET_VALUE: u32 = 0x2;
+pub const KEY_CREATE_SUB_KEY: u32 = 0x4;
+pub const REG_BINARY: u32 = 3;
 
 /// `RTL_OSVERSIONINFOW`.
 #[repr(C)]

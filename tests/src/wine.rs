@@ -376,6 +376,10 @@ impl WineSession {
     /// as shipped and checks the loader comes up by itself.)
     pub fn install(&self, active_slot: u32, unload_timeout_ms: u32) -> Result<(), String> {
         self.uninstall_leftovers()?;
+        // What payloads keep of their own (the change tracker's persisted
+        // set) goes too: every test starts from a machine that never ran one.
+        // (`reg delete` of a key that is not there fails; that is fine.)
+        let _ = self.wine(&["reg", "delete", "HKLM\\Software\\SerialLoader", "/f"]);
         self.install_from_infs()?;
         let params = format!("HKLM\\System\\CurrentControlSet\\Services\\{LOADER_SERVICE}\\Parameters");
         self.reg_add(&params, "ActiveSlot", "REG_DWORD", &active_slot.to_string())?;

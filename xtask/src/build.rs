@@ -120,6 +120,7 @@ pub fn lint_commands() -> Vec<(&'static str, Command)> {
     kernel
         .env("CARGO_TARGET_DIR", target().join("kernel"))
         .args(["--quiet", "-p", "kernel-sys", "-p", "loader-driver", "-p", "payload-driver", "-p", "counter-filter"])
+        .args(["-p", "change-tracker", "-p", "change-set"])
         .args(["--target", "x86_64-pc-windows-msvc", "--profile", "kernel"])
         .args(["-Zbuild-std=core,alloc", "-Zbuild-std-features=compiler-builtins-mem", "--", "-D", "warnings"]);
     let mut tool = debian_tool("cargo-clippy");
@@ -307,6 +308,23 @@ pub fn run() -> Result<PathBuf, String> {
         util::run(kernel_cargo("counter-filter", v.features).env(resources::RESOURCE_ENV, &res))?;
         let dest = if v.file == "payload.sys" { pkg.join(v.file) } else { tests.join(v.file) };
         take_kernel_output("counter_filter", &dest)?;
+    }
+
+    for (file, features, purpose) in [
+        ("tracker.sys", "", "ChangeTracker v1 (example payload: written ranges, carried across upgrades)"),
+        ("tracker_v2.sys", "v2", "ChangeTracker v2 (upgrade target)"),
+    ] {
+        let description = format!("ChangeTracker: example minifilter payload for SerialLoader ({purpose})");
+        let image = resources::Image {
+            file,
+            description: &description,
+            kind: resources::FileKind::Driver,
+            messages: false,
+        };
+        let res = resources::for_image(&image)?;
+        step(&format!("building {file} ({purpose})"));
+        util::run(kernel_cargo("change-tracker", features).env(resources::RESOURCE_ENV, &res))?;
+        take_kernel_output("change_tracker", &tests.join(file))?;
     }
 
     let res = resources::for_image(&resources::Image {

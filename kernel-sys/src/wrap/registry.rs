@@ -1,8 +1,8 @@
 //! Registry keys by kernel path. `PASSIVE_LEVEL`.
-use crate::imports::{ZwClose, ZwFlushKey, ZwOpenKey, ZwQueryValueKey, ZwSetValueKey};
+use crate::imports::{ZwClose, ZwCreateKey, ZwFlushKey, ZwOpenKey, ZwQueryValueKey, ZwSetValueKey};
 use crate::types::{
-    KeyValuePartialInformation, HANDLE, KEY_QUERY_VALUE, KEY_SET_VALUE, OBJECT_ATTRIBUTES, REG_DWORD,
-    UNICODE_STRING,
+    KeyValuePartialInformation, HANDLE, KEY_CREATE_SUB_KEY, KEY_QUERY_VALUE, KEY_SET_VALUE, OBJECT_ATTRIBUTES, REG_BINARY,
+    REG_DWORD, UNICODE_STRING,
 };
 use crate::wrap::ustr::WideBuf;
 
@@ -41,6 +41,79 @@ impl RegKey {
         } else {
             Err(status)
         }
+    }
+
+    /// Opens `path` for reading and writing, creating it (not its parents)
+    /// if it does not exist. A non-volatile key.
+    pub fn create(path: &UNICODE_STRING) -> Result<RegKey, i32> {
+        let attrs = OBJECT_ATTRIBUTES::kernel_handle(path);
+        let mut handle: HANDLE = core::ptr::null_mut();
+        let mut disposition = 0u32;
+        // SAFETY: attributes and the name they point to outlive the call;
+        // out-pointers valid; no class; REG_OPTION_NON_VOLATILE (0).
+        let status = unsafe {
+            ZwCreateKey(
+                &raw mut handle,
+                KEY_QUERY_VALUE | KEY_SET_VALUE | KEY_CREATE_SUB_KEY,
+                &raw const attrs,
+                0,
+                core::ptr::null(),
+                0,
+                &raw mut disposition,
+            )
+        };
+        if status >= 0 {
+            Ok(RegKey { handle })
+        } else {
+            Err(status)
+        }
+    }
+
+    /// Writes a `REG_BINARY` value.
+    pub fn set_binary(&self, name: &str, data: &[u8]) -> Result<(), i32> {
+        let wide: WideBuf<64> = WideBuf::from_ascii(name).ok_or(crate::STATUS_INVALID_PARAMETER)?;
+        let uname = wide.as_unicode();
+        let len = u32::try_from(data.len()).map_err(|_| crate::STATUS_INVALID_PARAMETER)?;
+        // SAFETY: name and data outlive the call; `len` is the data's size.
+        let status = unsafe { ZwSetValueKey(self.handle, &raw const uname, 0, REG_BINARY, data.as_ptr().cast(), len) };
+        if status >= 0 {
+            Ok(())
+        } else {
+            Err(status)
+        }
+    }
+
+    /// Reads a value of any size into `out` (header and data, with room for
+    /// the 12-byte header; 4-byte aligned, as pool memory is): the data's
+    /// type and its bytes, a view into `out`.
+    pub fn query_into<'a>(&self, name: &str, out: &'a mut [u8]) -> Result<(u32, &'a [u8]), i32> {
+        if out.as_ptr().align_offset(4) != 0 {
+            return Err(crate::STATUS_INVALID_PARAMETER);
+        }
+        let wide: WideBuf<64> = WideBuf::from_ascii(name).ok_or(crate::STATUS_INVALID_PARAMETER)?;
+        let uname = wide.as_unicode();
+        let mut got = 0u32;
+        let cap = u32::try_from(core::mem::size_of_val(out)).map_err(|_| crate::STATUS_INVALID_PARAMETER)?;
+        // SAFETY: `out` is writable for `cap` bytes; `uname` views `wide`.
+        let status = unsafe {
+            ZwQueryValueKey(
+                self.handle,
+                &raw const uname,
+                KeyValuePartialInformation,
+                out.as_mut_ptr().cast(),
+                cap,
+                &raw mut got,
+            )
+        };
+        if status < 0 {
+            return Err(status);
+        }
+        let bytes: &'a [u8] = out;
+        let word = |at: usize| bytes.get(at..at + 4).and_then(|b| <[u8; 4]>::try_from(b).ok()).map(u32::from_le_bytes);
+        let kind = word(4).unwrap_or(0);
+        let len = word(8).unwrap_or(0) as usize;
+        let data = bytes.get(12..12usize.saturating_add(len)).ok_or(crate::STATUS_INVALID_PARAMETER)?;
+        Ok((kind, data))
     }
 
     /// Reads a value; data longer than [`VALUE_MAX`] fails with the kernel's status.

@@ -9,12 +9,18 @@
 //! and closed around each operation as far as contexts are concerned: its
 //! stream contexts are released when the operation ends.
 //!
+//! A file object's `FsContext` is the control block of the file its name
+//! names, shared by every stream of that name (as a file system's stream
+//! control block is shared by every open of the file) and never by two
+//! names, so a filter that keys its records by `FsContext` sees one file
+//! per name, as it would on a real volume.
+//!
 //! `PASSIVE_LEVEL`; the threads are the simulator's, joined before reuse.
 use crate::log;
 use crate::state::{StreamRec, MAX_STREAMS, STATE};
 use crate::verifier::{qpc, ticks_to_ns};
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use fltsim_abi as abi;
 use kernel_sys::wrap::lock::SpinLock;
 use kernel_sys::wrap::thread::{self, SystemThread};
@@ -78,6 +84,40 @@ static MEMORY: [StreamMemory; MAX_STREAMS] =
     [const { StreamMemory { file: UnsafeCell::new(zero_file()), name: UnsafeCell::new([0; NAME_UNITS]) } };
         MAX_STREAMS];
 
+/// Files (by name) with a control block; after that, a stream's
+/// `FsContext` is its own name buffer (distinct per stream, not per name).
+const MAX_FILES: usize = 64;
+
+/// The names that have a control block, in order of first use.
+struct FileTable {
+    names: [[u16; NAME_UNITS]; MAX_FILES],
+    used: usize,
+}
+
+static FILES: SpinLock<FileTable> = SpinLock::new(FileTable { names: [[0; NAME_UNITS]; MAX_FILES], used: 0 });
+
+/// The control blocks (only their addresses matter: `FsContext`).
+static CONTROL_BLOCKS: [AtomicU8; MAX_FILES] = [const { AtomicU8::new(0) }; MAX_FILES];
+
+/// The control block of the file `name` names, made on first use.
+fn control_block(name: &[u16]) -> Option<*mut core::ffi::c_void> {
+    let index = FILES.with(|t| {
+        let n = name.len().min(NAME_UNITS);
+        let same = |slot: &[u16; NAME_UNITS]| slot.get(..n) == name.get(..n) && slot.get(n).is_none_or(|&u| u == 0);
+        if let Some(k) = t.names.iter().take(t.used).position(same) {
+            return Some(k);
+        }
+        let k = t.used;
+        let slot = t.names.get_mut(k)?;
+        if let (Some(dst), Some(src)) = (slot.get_mut(..n), name.get(..n)) {
+            dst.copy_from_slice(src);
+        }
+        t.used += 1;
+        Some(k)
+    })?;
+    CONTROL_BLOCKS.get(index).map(|c| c.as_ptr().cast())
+}
+
 /// The file object of stream `i`.
 fn file_of(i: usize) -> *mut FILE_OBJECT {
     MEMORY.get(i).map_or(core::ptr::null_mut(), |m| m.file.get())
@@ -103,7 +143,7 @@ fn prepare(i: usize, name: &[u16]) {
     let mut f = zero_file();
     f.Type = IO_TYPE_FILE;
     f.Size = i16::try_from(core::mem::size_of::<FILE_OBJECT>()).unwrap_or(0);
-    f.FsContext = m.name.get().cast();
+    f.FsContext = control_block(name).unwrap_or_else(|| m.name.get().cast());
     f.ReadAccess = 1;
     f.WriteAccess = 1;
     f.SharedRead = 1;
@@ -139,6 +179,8 @@ struct Plan {
     volume: usize,
     count: u64,
     length: u32,
+    /// `INJECT_UNIQUE_OFFSETS`.
+    unique_offsets: bool,
 }
 
 /// Operations delivered by the current (or last) injection.
@@ -161,7 +203,13 @@ pub fn start(req: &abi::InjectRequest) -> NtStatus {
     NEXT.store(0, Ordering::Release);
     DONE.store(0, Ordering::Release);
     REQUEST.with(|r| {
-        *r = Some(Plan { kind: req.kind, volume: req.volume as usize, count: req.count, length: req.length });
+        *r = Some(Plan {
+            kind: req.kind,
+            volume: req.volume as usize,
+            count: req.count,
+            length: req.length,
+            unique_offsets: req.flags & abi::INJECT_UNIQUE_OFFSETS != 0,
+        });
     });
     let threads = req.threads as usize;
     for i in 0..threads {
@@ -248,7 +296,8 @@ extern "system" fn injector(context: *mut core::ffi::c_void) {
                 break;
             }
             let kind = if plan.kind == abi::OP_MIX { usize::try_from(n % 3).unwrap_or(0) } else { plan.kind as usize };
-            crate::ops::deliver(kind, plan.volume, file, plan.length);
+            let offset = if plan.unique_offsets { n.saturating_mul(2 * u64::from(plan.length)) } else { 0 };
+            crate::ops::deliver(kind, plan.volume, file, plan.length, offset);
             crate::contexts::release_stream(i);
             DONE.fetch_add(1, Ordering::AcqRel);
         }
@@ -284,7 +333,7 @@ pub fn open(volume: usize, name: &[u16]) -> Result<(u32, NtStatus), NtStatus> {
     });
     let (i, id) = claimed.ok_or(NtStatus::INSUFFICIENT_RESOURCES)?;
     prepare(i, name);
-    let status = crate::ops::deliver(abi::OP_CREATE as usize, volume, file_of(i), 0);
+    let status = crate::ops::deliver(abi::OP_CREATE as usize, volume, file_of(i), 0, 0);
     log!("opened file {id} ({}) on volume {volume}: {status}", name_of(i));
     Ok((id, status))
 }
@@ -297,8 +346,8 @@ pub fn close(id: u32) -> NtStatus {
         s.streams.get(i).map(|st| (i, st.volume))
     });
     let Some((i, volume)) = found else { return NtStatus::INVALID_HANDLE };
-    crate::ops::deliver(abi::OP_CLEANUP as usize, volume, file_of(i), 0);
-    crate::ops::deliver(abi::OP_CLOSE as usize, volume, file_of(i), 0);
+    crate::ops::deliver(abi::OP_CLEANUP as usize, volume, file_of(i), 0, 0);
+    crate::ops::deliver(abi::OP_CLOSE as usize, volume, file_of(i), 0, 0);
     crate::contexts::release_stream(i);
     STATE.with(|s| {
         if let Some(st) = s.streams.get_mut(i) {

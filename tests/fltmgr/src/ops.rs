@@ -184,7 +184,13 @@ fn leave_and_signal(t: &Target) {
 }
 
 /// The parameters of a simulated operation of `kind`.
-fn parameters(kind: usize, length: u32, security: *mut IO_SECURITY_CONTEXT, buffer: *mut c_void) -> FLT_PARAMETERS {
+fn parameters(
+    kind: usize,
+    length: u32,
+    offset: u64,
+    security: *mut IO_SECURITY_CONTEXT,
+    buffer: *mut c_void,
+) -> FLT_PARAMETERS {
     match kind {
         k if k == abi::OP_CREATE as usize => FLT_PARAMETERS {
             Create: FLT_CREATE_PARAMETERS {
@@ -206,7 +212,7 @@ fn parameters(kind: usize, length: u32, security: *mut IO_SECURITY_CONTEXT, buff
                 Pad0: 0,
                 Key: 0,
                 Pad1: 0,
-                ByteOffset: 0,
+                ByteOffset: i64::try_from(offset).unwrap_or(i64::MAX),
                 Buffer: buffer,
                 MdlAddress: core::ptr::null_mut(),
             },
@@ -300,7 +306,7 @@ fn pre_pass(
 
 /// Delivers one operation of `kind` (`abi::OP_*`) on `volume` to the file
 /// object `file`, and accounts it. Returns its final status.
-pub fn deliver(kind: usize, volume: usize, file: *mut FILE_OBJECT, length: u32) -> NtStatus {
+pub fn deliver(kind: usize, volume: usize, file: *mut FILE_OBJECT, length: u32, offset: u64) -> NtStatus {
     let mut buffer = [0u8; BUFFER_BYTES];
     let mut security = IO_SECURITY_CONTEXT {
         SecurityQos: core::ptr::null_mut(),
@@ -316,7 +322,7 @@ pub fn deliver(kind: usize, volume: usize, file: *mut FILE_OBJECT, length: u32) 
         Reserved: 0,
         TargetFileObject: file,
         TargetInstance: core::ptr::null_mut(),
-        Parameters: parameters(kind, length, &raw mut security, buffer.as_mut_ptr().cast()),
+        Parameters: parameters(kind, length, offset, &raw mut security, buffer.as_mut_ptr().cast()),
     };
     let mut data = FLT_CALLBACK_DATA {
         Flags: FLTFL_CALLBACK_DATA_IRP_OPERATION,
@@ -342,7 +348,7 @@ pub fn deliver(kind: usize, volume: usize, file: *mut FILE_OBJECT, length: u32) 
         call_post(o, kind, &mut data, &mut iopb);
         leave_and_signal(&o.target);
     }
-    op_finished(u32::try_from(pass.processed_by).unwrap_or(u32::MAX));
+    op_finished(kind, u32::try_from(pass.processed_by).unwrap_or(u32::MAX));
     NtStatus(data.IoStatus.Status)
 }
 

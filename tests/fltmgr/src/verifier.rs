@@ -196,11 +196,14 @@ pub fn name_array<const N: usize>(units: &[u16]) -> [u16; N] {
 /// Accounts one finished operation: `processed` distinct payload
 /// generations processed it. Takes the lock; reads the counter only when
 /// a gap opens or closes.
-pub fn op_finished(processed: u32) {
+pub fn op_finished(kind: usize, processed: u32) {
     let unfiltered = processed == 0;
     let now = if unfiltered || GAP_OPEN.load(Ordering::Relaxed) { qpc() } else { 0 };
     STATE.with(|s| {
         s.totals.ops += 1;
+        if let Some(n) = s.totals.by_kind.get_mut(kind) {
+            *n += 1;
+        }
         if processed >= 2 {
             s.totals.double += 1;
         }

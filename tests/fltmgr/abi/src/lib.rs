@@ -21,7 +21,7 @@ pub const DOS_DEVICE_NAME: &str = "\\DosDevices\\FltSim";
 /// Win32 path of the control device.
 pub const WIN32_DEVICE_PATH: &str = "\\\\.\\FltSim";
 /// [`Snapshot::version`].
-pub const SIM_ABI_VERSION: u32 = 1;
+pub const SIM_ABI_VERSION: u32 = 2;
 
 /// Filters the simulator holds at once (registered or kept for display).
 pub const MAX_FILTERS: usize = 16;
@@ -96,6 +96,11 @@ pub const FLAG_MANDATORY: u32 = 0x1;
 /// [`FilterRequest::flags`] for [`IOCTL_SIM_ARM_RACE`]: disarm instead.
 pub const FLAG_DISARM: u32 = 0x2;
 
+/// [`InjectRequest::flags`]: each operation at its own offset,
+/// `n * 2 * length` for the request's `n`-th operation (a write is then a
+/// byte range no other write of the request touches, with a gap between).
+pub const INJECT_UNIQUE_OFFSETS: u32 = 0x1;
+
 /// Input of [`IOCTL_SIM_INJECT`].
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,6 +116,7 @@ pub struct InjectRequest {
     pub count: u64,
     /// Bytes per read or write (at most 512 are backed by a buffer).
     pub length: u32,
+    /// `INJECT_*` flags.
     pub flags: u32,
     /// File name on the volume (`\dir\file`); empty: one file per thread.
     pub name: [u16; PATH_CHARS],
@@ -267,6 +273,8 @@ pub struct Totals {
     pub detaches_refused: u64,
     /// Performance counter ticks per second (for the tool's arithmetic).
     pub qpc_frequency: u64,
+    /// Operations delivered, per kind (`OP_*`).
+    pub by_kind: [u64; OP_KINDS],
 }
 
 /// [`ViolationRecord::kind`] values.
@@ -515,6 +523,7 @@ impl Snapshot {
                 detaches: 0,
                 detaches_refused: 0,
                 qpc_frequency: 0,
+                by_kind: [0; OP_KINDS],
             },
             inject: InjectStatus { state: 0, threads: 0, requested: 0, done: 0, elapsed_ns: 0 },
             job: JobStatus { kind: 0, state: 0, status: 0, reserved: 0, seq: 0 },
@@ -543,7 +552,7 @@ const_assert_eq!(size_of::<FileReply>(), 16);
 const_assert_eq!(size_of::<FilterInfo>(), 144 + 8 * (2 * OP_KINDS) + 16);
 const_assert_eq!(offset_of!(FilterInfo, pre), 144);
 const_assert_eq!(size_of::<InstanceInfo>(), 64 + 24);
-const_assert_eq!(size_of::<Totals>(), 26 * 8);
+const_assert_eq!(size_of::<Totals>(), (26 + OP_KINDS) * 8);
 const_assert_eq!(size_of::<ViolationRecord>(), 16 + 2 * NAME_CHARS);
 const_assert_eq!(size_of::<InjectStatus>(), 32);
 const_assert_eq!(size_of::<JobStatus>(), 24);

@@ -15,7 +15,7 @@
 //! fltsimctl race-naive --service NaiveFilter --tries N [--verbose] [--label L]
 //! fltsimctl race-loader --service CounterFilterB --slot B --tries N [--verbose] [--label L]
 //!           (--label: the word after `race:` in the summary line; defaults naive-image, loader-payload)
-//! fltsimctl storm --upgrades N [--threads 4] [--rollbacks]
+//! fltsimctl storm --upgrades N [--threads 4] [--rollbacks] [--writes]
 //! ```
 //!
 //! Exit code 0 on success, 1 when the request failed (or was refused), 2 on
@@ -44,7 +44,8 @@ struct Args {
     options: Vec<(String, Option<String>)>,
 }
 
-const FLAGS: [&str; 5] = ["--mandatory", "--continuous", "--verbose", "--json", "--rollbacks"];
+const FLAGS: [&str; 7] =
+    ["--mandatory", "--continuous", "--verbose", "--json", "--rollbacks", "--writes", "--unique-offsets"];
 
 impl Args {
     fn parse() -> Result<Args, String> {
@@ -150,7 +151,7 @@ fn run(args: &Args) -> Result<bool, String> {
         "storm" => {
             let upgrades = u32::try_from(args.number("--upgrades", 1000)?).map_err(|e| e.to_string())?;
             let threads = u32::try_from(args.number("--threads", 4)?).map_err(|e| e.to_string())?;
-            storm::run(upgrades, threads, args.flag("--rollbacks"))?;
+            storm::run(upgrades, threads, args.flag("--rollbacks"), args.flag("--writes"))?;
         }
         other => return Err(format!("unknown command {other}")),
     }
@@ -168,7 +169,7 @@ fn inject(args: &Args) -> Result<bool, String> {
         volume: volume(args)?,
         count: if continuous { 0 } else { args.number("--count", 1)? },
         length: u32::try_from(args.number("--length", 512)?).map_err(|e| e.to_string())?,
-        flags: 0,
+        flags: if args.flag("--unique-offsets") { abi::INJECT_UNIQUE_OFFSETS } else { 0 },
         name: abi::utf16(name),
     };
     sim.inject(&req)?;

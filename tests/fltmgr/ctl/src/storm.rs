@@ -15,23 +15,25 @@ use std::time::{Duration, Instant};
 /// storm began), imports refused, and lost updates: operations the
 /// simulator delivered that the active payload's counters, carried across
 /// every switch, do not account for (its totals are published with each
-/// operation and after each state import). Only meaningful for the counter
-/// filter, which counts every operation it processes.
-pub fn run(upgrades: u32, threads: u32, rollbacks: bool) -> Result<(), String> {
+/// operation and after each state import). For the counter filter every
+/// operation counts; with `writes_only` (the change tracker) the writes do:
+/// each write then goes to its own byte range, and the tracker's count of
+/// writes recorded is compared with the writes delivered.
+pub fn run(upgrades: u32, threads: u32, rollbacks: bool, writes_only: bool) -> Result<(), String> {
     let sim = Sim::open()?;
     let loader = Loader::open()?;
     let bound = Duration::from_mins(1);
     let before = loader.wait_settled(bound)?;
-    let counted_before = counted(&before);
+    let counted_before = counted(&before, writes_only);
     sim.reset()?;
     let req = abi::InjectRequest {
         size: abi::size32::<abi::InjectRequest>(),
-        kind: abi::OP_MIX,
+        kind: if writes_only { abi::OP_WRITE } else { abi::OP_MIX },
         threads,
         volume: abi::VOLUME_C,
         count: 0,
         length: 512,
-        flags: 0,
+        flags: if writes_only { abi::INJECT_UNIQUE_OFFSETS } else { 0 },
         name: [0; abi::PATH_CHARS],
     };
     sim.inject(&req)?;
@@ -56,14 +58,15 @@ pub fn run(upgrades: u32, threads: u32, rollbacks: bool) -> Result<(), String> {
     // publishes the payload's totals after every increment. (Reports of
     // concurrent post callbacks reach the loader in any order, so the last
     // one of the storm may show a total a few operations old.)
-    let last = abi::InjectRequest { count: 1, threads: 1, kind: 0, ..req };
+    let last = abi::InjectRequest { count: 1, threads: 1, kind: if writes_only { abi::OP_WRITE } else { 0 }, ..req };
     sim.inject(&last)?;
     sim.wait_injection(bound)?;
     let s = sim.query()?;
     let t = &s.totals;
     let after = loader.wait_settled(bound)?;
-    let counted = counted(&after).saturating_sub(counted_before);
-    let lost = i128::from(t.ops) - i128::from(counted);
+    let counted = counted(&after, writes_only).saturating_sub(counted_before);
+    let delivered = if writes_only { t.by_kind.get(abi::OP_WRITE as usize).copied().unwrap_or(0) } else { t.ops };
+    let lost = i128::from(delivered) - i128::from(counted);
     let (h0, h1) = (before.handover, after.handover);
     println!(
         "storm: upgrades={done} ops={} unfiltered={} double={} max-gap-ops={} max-gap-us={}",
@@ -106,10 +109,15 @@ pub fn run(upgrades: u32, threads: u32, rollbacks: bool) -> Result<(), String> {
     }
 }
 
-/// Creates, reads and writes the active payload last reported.
-fn counted(st: &shared_abi::control::LoaderStatus) -> u64 {
+/// What the active payload last reported it processed: creates, reads and
+/// writes (the counter filter), or writes recorded (the change tracker).
+fn counted(st: &shared_abi::control::LoaderStatus, writes_only: bool) -> u64 {
     crate::loader::active(st).map_or(0, |slot| {
         let r = &st.slots[slot.index()].report;
-        r.creates + r.reads + r.writes
+        if writes_only {
+            r.writes
+        } else {
+            r.creates + r.reads + r.writes
+        }
     })
 }
