@@ -12,6 +12,13 @@
 //!   (`cargo xtask bench` builds it with `-Csave-temps` into
 //!   `target/sizes/`).
 //!
+//! - issue 12: 1,000 switches (upgrades alternating with rollbacks) under
+//!   a 4-thread I/O storm with the counter filter and with the change
+//!   tracker (the `storm:`, `handover:` and `tracked:` lines); the extra
+//!   latency the exactly-once handover adds to an upgrade (payloads with
+//!   and without the handover entries, as a ratio); the callback cost of
+//!   the owner word against a bare callback (ns/op).
+//!
 //! Record the figures in `docs/performance.md` with the machine and date.
 use loader_tests::wine::{WineSession, LOADER_SERVICE, SLOT_SERVICES};
 use std::time::{Duration, Instant};
@@ -64,6 +71,33 @@ fn upgrade_latency_and_footprint() {
         "loader upgrade (IOCTL, in-process): n={IOCTL_CYCLES} median={:.2} ms p99={:.2} ms",
         median_us as f64 / 1e3,
         p99_us as f64 / 1e3
+    );
+
+    // 1b. The same with payloads built before the handover (ABI 1.1: no
+    // placement, no state transfer, no drain): what an upgrade cost before.
+    let old_us = {
+        assert_eq!(s.loaderctl(&["unload"]).code, 0, "unload");
+        s.set_slot_image(0, "payload_old.sys").expect("1.1 v1 into slot A");
+        s.set_slot_image(1, "payload_v2_old.sys").expect("1.1 v2 into slot B");
+        assert_eq!(s.loaderctl(&["load", "--slot", "A"]).code, 0, "load the 1.1 payload");
+        let r = s.loaderctl(&["cycle", "--count", &IOCTL_CYCLES.to_string()]);
+        assert_eq!(r.code, 0, "cycle (1.1 payloads) failed: {}", r.all());
+        let old_median = field(&r.all(), "median_us=").expect("median in cycle output");
+        let old_p99 = field(&r.all(), "p99_us=").expect("p99 in cycle output");
+        println!(
+            "loader upgrade without the handover (ABI 1.1 payloads, IOCTL, in-process): n={IOCTL_CYCLES} median={:.2} ms p99={:.2} ms",
+            old_median as f64 / 1e3,
+            old_p99 as f64 / 1e3
+        );
+        assert_eq!(s.loaderctl(&["unload"]).code, 0, "unload");
+        s.set_slot_image(0, "payload.sys").expect("v1 into slot A");
+        s.set_slot_image(1, "payload_v2.sys").expect("v2 into slot B");
+        assert_eq!(s.loaderctl(&["load", "--slot", "A"]).code, 0, "load again");
+        old_median
+    };
+    println!(
+        "extra upgrade latency of the exactly-once handover: ratio exact/1.1 (medians) = {:.2}",
+        median_us as f64 / (old_us as f64).max(1.0)
     );
 
     // 2. As whole commands, one Wine process per switch.
@@ -239,11 +273,16 @@ fn storm_and_wrapper_overhead() {
     assert!(ok, "sc start: {out}");
     wait_active(&s, "A");
 
-    // 1. The storm.
-    let r =
-        fltsim::fltsimctl_bounded(&s, &["storm", "--upgrades", UPGRADES, "--threads", "4"], Duration::from_secs(3600));
+    // 1. The storm: 1,000 switches, upgrades alternating with rollbacks,
+    // with the counter filter (its totals carried across every switch).
+    let r = fltsim::fltsimctl_bounded(
+        &s,
+        &["storm", "--upgrades", UPGRADES, "--threads", "4", "--rollbacks"],
+        Duration::from_secs(3600),
+    );
     assert_eq!(r.code, 0, "storm failed: {}", r.all());
-    for line in r.stdout.lines().filter(|l| l.starts_with("storm:") || l.starts_with('{')) {
+    println!("counter filter:");
+    for line in r.stdout.lines().filter(|l| l.starts_with("storm:") || l.starts_with("handover:") || l.starts_with('{')) {
         println!("{line}");
     }
 
@@ -263,9 +302,15 @@ fn storm_and_wrapper_overhead() {
     wait_active(&s, "");
     let none = median(&s);
     s.set_slot_image(1, "bench_wrapped.sys").expect("bench_wrapped.sys into slot B");
-    assert_eq!(s.loaderctl(&["upgrade", "--slot", "B"]).code, 0, "upgrade to the wrapped bench filter");
+    assert_eq!(s.loaderctl(&["load", "--slot", "B"]).code, 0, "load the wrapped bench filter");
     wait_active(&s, "B");
     let wrapped = median(&s);
+    assert_eq!(s.loaderctl(&["unload"]).code, 0, "unload");
+    wait_active(&s, "");
+    s.set_slot_image(0, "bench_wrapped_old.sys").expect("bench_wrapped_old.sys into slot A");
+    assert_eq!(s.loaderctl(&["load", "--slot", "A"]).code, 0, "load the 1.1 wrapped bench filter");
+    wait_active(&s, "A");
+    let wrapped_old = median(&s);
     assert_eq!(s.loaderctl(&["unload"]).code, 0, "unload");
     wait_active(&s, "");
     fltsim::install_filter_service(&s, "BenchBare", "bench_bare.sys", "370300").expect("BenchBare");
@@ -274,8 +319,32 @@ fn storm_and_wrapper_overhead() {
     let bare = median(&s);
     let _ = s.sc(&["stop", "BenchBare"]);
     println!(
-        "overhead: bare={bare} ns/op wrapped={wrapped} ns/op no-filter={none} ns/op wrapper-minus-bare={} ns/op ({READS} reads per round, 1 thread, median of 5)",
-        i128::from(wrapped) - i128::from(bare)
+        "overhead: bare={bare} ns/op wrapped={wrapped} ns/op wrapped-1.1={wrapped_old} ns/op no-filter={none} ns/op wrapper-minus-bare={} ns/op owner-word={} ns/op ({READS} reads per round, 1 thread, median of 5)",
+        i128::from(wrapped) - i128::from(bare),
+        i128::from(wrapped) - i128::from(wrapped_old)
     );
+    s.stop();
+
+    // 3. The change tracker: 1,000 switches under a storm of writes to one
+    // file; its tracked set against the set written.
+    let s = WineSession::start().expect("Wine session");
+    s.install(0, 5000).expect("install");
+    s.set_slot_image(0, "tracker.sys").expect("tracker into slot A");
+    s.set_slot_image(1, "tracker_v2.sys").expect("tracker v2 into slot B");
+    let (ok, out) = s.sc(&["start", LOADER_SERVICE]);
+    assert!(ok, "sc start: {out}");
+    wait_active(&s, "A");
+    let r = fltsim::fltsimctl_bounded(
+        &s,
+        &["storm", "--upgrades", UPGRADES, "--threads", "4", "--rollbacks", "--writes"],
+        Duration::from_secs(3600),
+    );
+    assert_eq!(r.code, 0, "tracker storm failed: {}", r.all());
+    println!("change tracker:");
+    for line in r.stdout.lines().filter(|l| {
+        l.starts_with("storm:") || l.starts_with("handover:") || l.starts_with("tracked:") || l.starts_with('{')
+    }) {
+        println!("{line}");
+    }
     s.stop();
 }

@@ -140,9 +140,10 @@ fn payloads_too_old_for_the_handover_still_upgrade_and_say_so() {
     assert_eq!(st["active_slot"]["name"], "A", "{st:#}");
 }
 
-/// The change tracker (the second example payload) under a storm of writes,
-/// each to a byte range of its own: every write is recorded by exactly one
-/// generation and carried across every switch.
+/// The change tracker (the second example payload) under a storm of writes
+/// to one file (write `n` to byte range `n % 1000`): every write is
+/// recorded by exactly one generation and carried across every switch, and
+/// the tracked set is the set written (1 file, 1,000 ranges, no overflow).
 #[test]
 fn the_change_tracker_records_every_write_across_switches_under_a_storm() {
     let s = start_loader("tracker.sys", "tracker_v2.sys");
@@ -162,6 +163,12 @@ fn the_change_tracker_records_every_write_across_switches_under_a_storm() {
     assert_eq!(v["state_transfers"], 20, "{v}");
     assert_eq!(v["lost_updates"], 0, "writes delivered but not recorded: {v}");
     assert_eq!(v["violations"], 0, "{v}");
+    // The tracked set is the set written: one file, every range of it, no
+    // overflow.
+    println!("{}", line("tracked: "));
+    assert_eq!(v["written_ranges"], 1000, "{v}");
+    assert_eq!((v["tracked_files"].as_u64(), v["tracked_overflows"].as_u64()), (Some(1), Some(0)), "{v}");
+    assert_eq!(v["tracked_ranges"], v["written_ranges"], "{v}");
 }
 
 /// The tracked set is exactly the set of writes: six rounds of 600 writes,

@@ -43,7 +43,7 @@ pub fn loader() -> Loader<KernelLoader> {
 }
 
 /// The status snapshot, completed with what only the driver knows: the
-/// slots' service names and the loader's pool counts. `PASSIVE_LEVEL`.
+/// slots' service names, the loader's pool counts and the marks refused. `PASSIVE_LEVEL`.
 pub fn status() -> LoaderStatus {
     let mut st = loader().status();
     if let Some(c) = CONFIG.with(|c| *c) {
@@ -53,6 +53,7 @@ pub fn status() -> LoaderStatus {
     }
     st.loader_pool =
         PoolCount { tag: LOADER_POOL.tag(), reserved: 0, allocs: LOADER_POOL.allocs(), frees: LOADER_POOL.frees() };
+    st.handover.unmarked = kernel_sys::wrap::services::marks_refused();
     st
 }
 

@@ -151,7 +151,8 @@ pub struct StatusDoc {
 /// How the last upgrade or rollback handed the operations over.
 #[derive(Serialize, Debug, Clone, PartialEq, Eq)]
 pub struct HandoverDoc {
-    /// `no upgrade yet`, `exactly once`, `none (payload too old)`.
+    /// `no upgrade yet`, `exactly once`, `none (payload too old)`,
+    /// `not exact (old generation did not drain)`.
     pub mode: Named,
     pub last_status: Status,
     pub owner_generation: u32,

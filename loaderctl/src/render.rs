@@ -159,12 +159,17 @@ pub fn status_table(clock: &Clock<'_>, st: &LoaderStatus) -> String {
             &mut out,
             "Handover",
             &format!(
-                "{} (owner generation {}; {} exactly-once handover(s), {} state transfer(s), {} refused)",
+                "{} (owner generation {}; {} exactly-once handover(s), {} state transfer(s), {} refused{})",
                 mode.name(),
                 h.owner_generation,
                 h.exact_handovers,
                 h.state_transfers,
-                h.refused
+                h.refused,
+                if h.last_status == 0 {
+                    String::new()
+                } else {
+                    format!("; last: {}", shared_abi::NtStatus(h.last_status))
+                }
             ),
         );
     }

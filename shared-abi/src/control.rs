@@ -298,6 +298,10 @@ impl HandoverMode {
     /// while both were attached some operations may have been processed by
     /// both or by neither.
     pub const NONE_PAYLOAD_TOO_OLD: HandoverMode = HandoverMode(2);
+    /// Started exactly once, but the old generation still held operations
+    /// when `UnloadTimeoutMs` ran out: the new one took over regardless, so
+    /// an operation the old one held may have been processed by both.
+    pub const NOT_DRAINED: HandoverMode = HandoverMode(3);
 
     /// What `loaderctl status` prints.
     #[must_use]
@@ -306,6 +310,7 @@ impl HandoverMode {
             HandoverMode::NOT_YET => "no upgrade yet",
             HandoverMode::EXACT => "exactly once",
             HandoverMode::NONE_PAYLOAD_TOO_OLD => "none (payload too old)",
+            HandoverMode::NOT_DRAINED => "not exact (old generation did not drain)",
             _ => "unknown",
         }
     }
@@ -326,13 +331,13 @@ pub struct HandoverStatus {
     pub state_transfers: u32,
     /// Imports refused (each rolled its upgrade back).
     pub refused: u32,
-    /// Operations the old generation processed itself after the switch for
-    /// want of room for a mark (still exactly once; counts the table's
-    /// pressure).
+    /// Marks refused for want of room since the loader started: each time
+    /// the old generation waited 1 ms and asked again (still exactly once;
+    /// the mark table's pressure).
     pub unmarked: u32,
     /// Bytes of the last state blob.
     pub last_state_bytes: u32,
-    /// Upgrades and rollbacks handed over exactly once since start.
+    /// Upgrades and rollbacks that started an exact handover since start.
     pub exact_handovers: u32,
 }
 

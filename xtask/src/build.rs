@@ -245,6 +245,7 @@ pub const TEST_WORLD_IMAGES: &[(&str, &str, &str, &str, &str)] = &[
     ("naive-filter", "payload", "naive_payload.sys", "naive_filter", "the same logic as a payload"),
     ("bench-filter", "", "bench_bare.sys", "bench_filter", "one callback, bare image (wrapper overhead)"),
     ("bench-filter", "wrapped", "bench_wrapped.sys", "bench_filter", "the same callback behind the wrapper"),
+    ("bench-filter", "no-handover", "bench_wrapped_old.sys", "bench_filter", "the same, as a 1.1 payload (no owner word)"),
     ("bench-filter", "slow", "slow_payload.sys", "bench_filter", "payload with a blocking read callback"),
 ];
 

@@ -70,9 +70,26 @@ pub fn clear_marks() {
     }
 }
 
+/// Marks refused for want of room since the loader started.
+static MARKS_REFUSED: AtomicU32 = AtomicU32::new(0);
+
+/// Marks refused for want of room since the loader started (each time the
+/// old generation waited and asked again). Any IRQL.
+#[must_use]
+pub fn marks_refused() -> u32 {
+    MARKS_REFUSED.load(Ordering::Relaxed)
+}
+
 /// Records operation `op` (nonzero); `false` when the table is full.
 fn put_mark(op: usize) -> bool {
-    op != 0 && MARK_TABLE.iter().any(|m| m.compare_exchange(0, op, Ordering::SeqCst, Ordering::SeqCst).is_ok())
+    if op == 0 {
+        return false;
+    }
+    let put = MARK_TABLE.iter().any(|m| m.compare_exchange(0, op, Ordering::SeqCst, Ordering::SeqCst).is_ok());
+    if !put {
+        MARKS_REFUSED.fetch_add(1, Ordering::Relaxed);
+    }
+    put
 }
 
 /// Removes operation `op`'s mark; `true` if there was one.

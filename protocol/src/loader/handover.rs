@@ -172,11 +172,21 @@ impl<P: LoaderPlatform> Loader<P> {
             Some(steps) => {
                 let finished = pending.plan.finish(&steps);
                 if !finished.drained {
-                    self.with_state(|s| s.handover.mode = HandoverMode::NONE_PAYLOAD_TOO_OLD.0);
-                    self.platform.log(LogLevel::WARN, format_args!("slot {slot}: handover: marks did not drain"));
+                    self.with_state(|s| {
+                        s.handover.mode = HandoverMode::NOT_DRAINED.0;
+                        s.handover.last_status = NtStatus::IO_TIMEOUT.0;
+                    });
+                    self.platform.log(
+                        LogLevel::WARN,
+                        format_args!("slot {slot}: handover: still processing when the bound ran out; not exact"),
+                    );
                 }
                 if !finished.quiesce.is_success() {
-                    self.platform.log(LogLevel::WARN, format_args!("slot {slot}: quiesce: {}", finished.quiesce));
+                    self.with_state(|s| s.handover.last_status = finished.quiesce.0);
+                    self.platform.log(
+                        LogLevel::WARN,
+                        format_args!("slot {slot}: quiesce: {}; its final state is not carried", finished.quiesce),
+                    );
                 }
                 if let Some(status) = finished.state.filter(|s| !s.is_success()) {
                     self.platform.log(LogLevel::WARN, format_args!("slot {}: final state: {status}", pending.new));

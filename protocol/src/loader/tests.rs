@@ -7,7 +7,7 @@ use crate::platform::LoaderEvent;
 use core::cell::{Cell, RefCell};
 use crate::handover::OwnerWord;
 use loader_parsers::fixture::{self, put32, put64, IMAGE_BASE};
-use shared_abi::control::{REPLY_OLD_SLOT_STUCK, SLOT_NONE};
+use shared_abi::control::{HandoverMode, REPLY_OLD_SLOT_STUCK, SLOT_NONE};
 use shared_abi::PerSlot;
 use std::vec::Vec;
 
@@ -38,6 +38,8 @@ struct Fake {
     generations: RefCell<Vec<u16>>,
     /// What an import answers.
     import_status: Cell<NtStatus>,
+    /// Whether the old generation's count drains within the bound.
+    drains: Cell<bool>,
 }
 
 /// Offsets in the fixture's `.text` used as the handover entries.
@@ -70,6 +72,7 @@ impl Fake {
             words: RefCell::new(Vec::new()),
             generations: RefCell::new(Vec::new()),
             import_status: Cell::new(NtStatus::SUCCESS),
+            drains: Cell::new(true),
         }
     }
 
@@ -190,7 +193,7 @@ impl LoaderPlatform for &Fake {
     }
     fn wait_old_drained(&self, _old: Slot) -> bool {
         self.calls.borrow_mut().push("drained");
-        true
+        self.drains.get()
     }
     fn place_below(&self, _new: Slot, _old: Slot) -> Result<(), NtStatus> {
         self.calls.borrow_mut().push("place_below");
@@ -510,6 +513,24 @@ fn an_exact_handover_runs_its_steps_in_order() {
     let h = f.state.borrow().handover();
     assert_eq!((h.mode, h.state_transfers, h.refused, h.exact_handovers), (1, 1, 0, 1));
     assert_eq!(h.owner_generation, u32::from(g2));
+    assert!(f.state.borrow().pending_handover().is_none());
+}
+
+/// An old generation still processing when the bound runs out: the new
+/// one takes over all the same (the upgrade stands), and status says the
+/// handover was not exact, with `STATUS_IO_TIMEOUT`.
+#[test]
+fn a_handover_whose_old_generation_does_not_drain_says_it_was_not_exact() {
+    let f = Fake::with_handover(true);
+    let l = Loader::new(&f);
+    assert_eq!(l.load().status, NtStatus::SUCCESS);
+    f.drains.set(false);
+    let up = l.upgrade(None);
+    assert_eq!((up.status, up.active), (NtStatus::SUCCESS, Some(Slot::B)));
+    let g2 = f.generations.borrow()[1];
+    assert_eq!(f.words.borrow().last(), Some(&OwnerWord::steady(g2)));
+    let h = f.state.borrow().handover();
+    assert_eq!((h.mode, h.last_status), (HandoverMode::NOT_DRAINED.0, NtStatus::IO_TIMEOUT.0));
     assert!(f.state.borrow().pending_handover().is_none());
 }
 

@@ -96,10 +96,15 @@ pub const FLAG_MANDATORY: u32 = 0x1;
 /// [`FilterRequest::flags`] for [`IOCTL_SIM_ARM_RACE`]: disarm instead.
 pub const FLAG_DISARM: u32 = 0x2;
 
-/// [`InjectRequest::flags`]: each operation at its own offset,
-/// `n * 2 * length` for the request's `n`-th operation (a write is then a
-/// byte range no other write of the request touches, with a gap between).
+/// [`InjectRequest::flags`]: the request's `n`-th operation goes to byte
+/// range `k = n % OFFSET_WINDOW`, at offset `k * 2 * length` (a gap after
+/// each range, so no two ranges touch). The first [`OFFSET_WINDOW`]
+/// operations each have a range of their own; with `n` operations on one
+/// file, exactly `min(n, OFFSET_WINDOW)` ranges are written, which a
+/// change tracker's bounded table (1,024 ranges per file) holds exactly.
 pub const INJECT_UNIQUE_OFFSETS: u32 = 0x1;
+/// Distinct byte ranges of [`INJECT_UNIQUE_OFFSETS`].
+pub const OFFSET_WINDOW: u64 = 1000;
 
 /// Input of [`IOCTL_SIM_INJECT`].
 #[repr(C)]

@@ -17,8 +17,14 @@ use std::time::{Duration, Instant};
 /// every switch, do not account for (its totals are published with each
 /// operation and after each state import). For the counter filter every
 /// operation counts; with `writes_only` (the change tracker) the writes do:
-/// each write then goes to its own byte range, and the tracker's count of
-/// writes recorded is compared with the writes delivered.
+/// every thread writes one file, [`TRACKED_FILE`], write `n` to byte range
+/// `n % 1000` (`INJECT_UNIQUE_OFFSETS`), and the tracker's count of writes
+/// recorded is compared with the writes delivered. A `tracked:` line then
+/// shows the tracker's set against the set written: one file and
+/// `min(writes, 1000)` separate ranges, with no overflow.
+/// The one file the writes of a `--writes` storm go to.
+pub const TRACKED_FILE: &str = "\\fltsim\\tracked.dat";
+
 pub fn run(upgrades: u32, threads: u32, rollbacks: bool, writes_only: bool) -> Result<(), String> {
     let sim = Sim::open()?;
     let loader = Loader::open()?;
@@ -34,7 +40,7 @@ pub fn run(upgrades: u32, threads: u32, rollbacks: bool, writes_only: bool) -> R
         count: 0,
         length: 512,
         flags: if writes_only { abi::INJECT_UNIQUE_OFFSETS } else { 0 },
-        name: [0; abi::PATH_CHARS],
+        name: if writes_only { abi::utf16(TRACKED_FILE) } else { [0; abi::PATH_CHARS] },
     };
     sim.inject(&req)?;
     let started = Instant::now();
@@ -78,9 +84,22 @@ pub fn run(upgrades: u32, threads: u32, rollbacks: bool, writes_only: bool) -> R
         lost.unsigned_abs(),
         h1.refused.saturating_sub(h0.refused)
     );
+    let report = crate::loader::active(&after).map(|slot| after.slots[slot.index()].report);
+    let expected_ranges = delivered.min(abi::OFFSET_WINDOW);
+    if writes_only {
+        let r = report.unwrap_or_default();
+        println!(
+            "tracked: files={} ranges={} writes={} overflows={} written: files=1 ranges={expected_ranges} writes={delivered}",
+            r.creates, r.reads, r.writes, r.open_contexts
+        );
+    }
     println!(
         "{}",
         json!({
+            "tracked_files": report.map_or(0, |r| r.creates),
+            "tracked_ranges": report.map_or(0, |r| r.reads),
+            "tracked_overflows": report.map_or(0, |r| r.open_contexts),
+            "written_ranges": expected_ranges,
             "upgrades": done,
             "rollbacks": rollbacks,
             "threads": threads,

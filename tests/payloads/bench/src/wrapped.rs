@@ -31,12 +31,30 @@ static BENCH: Minifilter =
         report,
         shutdown,
         state: None,
-        handover: true,
+        handover: !cfg!(feature = "no-handover"),
     };
 
-const NAME: &str = if cfg!(feature = "slow") { "SlowFilter" } else { "BenchFilter (wrapped)" };
+const NAME: &str = if cfg!(feature = "slow") {
+    "SlowFilter"
+} else if cfg!(feature = "no-handover") {
+    "BenchFilter (wrapped, 1.1)"
+} else {
+    "BenchFilter (wrapped)"
+};
 
-payload_driver::export_descriptor!(payload_driver::descriptor(NAME, 1));
+const fn make_descriptor() -> payload_driver::shared_abi::payload::PayloadDescriptor {
+    #[allow(unused_mut)]
+    let mut d = payload_driver::descriptor(NAME, 1);
+    #[cfg(feature = "no-handover")]
+    {
+        // As a 1.1 payload: the wrapper without the owner word.
+        d.quiesce = None;
+        d.abi_minor = 1;
+    }
+    d
+}
+
+payload_driver::export_descriptor!(make_descriptor());
 payload_driver::export_register_entry!();
 payload_driver::export_driver_entry!(BENCH);
 
