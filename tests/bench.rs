@@ -20,6 +20,7 @@
 //!   the owner word against a bare callback (ns/op).
 //!
 //! Record the figures in `docs/performance.md` with the machine and date.
+#![allow(clippy::cast_precision_loss)] // figures printed for people, far below 2^52
 use loader_tests::wine::{WineSession, LOADER_SERVICE, SLOT_SERVICES};
 use std::time::{Duration, Instant};
 
@@ -136,13 +137,12 @@ fn upgrade_latency_and_footprint() {
     // 4. Sizes and footprint.
     let pkg = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/package/x64");
     for f in ["loader.sys", "payload.sys", "loaderctl.exe"] {
-        let len = std::fs::metadata(pkg.join(f)).map(|m| m.len()).unwrap_or(0);
+        let len = std::fs::metadata(pkg.join(f)).map_or(0, |m| m.len());
         println!("size {f}: {len} bytes");
     }
     let loader = std::fs::read(pkg.join("loader.sys")).expect("loader.sys");
     let size_of_image = object::read::pe::PeFile64::parse(&*loader)
-        .map(|f| f.nt_headers().optional_header.size_of_image.get(object::LittleEndian))
-        .unwrap_or(0);
+        .map_or(0, |f| f.nt_headers().optional_header.size_of_image.get(object::LittleEndian));
     println!(
         "loader non-paged footprint: {size_of_image} bytes of image (no pageable sections; all state is static) + 0 bytes of pool (its pool counter stays 0/0)"
     );
@@ -152,8 +152,8 @@ fn upgrade_latency_and_footprint() {
 /// The LTO object an image was linked from (`crate_file` is the crate's
 /// file name, e.g. `loader_driver`).
 fn lto_object(crate_file: &str) -> Option<std::path::PathBuf> {
-    let deps = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/sizes/x86_64-pc-windows-msvc/kernel/deps");
+    let deps =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/sizes/x86_64-pc-windows-msvc/kernel/deps");
     std::fs::read_dir(&deps)
         .ok()?
         .filter_map(Result::ok)
@@ -179,10 +179,9 @@ fn owner(symbol: &str) -> String {
 
 fn size_breakdown(image: &str, crate_file: &str) {
     use object::{Object, ObjectSection, ObjectSymbol, SectionKind, SymbolKind};
-    let bytes = std::fs::read(
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/package/x64").join(image),
-    )
-    .expect("packaged image");
+    let bytes =
+        std::fs::read(std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/package/x64").join(image))
+            .expect("packaged image");
     let pe = object::read::pe::PeFile64::parse(&*bytes).expect("PE32+");
     println!("size breakdown of {image} ({} bytes on disk):", bytes.len());
     for section in pe.sections() {
@@ -213,7 +212,7 @@ fn size_breakdown(image: &str, crate_file: &str) {
             _ => {}
         }
     }
-    functions.sort_by(|a, b| b.0.cmp(&a.0));
+    functions.sort_by_key(|f| std::cmp::Reverse(f.0));
     let code: u64 = functions.iter().map(|f| f.0).sum();
     println!("  code in the LTO object: {code} bytes in {} functions; read-only data {rodata} bytes", functions.len());
     let mut by_owner: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
@@ -221,7 +220,7 @@ fn size_breakdown(image: &str, crate_file: &str) {
         *by_owner.entry(owner(name)).or_default() += size;
     }
     let mut owners: Vec<(String, u64)> = by_owner.into_iter().collect();
-    owners.sort_by(|a, b| b.1.cmp(&a.1));
+    owners.sort_by_key(|o| std::cmp::Reverse(o.1));
     for (owner, size) in owners.iter().take(12) {
         println!("  code by crate/module: {size:>6} bytes  {owner}");
     }
@@ -253,7 +252,7 @@ fn storm_and_wrapper_overhead() {
     const UPGRADES: &str = "1000";
     const READS: u64 = 200_000;
     let wait_active = |s: &WineSession, want: &str| {
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + Duration::from_mins(1);
         loop {
             let r = s.loaderctl(&["status", "--json"]);
             let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap_or_default();
@@ -278,11 +277,12 @@ fn storm_and_wrapper_overhead() {
     let r = fltsim::fltsimctl_bounded(
         &s,
         &["storm", "--upgrades", UPGRADES, "--threads", "4", "--rollbacks"],
-        Duration::from_secs(3600),
+        Duration::from_hours(1),
     );
     assert_eq!(r.code, 0, "storm failed: {}", r.all());
     println!("counter filter:");
-    for line in r.stdout.lines().filter(|l| l.starts_with("storm:") || l.starts_with("handover:") || l.starts_with('{')) {
+    for line in r.stdout.lines().filter(|l| l.starts_with("storm:") || l.starts_with("handover:") || l.starts_with('{'))
+    {
         println!("{line}");
     }
 
@@ -337,7 +337,7 @@ fn storm_and_wrapper_overhead() {
     let r = fltsim::fltsimctl_bounded(
         &s,
         &["storm", "--upgrades", UPGRADES, "--threads", "4", "--rollbacks", "--writes"],
-        Duration::from_secs(3600),
+        Duration::from_hours(1),
     );
     assert_eq!(r.code, 0, "tracker storm failed: {}", r.all());
     println!("change tracker:");

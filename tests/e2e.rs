@@ -7,6 +7,7 @@
 //! first). Scenarios run one at a time: each owns the Wine session.
 use loader_tests::wine::{CtlResult, WineSession, LOADER_SERVICE, SLOT_SERVICES};
 use serde_json::Value;
+use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 /// The bound on a payload's teardown used by the suite (ms).
@@ -48,10 +49,11 @@ fn wait_status(s: &WineSession, secs: u64, what: &str, pred: impl Fn(&Value) -> 
 }
 
 fn wait_active(s: &WineSession, slot: u64, version: u64) -> Value {
+    let index = usize::try_from(slot).expect("a slot index");
     wait_status(s, 30, &format!("slot {slot} active with v{version}"), |st| {
         active_slot(st) == Some(slot)
-            && slot_state(st, slot as usize) == "active"
-            && st["slots"][slot as usize]["payload_version"].as_u64() == Some(version)
+            && slot_state(st, index) == "active"
+            && st["slots"][index]["payload_version"].as_u64() == Some(version)
     })
 }
 
@@ -238,7 +240,7 @@ fn soak_1000_upgrade_cycles_leak_nothing() {
     expect_code(&warm, 0, "warm-up cycles");
     let host = s.loader_host().expect("the winedevice.exe hosting loader.sys");
     let before = WineSession::process_usage(host).expect("usage before");
-    let r = s.loaderctl_bounded(&["cycle", "--count", "1000"], Duration::from_secs(600));
+    let r = s.loaderctl_bounded(&["cycle", "--count", "1000"], Duration::from_mins(10));
     expect_code(&r, 0, "1000 upgrade cycles");
     assert_eq!(s.loader_host(), Some(host), "the loader's host process changed during the cycles");
     let after = WineSession::process_usage(host).expect("usage after");
@@ -343,7 +345,10 @@ fn control_requests_cannot_name_a_driver_and_nothing_is_loaded() {
         for u in text.encode_utf16().chain(std::iter::once(0)) {
             name.extend_from_slice(&u.to_le_bytes());
         }
-        let hex: String = name.iter().map(|b| format!("{b:02x}")).collect();
+        let hex: String = name.iter().fold(String::new(), |mut h, b| {
+            let _ = write!(h, "{b:02x}");
+            h
+        });
         let r = s.loaderctl(&["raw", "--code", &upgrade, "--input-hex", &hex, "--output-len", "16"]);
         let out = r.all();
         assert!(out.contains("status=STATUS_"), "{text}: {out}");
@@ -407,7 +412,7 @@ fn loader_stop_during_an_upgrade_finishes_and_the_slots_come_back() {
     std::thread::sleep(Duration::from_millis(300));
     let (ok, out) = s.sc(&["stop", LOADER_SERVICE]);
     assert!(ok, "sc stop: {out}");
-    s.wait_service_state(LOADER_SERVICE, "STOPPED", Duration::from_secs(60))
+    s.wait_service_state(LOADER_SERVICE, "STOPPED", Duration::from_mins(1))
         .unwrap_or_else(|e| panic!("the loader's stop did not finish: {e}\nlog:\n{}", s.log()));
     assert!(s.log().contains("loader: unloaded"), "the loader's unload did not finish:\n{}", s.log());
     let deadline = Instant::now() + Duration::from_secs(30);

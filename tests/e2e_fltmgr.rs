@@ -103,7 +103,7 @@ fn the_windows7_race_breaks_the_naive_image_and_not_the_loader_payload() {
     wait_active(&s, 0, 1);
     fltsim::install_filter_service(&s, "NaiveFilter", "naive.sys", "370100").unwrap();
     let tries = RACE_TRIES.to_string();
-    let bound = Duration::from_secs(900);
+    let bound = Duration::from_mins(15);
     let r = fltsim::fltsimctl_bounded(&s, &["race-naive", "--service", "NaiveFilter", "--tries", &tries], bound);
     assert_eq!(r.code, 0, "race-naive failed:\n{}", r.all());
     let naive_line = line(&r.stdout, "race: naive-image ");
@@ -171,7 +171,7 @@ fn upgrades_under_an_io_storm_are_measured() {
     s.set_slot_image(1, "payload_v2.sys").unwrap();
     let upgrades = STORM_UPGRADES.to_string();
     let r =
-        fltsim::fltsimctl_bounded(&s, &["storm", "--upgrades", &upgrades, "--threads", "4"], Duration::from_secs(600));
+        fltsim::fltsimctl_bounded(&s, &["storm", "--upgrades", &upgrades, "--threads", "4"], Duration::from_mins(10));
     assert_eq!(r.code, 0, "storm failed:\n{}\n{}", r.all(), s.log());
     println!("{}", line(&r.stdout, "storm: "));
     let storm = json_line(&r.stdout);

@@ -10,6 +10,7 @@
 use loader_tests::fltsim;
 use loader_tests::wine::{WineSession, LOADER_SERVICE};
 use serde_json::Value;
+use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 /// The bound on a payload's teardown used here (ms).
@@ -54,7 +55,7 @@ fn storm(s: &WineSession, switches: u32, rollbacks: bool) -> (String, String, Va
     if rollbacks {
         args.push("--rollbacks");
     }
-    let r = fltsim::fltsimctl_bounded(s, &args, Duration::from_secs(900));
+    let r = fltsim::fltsimctl_bounded(s, &args, Duration::from_mins(15));
     assert_eq!(r.code, 0, "storm failed:\n{}\n{}", r.all(), s.log());
     let line = |prefix: &str| {
         r.stdout
@@ -63,7 +64,8 @@ fn storm(s: &WineSession, switches: u32, rollbacks: bool) -> (String, String, Va
             .unwrap_or_else(|| panic!("no {prefix:?} line in:\n{}", r.stdout))
             .to_owned()
     };
-    let json = r.stdout.lines().rev().find(|l| l.starts_with('{')).unwrap_or_else(|| panic!("no JSON in:\n{}", r.stdout));
+    let json =
+        r.stdout.lines().rev().find(|l| l.starts_with('{')).unwrap_or_else(|| panic!("no JSON in:\n{}", r.stdout));
     let v: Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("not JSON ({e}): {json}"));
     (line("storm: "), line("handover: "), v)
 }
@@ -151,7 +153,7 @@ fn the_change_tracker_records_every_write_across_switches_under_a_storm() {
     let r = fltsim::fltsimctl_bounded(
         &s,
         &["storm", "--upgrades", n, "--threads", "4", "--rollbacks", "--writes"],
-        Duration::from_secs(900),
+        Duration::from_mins(15),
     );
     assert_eq!(r.code, 0, "storm failed:\n{}\n{}", r.all(), s.log());
     let line = |p: &str| r.stdout.lines().find(|l| l.starts_with(p)).unwrap_or_else(|| panic!("no {p}:\n{}", r.stdout));
@@ -184,7 +186,7 @@ fn the_tracked_set_is_exactly_the_writes_across_upgrades_and_rollbacks() {
         let r = fltsim::fltsimctl_bounded(
             &s,
             &["inject", "--op", "write", "--count", "600", "--threads", "4", "--unique-offsets", "--name", &name],
-            Duration::from_secs(300),
+            Duration::from_mins(5),
         );
         assert_eq!(r.code, 0, "round {round}: {}", r.all());
         let verb = if round % 2 == 0 { "upgrade" } else { "rollback" };
@@ -192,7 +194,7 @@ fn the_tracked_set_is_exactly_the_writes_across_upgrades_and_rollbacks() {
         assert_eq!(sw.code, 0, "{verb} after round {round}: {}", sw.all());
     }
     let st = wait_for(&s, 30, "the tracker settled", |st| st["busy"] == false);
-    let active = st["active_slot"]["raw"].as_u64().expect("an active slot") as usize;
+    let active = usize::try_from(st["active_slot"]["raw"].as_u64().expect("an active slot")).expect("an index");
     let report = &st["slots"][active]["report"];
     assert_eq!(report["creates"], 6, "files tracked: {report}");
     assert_eq!(report["reads"], 3600, "ranges tracked: {report}");
@@ -218,7 +220,10 @@ fn the_change_tracker_restores_the_set_its_last_shutdown_persisted() {
     }
     let mut blob = vec![0u8; set.encoded_len()];
     set.encode(&mut blob).unwrap();
-    let hex: String = blob.iter().map(|b| format!("{b:02x}")).collect();
+    let hex: String = blob.iter().fold(String::new(), |mut h, b| {
+        let _ = write!(h, "{b:02x}");
+        h
+    });
     let r = s.wine(&[
         "reg",
         "add",

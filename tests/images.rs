@@ -194,7 +194,7 @@ fn disassemble(image: &str) -> Vec<(String, String)> {
         .lines()
         .filter_map(|l| {
             // "   140001000:      \tmov\trax, qword ptr [rip + 8] # 0x..."
-            let (_, insn) = l.split_once(":")?;
+            let (_, insn) = l.split_once(':')?;
             let insn = insn.trim();
             if insn.is_empty() || insn.starts_with('<') {
                 return None;
@@ -260,9 +260,9 @@ fn check_data_import_reads(code: &[(String, String)], name: &str, slot: u64) -> 
     let mut bad = Vec::new();
     for (i, (mnemonic, operands)) in code.iter().enumerate() {
         // "... # 0x18000a6a8", perhaps followed by " <symbol+offset>".
-        let refers = operands.find(&target).is_some_and(|at| {
-            operands[at + target.len()..].chars().next().is_none_or(|c| !c.is_ascii_hexdigit())
-        });
+        let refers = operands
+            .find(&target)
+            .is_some_and(|at| operands[at + target.len()..].chars().next().is_none_or(|c| !c.is_ascii_hexdigit()));
         if !refers {
             continue;
         }

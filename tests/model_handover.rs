@@ -31,7 +31,8 @@ fn protocol_hands_over_exactly_once_with_room_for_one_mark() {
 
 #[test]
 fn twin_break_before_make_is_caught() {
-    let (_, hits) = check("handover/twin-break-before-make", config(Design::BreakBeforeMake, 4), Violation::Unfiltered, false);
+    let (_, hits) =
+        check("handover/twin-break-before-make", config(Design::BreakBeforeMake, 4), Violation::Unfiltered, false);
     assert!(hits > 0, "break-before-make left no operation unfiltered");
 }
 

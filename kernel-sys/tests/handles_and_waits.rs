@@ -23,7 +23,11 @@ fn thread_and_key_handles_are_kernel_handles() {
 #[test]
 fn only_a_signalled_wait_counts_as_completed() {
     assert_eq!(wait_completed(0), Ok(()));
-    for status in [0x0000_0102 /* STATUS_TIMEOUT */, 0x0000_0101 /* STATUS_ALERTED */, 0xC000_0008u32 as i32] {
+    for status in [
+        0x0000_0102,                                      /* STATUS_TIMEOUT */
+        0x0000_0101,                                      /* STATUS_ALERTED */
+        i32::from_ne_bytes(0xC000_0008u32.to_ne_bytes()), /* STATUS_INVALID_HANDLE */
+    ] {
         assert_eq!(wait_completed(status), Err(status));
     }
 }

@@ -1,6 +1,6 @@
 //! kernel-sys's hand-written x64 layouts against `windows-sys`, Microsoft's
 //! generated bindings, on any host (the `repr(C)` layout of these structs on
-//! x86_64 Linux is their Windows x64 layout: 8-byte pointers, no C `long`).
+//! `x86_64` Linux is their Windows x64 layout: 8-byte pointers, no C `long`).
 //!
 //! Where `windows-sys` 0.61.2 is known to differ from the Windows 7 x64
 //! kernel, the difference is asserted as such, so a fixed release shows up as
@@ -48,20 +48,57 @@ fn report(rows: &[Row], expected_differences: &[&str]) {
 }
 
 #[test]
+#[allow(clippy::too_many_lines)] // one table of rows
 fn kernel_structures_match_windows_sys() {
     let rows: &[Row] = &[
-        ("size UNICODE_STRING", size_of::<k::UNICODE_STRING>(), size_of::<windows_sys::Win32::Foundation::UNICODE_STRING>()),
+        (
+            "size UNICODE_STRING",
+            size_of::<k::UNICODE_STRING>(),
+            size_of::<windows_sys::Win32::Foundation::UNICODE_STRING>(),
+        ),
         ("size OBJECT_ATTRIBUTES", size_of::<k::OBJECT_ATTRIBUTES>(), size_of::<wf::OBJECT_ATTRIBUTES>()),
-        ("OBJECT_ATTRIBUTES.ObjectName", offset_of!(k::OBJECT_ATTRIBUTES, ObjectName), offset_of!(wf::OBJECT_ATTRIBUTES, ObjectName)),
-        ("OBJECT_ATTRIBUTES.Attributes", offset_of!(k::OBJECT_ATTRIBUTES, Attributes), offset_of!(wf::OBJECT_ATTRIBUTES, Attributes)),
+        (
+            "OBJECT_ATTRIBUTES.ObjectName",
+            offset_of!(k::OBJECT_ATTRIBUTES, ObjectName),
+            offset_of!(wf::OBJECT_ATTRIBUTES, ObjectName),
+        ),
+        (
+            "OBJECT_ATTRIBUTES.Attributes",
+            offset_of!(k::OBJECT_ATTRIBUTES, Attributes),
+            offset_of!(wf::OBJECT_ATTRIBUTES, Attributes),
+        ),
         ("size KEVENT", size_of::<k::KEVENT>(), size_of::<wf::KEVENT>()),
-        ("size IO_STATUS_BLOCK", size_of::<k::IO_STATUS_BLOCK>(), size_of::<windows_sys::Win32::System::IO::IO_STATUS_BLOCK>()),
+        (
+            "size IO_STATUS_BLOCK",
+            size_of::<k::IO_STATUS_BLOCK>(),
+            size_of::<windows_sys::Win32::System::IO::IO_STATUS_BLOCK>(),
+        ),
         ("size DRIVER_OBJECT", size_of::<k::DRIVER_OBJECT>(), size_of::<wf::DRIVER_OBJECT>()),
-        ("DRIVER_OBJECT.DriverStart", offset_of!(k::DRIVER_OBJECT, DriverStart), offset_of!(wf::DRIVER_OBJECT, DriverStart)),
-        ("DRIVER_OBJECT.DriverSize", offset_of!(k::DRIVER_OBJECT, DriverSize), offset_of!(wf::DRIVER_OBJECT, DriverSize)),
-        ("DRIVER_OBJECT.DriverName", offset_of!(k::DRIVER_OBJECT, DriverName), offset_of!(wf::DRIVER_OBJECT, DriverName)),
-        ("DRIVER_OBJECT.DriverUnload", offset_of!(k::DRIVER_OBJECT, DriverUnload), offset_of!(wf::DRIVER_OBJECT, DriverUnload)),
-        ("DRIVER_OBJECT.MajorFunction", offset_of!(k::DRIVER_OBJECT, MajorFunction), offset_of!(wf::DRIVER_OBJECT, MajorFunction)),
+        (
+            "DRIVER_OBJECT.DriverStart",
+            offset_of!(k::DRIVER_OBJECT, DriverStart),
+            offset_of!(wf::DRIVER_OBJECT, DriverStart),
+        ),
+        (
+            "DRIVER_OBJECT.DriverSize",
+            offset_of!(k::DRIVER_OBJECT, DriverSize),
+            offset_of!(wf::DRIVER_OBJECT, DriverSize),
+        ),
+        (
+            "DRIVER_OBJECT.DriverName",
+            offset_of!(k::DRIVER_OBJECT, DriverName),
+            offset_of!(wf::DRIVER_OBJECT, DriverName),
+        ),
+        (
+            "DRIVER_OBJECT.DriverUnload",
+            offset_of!(k::DRIVER_OBJECT, DriverUnload),
+            offset_of!(wf::DRIVER_OBJECT, DriverUnload),
+        ),
+        (
+            "DRIVER_OBJECT.MajorFunction",
+            offset_of!(k::DRIVER_OBJECT, MajorFunction),
+            offset_of!(wf::DRIVER_OBJECT, MajorFunction),
+        ),
         ("size DEVICE_OBJECT", size_of::<k::DEVICE_OBJECT>(), size_of::<wf::DEVICE_OBJECT>()),
         ("DEVICE_OBJECT.Flags", offset_of!(k::DEVICE_OBJECT, Flags), offset_of!(wf::DEVICE_OBJECT, Flags)),
         ("size IRP", size_of::<k::IRP>(), size_of::<wf::IRP>()),
@@ -77,7 +114,11 @@ fn kernel_structures_match_windows_sys() {
             offset_of!(wf::IRP, Tail.Overlay.Anonymous2.Anonymous.CurrentStackLocation),
         ),
         ("size IO_STACK_LOCATION", size_of::<k::IO_STACK_LOCATION>(), size_of::<wf::IO_STACK_LOCATION>()),
-        ("IO_STACK_LOCATION.Control", offset_of!(k::IO_STACK_LOCATION, Control), offset_of!(wf::IO_STACK_LOCATION, Control)),
+        (
+            "IO_STACK_LOCATION.Control",
+            offset_of!(k::IO_STACK_LOCATION, Control),
+            offset_of!(wf::IO_STACK_LOCATION, Control),
+        ),
         (
             "IO_STACK_LOCATION.DeviceIoControl.OutputBufferLength",
             offset_of!(k::IO_STACK_LOCATION, OutputBufferLength),
@@ -98,7 +139,11 @@ fn kernel_structures_match_windows_sys() {
             offset_of!(k::IO_STACK_LOCATION, Type3InputBuffer),
             offset_of!(wf::IO_STACK_LOCATION, Parameters.DeviceIoControl.Type3InputBuffer),
         ),
-        ("IO_STACK_LOCATION.DeviceObject", offset_of!(k::IO_STACK_LOCATION, DeviceObject), offset_of!(wf::IO_STACK_LOCATION, DeviceObject)),
+        (
+            "IO_STACK_LOCATION.DeviceObject",
+            offset_of!(k::IO_STACK_LOCATION, DeviceObject),
+            offset_of!(wf::IO_STACK_LOCATION, DeviceObject),
+        ),
         (
             "size KEY_VALUE_PARTIAL_INFORMATION",
             size_of::<k::KEY_VALUE_PARTIAL_INFORMATION>(),
@@ -114,7 +159,11 @@ fn kernel_structures_match_windows_sys() {
             size_of::<k::RTL_OSVERSIONINFOW>(),
             size_of::<windows_sys::Win32::System::SystemInformation::OSVERSIONINFOW>(),
         ),
-        ("size FLT_OPERATION_REGISTRATION", size_of::<kf::FLT_OPERATION_REGISTRATION>(), size_of::<wm::FLT_OPERATION_REGISTRATION>()),
+        (
+            "size FLT_OPERATION_REGISTRATION",
+            size_of::<kf::FLT_OPERATION_REGISTRATION>(),
+            size_of::<wm::FLT_OPERATION_REGISTRATION>(),
+        ),
         (
             "FLT_OPERATION_REGISTRATION.PreOperation",
             offset_of!(kf::FLT_OPERATION_REGISTRATION, PreOperation),
@@ -125,7 +174,11 @@ fn kernel_structures_match_windows_sys() {
             offset_of!(kf::FLT_OPERATION_REGISTRATION, PostOperation),
             offset_of!(wm::FLT_OPERATION_REGISTRATION, PostOperation),
         ),
-        ("size FLT_CONTEXT_REGISTRATION", size_of::<kf::FLT_CONTEXT_REGISTRATION>(), size_of::<wm::FLT_CONTEXT_REGISTRATION>()),
+        (
+            "size FLT_CONTEXT_REGISTRATION",
+            size_of::<kf::FLT_CONTEXT_REGISTRATION>(),
+            size_of::<wm::FLT_CONTEXT_REGISTRATION>(),
+        ),
         (
             "FLT_CONTEXT_REGISTRATION.PoolTag",
             offset_of!(kf::FLT_CONTEXT_REGISTRATION, PoolTag),

@@ -152,9 +152,7 @@ impl Blob {
 
 /// Checks the header an export wrote: its size, magic and length.
 fn check_blob(bytes: &[u8]) -> Result<(), NtStatus> {
-    let field = |at: usize| {
-        bytes.get(at..at + 4).and_then(|b| <[u8; 4]>::try_from(b).ok()).map(u32::from_le_bytes)
-    };
+    let field = |at: usize| bytes.get(at..at + 4).and_then(|b| <[u8; 4]>::try_from(b).ok()).map(u32::from_le_bytes);
     let header = core::mem::size_of::<StateBlobHeader>();
     let (size, magic, data_len) = (field(0), field(4), field(16));
     let ok = size == Some(shared_abi::size_u32::<StateBlobHeader>())
@@ -279,7 +277,10 @@ impl LoaderPlatform for KernelLoader {
         let mut waited = 0u32;
         while kernel_sys::wrap::services::in_flight(old) > 0 {
             if waited >= bound {
-                log!("slot {old}: {} operations still in flight after {bound} ms", kernel_sys::wrap::services::in_flight(old));
+                log!(
+                    "slot {old}: {} operations still in flight after {bound} ms",
+                    kernel_sys::wrap::services::in_flight(old)
+                );
                 return false;
             }
             kernel_sys::wrap::time::sleep_ms(1);
@@ -290,13 +291,21 @@ impl LoaderPlatform for KernelLoader {
 
     fn place_below(&self, new: Slot, old: Slot) -> Result<(), NtStatus> {
         let old_key = instance_key(old)?;
-        let value = RegKey::open(&old_key.as_unicode(), false).map_err(NtStatus)?.query("Altitude").map_err(NtStatus)?;
+        let value =
+            RegKey::open(&old_key.as_unicode(), false).map_err(NtStatus)?.query("Altitude").map_err(NtStatus)?;
         let old_altitude = reg_sz_units(value.data())?;
         let (units, len) = loader_parsers::altitude::below(old_altitude.units())?;
         let new_altitude = units.get(..len).unwrap_or(&[]);
         let new_key = instance_key(new)?;
-        RegKey::open(&new_key.as_unicode(), true).map_err(NtStatus)?.set_sz("Altitude", new_altitude).map_err(NtStatus)?;
-        log!("slot {new}: placed at altitude {} below slot {old} ({})", WideBuf::<16>::from_units(new_altitude).unwrap_or_default(), old_altitude);
+        RegKey::open(&new_key.as_unicode(), true)
+            .map_err(NtStatus)?
+            .set_sz("Altitude", new_altitude)
+            .map_err(NtStatus)?;
+        log!(
+            "slot {new}: placed at altitude {} below slot {old} ({})",
+            WideBuf::<16>::from_units(new_altitude).unwrap_or_default(),
+            old_altitude
+        );
         Ok(())
     }
 

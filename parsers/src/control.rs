@@ -10,9 +10,8 @@
 use core::mem::size_of;
 use shared_abi::control::{
     ControlReply, ControlRequest, ErrorRecord, HandoverStatus, IoctlCode, LoaderStatus, PoolCount, SlotStatus,
-    IOCTL_LOADER_LOAD,
-    IOCTL_LOADER_QUERY_STATUS, IOCTL_LOADER_ROLLBACK, IOCTL_LOADER_UNLOAD, IOCTL_LOADER_UPGRADE, METHOD_BUFFERED,
-    SLOT_NONE,
+    IOCTL_LOADER_LOAD, IOCTL_LOADER_QUERY_STATUS, IOCTL_LOADER_ROLLBACK, IOCTL_LOADER_UNLOAD, IOCTL_LOADER_UPGRADE,
+    METHOD_BUFFERED, SLOT_NONE,
 };
 use shared_abi::payload::{PayloadReport, NAME_CHARS};
 use shared_abi::{NtStatus, Slot, ABI_MAJOR};

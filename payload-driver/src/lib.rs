@@ -30,11 +30,11 @@ mod state;
 pub use entry::{
     driver_entry, driver_unload, filter_unload_callback, quiesce_entry, register_entry, shutdown_entry, teardown_entry,
 };
-pub use state::{export_state_entry, import_state_entry, StateOps};
 pub use fltreg::{payload_registration, register_filter};
 pub use kernel_sys as sys;
 pub use platform::{log, publish};
 pub use shared_abi;
+pub use state::{export_state_entry, import_state_entry, StateOps};
 
 use kernel_sys::flt::{FLT_REGISTRATION, FLT_REGISTRATION_VERSION_0202};
 use kernel_sys::wrap::pool::PoolCounter;

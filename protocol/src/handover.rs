@@ -416,6 +416,7 @@ mod tests {
     /// rule that the steady word for the new one comes only once the old
     /// one's count is zero.
     #[test]
+    #[allow(clippy::many_single_char_names)] // o(ld), n(ew), and the loop's
     fn each_operation_is_processed_once_whichever_words_the_two_read() {
         let (o, n) = (3u16, 4u16);
         let words = [OwnerWord::steady(o), OwnerWord::handover(o, n, true), OwnerWord::steady(n)];

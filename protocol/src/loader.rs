@@ -152,7 +152,9 @@ impl<P: LoaderPlatform> Loader<P> {
         }
         let generation = self.with_state(LoaderState::next_generation);
         let switched = self
-            .load_slot(slot, op, generation, |checked| self.prepare_generation(None, slot, generation, checked).map(|_| ()))
+            .load_slot(slot, op, generation, |checked| {
+                self.prepare_generation(None, slot, generation, checked).map(|_| ())
+            })
             .and_then(|()| self.switch(slot, op, None));
         match switched {
             Ok(()) => self.outcome(NtStatus::SUCCESS, 0),

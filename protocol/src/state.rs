@@ -3,9 +3,9 @@
 //!
 //! Owns only bookkeeping types and their conversion to the ABI structs.
 //! Must never decide anything: the rules are in [`crate::loader`].
+use crate::handover::Plan;
 use loader_parsers::payload::CheckedPayload;
 use shared_abi::control::SLOT_NONE;
-use crate::handover::Plan;
 use shared_abi::control::{
     ControlReply, ErrorRecord, HandoverStatus, LoaderStatus, OpKind, PoolCount, SlotState, SlotStatus,
 };

@@ -220,6 +220,6 @@ mod tests {
         assert!(NtStatus::TIMEOUT.is_success());
         assert!(!NtStatus::PROCEDURE_NOT_FOUND.is_success());
         assert_eq!(NtStatus::IMAGE_ALREADY_LOADED.bits(), 0xC000_010E);
-        assert_eq!(NtStatus(0x1234_5678u32 as i32).name(), None);
+        assert_eq!(NtStatus(0x1234_5678).name(), None);
     }
 }

@@ -203,7 +203,7 @@ pub fn check(name: &str, property: Violation, race: Race, config: Config, expect
     match expect {
         Expect::Clean => assert_eq!(summary.total(), 0, "{name}: the protocol violated {kinds:?}"),
         Expect::Caught => {
-            assert!(summary.of(property) > 0, "{name}: the checker no longer catches {}", property.name())
+            assert!(summary.of(property) > 0, "{name}: the checker no longer catches {}", property.name());
         }
     }
     summary
@@ -277,8 +277,7 @@ pub fn run_seed() -> u64 {
     std::env::var("MODEL_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| u64::try_from(d.as_nanos() & u128::from(u64::MAX)).unwrap_or(1))
-            .unwrap_or(1)
+            .map_or(1, |d| u64::try_from(d.as_nanos() & u128::from(u64::MAX)).unwrap_or(1))
     })
 }
 

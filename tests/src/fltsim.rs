@@ -155,11 +155,8 @@ pub fn reset(s: &WineSession) -> Result<(), String> {
 /// `cleanup`, `close`, `mix`) on `threads` threads, and waits for them.
 pub fn inject(s: &WineSession, op: &str, count: u64, threads: u32) -> Result<String, String> {
     let (count, threads) = (count.to_string(), threads.to_string());
-    let r = fltsimctl_bounded(
-        s,
-        &["inject", "--op", op, "--count", &count, "--threads", &threads],
-        Duration::from_secs(300),
-    );
+    let r =
+        fltsimctl_bounded(s, &["inject", "--op", op, "--count", &count, "--threads", &threads], Duration::from_mins(5));
     if r.code == 0 {
         Ok(r.stdout)
     } else {
@@ -176,7 +173,7 @@ pub fn inject(s: &WineSession, op: &str, count: u64, threads: u32) -> Result<Str
 /// `ZwLoadDriver` fails (1061), so scenarios use this instead. Returns
 /// fltsimctl's line (`unload <service> (mandatory): STATUS_...`).
 pub fn mandatory_unload(s: &WineSession, service: &str) -> Result<String, String> {
-    let r = fltsimctl_bounded(s, &["unload", service, "--mandatory"], Duration::from_secs(120));
+    let r = fltsimctl_bounded(s, &["unload", service, "--mandatory"], Duration::from_mins(2));
     if r.code == 0 {
         Ok(r.stdout.trim().to_owned())
     } else {
@@ -187,7 +184,7 @@ pub fn mandatory_unload(s: &WineSession, service: &str) -> Result<String, String
 /// A non-mandatory unload (`fltmc unload <service>`); the filter may refuse.
 #[must_use]
 pub fn unload(s: &WineSession, service: &str) -> CtlResult {
-    fltsimctl_bounded(s, &["unload", service], Duration::from_secs(120))
+    fltsimctl_bounded(s, &["unload", service], Duration::from_mins(2))
 }
 
 /// Installs `image` (a file of `target/package/test-payloads/`) as the

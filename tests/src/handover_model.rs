@@ -29,7 +29,6 @@ use crate::sync::{lock, pause, thread, Arc, Mutex};
 use loader_protocol::handover::{decide, Decision, HandoverSteps, InFlight, Marks, OwnerWord, Plan};
 use shared_abi::NtStatus;
 
-
 /// The generations' numbers.
 pub const OLD: u16 = 1;
 /// The new generation's number.
@@ -312,7 +311,7 @@ impl HandoverSteps for Steps<'_> {
         } else {
             // The snapshot arrives before the new generation processed
             // anything (it passes every operation until the flip).
-            *state = blob.clone();
+            state.clone_from(blob);
         }
         NtStatus::SUCCESS
     }

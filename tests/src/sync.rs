@@ -40,7 +40,7 @@ static EXECUTION_SEED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU
 #[cfg(not(loom))]
 static THREADS_SPAWNED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// SplitMix64: spreads consecutive numbers over the seed space.
+/// `SplitMix64`: spreads consecutive numbers over the seed space.
 #[must_use]
 pub fn mix(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);

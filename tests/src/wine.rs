@@ -17,6 +17,7 @@
 //!   their environment), never by name across the machine, and the session
 //!   ends with none of them left (`wineserver -k`, then a kill of anything
 //!   of the prefix that survived, checked).
+use std::fmt::Write as _;
 use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -38,9 +39,9 @@ pub const SLOT_IMAGES: [&str; 2] = ["payload_a.sys", "payload_b.sys"];
 pub const SLOT_ALTITUDES: [&str; 2] = ["370030", "370031"];
 
 /// The bound on one ordinary Wine command (`sc`, `reg`, `loaderctl status`).
-pub const COMMAND_BOUND: Duration = Duration::from_secs(60);
+pub const COMMAND_BOUND: Duration = Duration::from_mins(1);
 /// The bound on the session coming up.
-pub const START_BOUND: Duration = Duration::from_secs(120);
+pub const START_BOUND: Duration = Duration::from_mins(2);
 
 /// A running Wine session with the project's package installed.
 pub struct WineSession {
@@ -267,6 +268,7 @@ impl WineSession {
     }
 
     /// Runs `wine <args>` in this session, output to files, at most `bound`.
+    #[must_use]
     pub fn wine_bounded(&self, args: &[&str], bound: Duration) -> CtlResult {
         self.wine_bounded_env(&[], args, bound)
     }
@@ -292,47 +294,45 @@ impl WineSession {
         let (stdout, mut stderr) = (read(&out_path), read(&err_path));
         let _ = std::fs::remove_file(&out_path);
         let _ = std::fs::remove_file(&err_path);
-        let code = match status {
-            Some(s) => s.code().unwrap_or(-1),
-            None => {
-                stderr.push_str(&format!(
-                    "\n(killed: `wine {}` ran longer than {} s)\n",
-                    args.join(" "),
-                    bound.as_secs()
-                ));
-                -2
-            }
+        let code = if let Some(s) = status {
+            s.code().unwrap_or(-1)
+        } else {
+            let _ = write!(stderr, "\n(killed: `wine {}` ran longer than {} s)\n", args.join(" "), bound.as_secs());
+            -2
         };
         CtlResult { code, stdout, stderr }
     }
 
     /// Runs `wine <args>` with the ordinary bound.
+    #[must_use]
     pub fn wine(&self, args: &[&str]) -> CtlResult {
         self.wine_bounded(args, COMMAND_BOUND)
     }
 
-    fn loaderctl_args<'a>(&self, exe: &'a str, args: &[&'a str]) -> Vec<&'a str> {
+    fn loaderctl_args<'a>(exe: &'a str, args: &[&'a str]) -> Vec<&'a str> {
         let mut all = vec![exe];
         all.extend_from_slice(args);
         all
     }
 
     /// Runs `loaderctl.exe <args>` from the package.
+    #[must_use]
     pub fn loaderctl(&self, args: &[&str]) -> CtlResult {
         self.loaderctl_bounded(args, COMMAND_BOUND)
     }
 
     /// Runs `loaderctl.exe <args>` with a bound of its own (long cycles).
+    #[must_use]
     pub fn loaderctl_bounded(&self, args: &[&str], bound: Duration) -> CtlResult {
         let exe = self.package.join("loaderctl.exe").to_string_lossy().into_owned();
-        self.wine_bounded(&self.loaderctl_args(&exe, args), bound)
+        self.wine_bounded(&Self::loaderctl_args(&exe, args), bound)
     }
 
     /// Runs `loaderctl.exe <args>` with extra environment variables.
     #[must_use]
     pub fn loaderctl_env(&self, env: &[(&str, &str)], args: &[&str]) -> CtlResult {
         let exe = self.package.join("loaderctl.exe").to_string_lossy().into_owned();
-        self.wine_bounded_env(env, &self.loaderctl_args(&exe, args), COMMAND_BOUND)
+        self.wine_bounded_env(env, &Self::loaderctl_args(&exe, args), COMMAND_BOUND)
     }
 
     /// Starts `loaderctl.exe <args>` without waiting for it (its output is
@@ -348,6 +348,7 @@ impl WineSession {
     }
 
     /// Runs `sc <args>`; returns (success, output).
+    #[must_use]
     pub fn sc(&self, args: &[&str]) -> (bool, String) {
         let mut all = vec!["sc"];
         all.extend_from_slice(args);
@@ -441,6 +442,7 @@ impl WineSession {
     }
 
     /// Reads a DWORD from the loader's `Parameters`.
+    #[must_use]
     pub fn parameter(&self, name: &str) -> Option<u32> {
         let key = format!("HKLM\\System\\CurrentControlSet\\Services\\{LOADER_SERVICE}\\Parameters");
         let r = self.wine(&["reg", "query", &key, "/v", name]);
@@ -511,7 +513,7 @@ impl WineSession {
                 .and_then(|v| v.parse::<u64>().ok())
                 .unwrap_or(0)
         };
-        let count = |sub: &str| std::fs::read_dir(dir.join(sub)).map(|d| d.count() as u64).unwrap_or(0);
+        let count = |sub: &str| std::fs::read_dir(dir.join(sub)).map_or(0, |d| d.count() as u64);
         Some(ProcessUsage {
             rss_kb: field("VmRSS:"),
             vm_kb: field("VmSize:"),
@@ -535,6 +537,7 @@ impl WineSession {
     /// Ends the session (and with it every driver); returns the processes of
     /// the prefix that had to be killed after `wineserver -k` (empty when
     /// the session ended cleanly).
+    #[allow(clippy::must_use_candidate)] // the survivors are already reaped; most callers need not look
     pub fn stop(mut self) -> Vec<String> {
         self.end_keeper();
         self.server(&["-k"]);

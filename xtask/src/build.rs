@@ -131,7 +131,7 @@ pub fn lint_commands() -> Vec<(&'static str, Command)> {
     fmt.args(["--all", "--check"]);
     // The test world (tests/fltmgr, tests/payloads), each image's features.
     let mut world = Vec::new();
-    for features in ["", "naive-filter/payload,bench-filter/slow"] {
+    for features in ["", "naive-filter/payload,bench-filter/slow,bench-filter/no-handover"] {
         let mut c = debian_tool("cargo-clippy");
         c.env("CARGO_TARGET_DIR", target().join("kernel"))
             .args(["--quiet", "-p", "fltmgr-sim", "-p", "naive-filter", "-p", "bench-filter"])
@@ -232,7 +232,8 @@ pub fn size_build() -> Result<(), String> {
         let mut c = kernel_cargo(package, "");
         let mut flags: Vec<String> = KERNEL_LINK_ARGS.iter().map(|a| format!("-Clink-arg={a}")).collect();
         flags.push("-Csave-temps".into());
-        c.env("CARGO_TARGET_DIR", size_build_dir()).env("CARGO_TARGET_X86_64_PC_WINDOWS_MSVC_RUSTFLAGS", flags.join(" "));
+        c.env("CARGO_TARGET_DIR", size_build_dir())
+            .env("CARGO_TARGET_X86_64_PC_WINDOWS_MSVC_RUSTFLAGS", flags.join(" "));
         util::run(&mut c)?;
     }
     Ok(())
@@ -245,7 +246,13 @@ pub const TEST_WORLD_IMAGES: &[(&str, &str, &str, &str, &str)] = &[
     ("naive-filter", "payload", "naive_payload.sys", "naive_filter", "the same logic as a payload"),
     ("bench-filter", "", "bench_bare.sys", "bench_filter", "one callback, bare image (wrapper overhead)"),
     ("bench-filter", "wrapped", "bench_wrapped.sys", "bench_filter", "the same callback behind the wrapper"),
-    ("bench-filter", "no-handover", "bench_wrapped_old.sys", "bench_filter", "the same, as a 1.1 payload (no owner word)"),
+    (
+        "bench-filter",
+        "no-handover",
+        "bench_wrapped_old.sys",
+        "bench_filter",
+        "the same, as a 1.1 payload (no owner word)",
+    ),
     ("bench-filter", "slow", "slow_payload.sys", "bench_filter", "payload with a blocking read callback"),
 ];
 
@@ -316,12 +323,8 @@ pub fn run() -> Result<PathBuf, String> {
         ("tracker_v2.sys", "v2", "ChangeTracker v2 (upgrade target)"),
     ] {
         let description = format!("ChangeTracker: example minifilter payload for SerialLoader ({purpose})");
-        let image = resources::Image {
-            file,
-            description: &description,
-            kind: resources::FileKind::Driver,
-            messages: false,
-        };
+        let image =
+            resources::Image { file, description: &description, kind: resources::FileKind::Driver, messages: false };
         let res = resources::for_image(&image)?;
         step(&format!("building {file} ({purpose})"));
         util::run(kernel_cargo("change-tracker", features).env(resources::RESOURCE_ENV, &res))?;
@@ -363,7 +366,7 @@ pub fn print_package(pkg: &Path) -> Result<(), String> {
         .collect();
     entries.sort_by_key(std::fs::DirEntry::file_name);
     for e in entries {
-        let len = e.metadata().map(|m| m.len()).unwrap_or(0);
+        let len = e.metadata().map_or(0, |m| m.len());
         println!("  {:<16} {:>9} bytes", e.file_name().to_string_lossy(), len);
     }
     Ok(())

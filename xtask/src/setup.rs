@@ -38,8 +38,7 @@ fn installed(pkg: &str) -> bool {
     Command::new("dpkg-query")
         .args(["-W", "-f=${Status}", pkg])
         .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
-        .unwrap_or(false)
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
 }
 
 /// Installs the missing Debian packages (one `apt-get` run), as root or via sudo.
@@ -49,7 +48,7 @@ pub fn ensure_packages() -> Result<(), String> {
         return Ok(());
     }
     step(&format!("installing Debian packages: {}", missing.join(" ")));
-    let is_root = capture(Command::new("id").arg("-u")).map(|(_, o)| o.trim() == "0").unwrap_or(false);
+    let is_root = capture(Command::new("id").arg("-u")).is_ok_and(|(_, o)| o.trim() == "0");
     let apt = |args: &[&str]| -> Command {
         let mut c = if is_root {
             Command::new("apt-get")
@@ -103,7 +102,7 @@ pub fn ensure_wine_prefix() -> Result<(), String> {
 
 /// Installs `cargo-fuzz` once (from crates.io) for the rustup nightly toolchain.
 pub fn ensure_cargo_fuzz() -> Result<(), String> {
-    let have = Command::new("cargo").args(["fuzz", "--version"]).output().map(|o| o.status.success()).unwrap_or(false);
+    let have = Command::new("cargo").args(["fuzz", "--version"]).output().is_ok_and(|o| o.status.success());
     if have {
         return Ok(());
     }

@@ -37,7 +37,7 @@ impl Tally {
                 }
             }
         }
-        let ok = child.wait().map(|s| s.success()).unwrap_or(false);
+        let ok = child.wait().is_ok_and(|s| s.success());
         self.passed += passed;
         self.failed += failed;
         if failed > 0 {

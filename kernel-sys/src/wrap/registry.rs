@@ -1,8 +1,8 @@
 //! Registry keys by kernel path. `PASSIVE_LEVEL`.
 use crate::imports::{ZwClose, ZwCreateKey, ZwFlushKey, ZwOpenKey, ZwQueryValueKey, ZwSetValueKey};
 use crate::types::{
-    KeyValuePartialInformation, HANDLE, KEY_CREATE_SUB_KEY, KEY_QUERY_VALUE, KEY_SET_VALUE, OBJECT_ATTRIBUTES, REG_BINARY,
-    REG_DWORD, UNICODE_STRING,
+    KeyValuePartialInformation, HANDLE, KEY_CREATE_SUB_KEY, KEY_QUERY_VALUE, KEY_SET_VALUE, OBJECT_ATTRIBUTES,
+    REG_BINARY, REG_DWORD, UNICODE_STRING,
 };
 use crate::wrap::ustr::WideBuf;
 

@@ -165,7 +165,11 @@ pub unsafe extern "system" fn post_write(
     } else {
         // SAFETY: the target file object of the write, valid for the call.
         let stream = unsafe { (*file).FsContext };
-        if stream.is_null() { file as u64 } else { stream as u64 }
+        if stream.is_null() {
+            file as u64
+        } else {
+            stream as u64
+        }
     };
     SET.with(|s| s.record(key, u64::try_from(offset).unwrap_or(0), u64::from(length)));
     payload_driver::publish();

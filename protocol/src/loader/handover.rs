@@ -127,8 +127,7 @@ impl<P: LoaderPlatform> Loader<P> {
     pub(super) fn begin_handover(&self, plan: Plan, old: Slot, new: Slot) -> Result<(), NtStatus> {
         let Some(steps) = self.steps(old, new) else { return Err(NtStatus::INTERNAL_ERROR) };
         plan.transfer_initial(&steps).inspect_err(|status| {
-            self.platform
-                .log(LogLevel::WARN, format_args!("slot {new}: refused the state of slot {old}: {status}"));
+            self.platform.log(LogLevel::WARN, format_args!("slot {new}: refused the state of slot {old}: {status}"));
         })
     }
 

@@ -3,9 +3,9 @@
 //! parser checks it here too.
 extern crate std;
 use super::*;
+use crate::handover::OwnerWord;
 use crate::platform::LoaderEvent;
 use core::cell::{Cell, RefCell};
-use crate::handover::OwnerWord;
 use loader_parsers::fixture::{self, put32, put64, IMAGE_BASE};
 use shared_abi::control::{HandoverMode, REPLY_OLD_SLOT_STUCK, SLOT_NONE};
 use shared_abi::PerSlot;
@@ -26,6 +26,8 @@ struct Fake {
     reference_fails: Cell<bool>,
     /// Retire workers never run: the bound always expires.
     workers_hang: Cell<bool>,
+    /// The last `ActiveSlot` written (`Some(None)`: "no payload").
+    #[allow(clippy::option_option)] // "never written" and "written: none" differ
     persisted: Cell<Option<Option<Slot>>>,
     /// The wait on "retired" times out just as the worker finishes.
     worker_finishes_as_wait_times_out: Cell<bool>,
@@ -497,10 +499,7 @@ fn an_exact_handover_runs_its_steps_in_order() {
     assert_eq!((up.status, up.active), (NtStatus::SUCCESS, Some(Slot::B)));
     let (g1, g2) = (f.generations.borrow()[0], f.generations.borrow()[1]);
     assert_ne!(g1, g2);
-    assert_eq!(
-        *f.words.borrow(),
-        [OwnerWord::steady(g1), OwnerWord::handover(g1, g2, true), OwnerWord::steady(g2)]
-    );
+    assert_eq!(*f.words.borrow(), [OwnerWord::steady(g1), OwnerWord::handover(g1, g2, true), OwnerWord::steady(g2)]);
     let calls = f.calls.borrow().clone();
     let at = |what: &str| calls.iter().position(|c| *c == what).unwrap_or_else(|| panic!("no {what} in {calls:?}"));
     assert!(at("place_below") < at("register"));

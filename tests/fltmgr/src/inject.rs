@@ -296,8 +296,11 @@ extern "system" fn injector(context: *mut core::ffi::c_void) {
                 break;
             }
             let kind = if plan.kind == abi::OP_MIX { usize::try_from(n % 3).unwrap_or(0) } else { plan.kind as usize };
-            let offset =
-                if plan.unique_offsets { (n % abi::OFFSET_WINDOW).saturating_mul(2 * u64::from(plan.length)) } else { 0 };
+            let offset = if plan.unique_offsets {
+                (n % abi::OFFSET_WINDOW).saturating_mul(2 * u64::from(plan.length))
+            } else {
+                0
+            };
             crate::ops::deliver(kind, plan.volume, file, plan.length, offset);
             crate::contexts::release_stream(i);
             DONE.fetch_add(1, Ordering::AcqRel);

@@ -64,8 +64,9 @@ pub fn run(upgrades: u32, threads: u32, rollbacks: bool, writes_only: bool) -> R
     // publishes the payload's totals after every increment. (Reports of
     // concurrent post callbacks reach the loader in any order, so the last
     // one of the storm may show a total a few operations old.)
-    let last = abi::InjectRequest { count: 1, threads: 1, kind: if writes_only { abi::OP_WRITE } else { 0 }, ..req };
-    sim.inject(&last)?;
+    let final_op =
+        abi::InjectRequest { count: 1, threads: 1, kind: if writes_only { abi::OP_WRITE } else { 0 }, ..req };
+    sim.inject(&final_op)?;
     sim.wait_injection(bound)?;
     let s = sim.query()?;
     let t = &s.totals;

@@ -23,16 +23,15 @@ fn report(r: &mut PayloadReport) {
 
 fn shutdown() {}
 
-static BENCH: Minifilter =
-    Minifilter {
-        registration: payload_driver::wrap_registration(REGISTRATION),
-        setup,
-        cleanup,
-        report,
-        shutdown,
-        state: None,
-        handover: !cfg!(feature = "no-handover"),
-    };
+static BENCH: Minifilter = Minifilter {
+    registration: payload_driver::wrap_registration(REGISTRATION),
+    setup,
+    cleanup,
+    report,
+    shutdown,
+    state: None,
+    handover: !cfg!(feature = "no-handover"),
+};
 
 const NAME: &str = if cfg!(feature = "slow") {
     "SlowFilter"
