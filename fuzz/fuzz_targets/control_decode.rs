@@ -33,23 +33,33 @@ fuzz_target!(|data: &[u8]| {
     }
 
     if let Ok(status) = control::decode_status(input) {
-        let mut out = [0u8; control::STATUS_LEN];
-        assert_eq!(
-            control::encode_status(&status, &mut out),
-            Ok(control::STATUS_LEN)
-        );
-        assert_eq!(&out[..], &input[..control::STATUS_LEN]);
+        // A record that says it is whole round-trips in full; a 1.1-sized
+        // one round-trips as the 1.1 prefix, with the handover left empty.
+        let whole =
+            input.len() >= control::STATUS_LEN && usize::try_from(status.size).is_ok_and(|s| s >= control::STATUS_LEN);
+        let len = if whole { control::STATUS_LEN } else { control::MIN_STATUS_LEN };
+        if !whole {
+            assert_eq!(status.handover, Default::default());
+        }
+        let mut out = vec![0u8; len];
+        assert_eq!(control::encode_status(&status, &mut out), Ok(len));
+        assert_eq!(usize::try_from(u32::from_le_bytes([out[0], out[1], out[2], out[3]])), Ok(len));
+        assert_eq!(&out[4..], &input[4..len]);
     }
     if let Ok(reply) = control::decode_reply(input) {
         let mut out = [0u8; control::REPLY_LEN];
-        assert_eq!(
-            control::encode_reply(&reply, &mut out),
-            Ok(control::REPLY_LEN)
-        );
+        assert_eq!(control::encode_reply(&reply, &mut out), Ok(control::REPLY_LEN));
         assert_eq!(&out[..], &input[..control::REPLY_LEN]);
     }
-    // Encoding into a short buffer refuses instead of writing past it.
+    // Encoding into a short buffer writes the 1.1 prefix if that fits and
+    // refuses otherwise, never writing past the buffer.
     let mut short = vec![0u8; output_len.min(600)];
     let wrote = control::encode_status(&Default::default(), &mut short);
-    assert_eq!(wrote.is_ok(), short.len() >= control::STATUS_LEN);
+    if short.len() >= control::STATUS_LEN {
+        assert_eq!(wrote, Ok(control::STATUS_LEN));
+    } else if short.len() >= control::MIN_STATUS_LEN {
+        assert_eq!(wrote, Ok(control::MIN_STATUS_LEN));
+    } else {
+        assert!(wrote.is_err());
+    }
 });

@@ -75,6 +75,11 @@ fn workspace_root() -> PathBuf {
 }
 
 static COMMANDS: AtomicU64 = AtomicU64::new(0);
+/// What Wine's `start.exe /exec` prints when the program it was handed
+/// could not be started at all.
+const NEVER_STARTED: &str = "ShellExecuteEx failed";
+/// How many times a program that never started is started.
+const NEVER_STARTED_TRIES: u32 = 3;
 
 /// Waits for `child` at most `bound`; on expiry kills its process group.
 /// `None` if it had to be killed.
@@ -277,6 +282,25 @@ impl WineSession {
     /// example `TZ`, which Wine's time-zone code reads from the Unix side).
     #[must_use]
     pub fn wine_bounded_env(&self, env: &[(&str, &str)], args: &[&str], bound: Duration) -> CtlResult {
+        // Wine 8 now and then fails to map a program it is asked to start
+        // (on a busy machine, seen once in a few hundred `reg add`s): its
+        // fallback, `start.exe /exec`, then prints "ShellExecuteEx failed"
+        // and the program never ran. Running it again is the same command,
+        // not a second one, so that case alone is retried, a bounded number
+        // of times; every other failure is the program's own answer.
+        let mut tries = 0;
+        loop {
+            let r = self.wine_bounded_env_once(env, args, bound);
+            tries += 1;
+            if r.code == 0 || tries == NEVER_STARTED_TRIES || !r.all().contains(NEVER_STARTED) {
+                return r;
+            }
+            eprintln!("harness: `wine {}` never started (Wine: {NEVER_STARTED}); starting it again", args.join(" "));
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn wine_bounded_env_once(&self, env: &[(&str, &str)], args: &[&str], bound: Duration) -> CtlResult {
         let n = COMMANDS.fetch_add(1, Ordering::Relaxed);
         let (out_path, err_path) = (self.scratch.join(format!("cmd{n}.out")), self.scratch.join(format!("cmd{n}.err")));
         let files = std::fs::File::create(&out_path).and_then(|o| std::fs::File::create(&err_path).map(|e| (o, e)));
