@@ -14,9 +14,7 @@ use shared_abi::Slot;
 fn check_name(name: &ServiceName) {
     let chars = name.as_utf16();
     assert!((1..=config::MAX_SERVICE_CHARS).contains(&chars.len()));
-    assert!(chars
-        .iter()
-        .all(|c| u8::try_from(*c).is_ok_and(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))));
+    assert!(chars.iter().all(|c| u8::try_from(*c).is_ok_and(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))));
     assert!(chars != [u16::from(b'.')] && chars != [u16::from(b'.'); 2]);
     assert_eq!(ServiceName::from_utf16(chars).as_ref(), Ok(name));
     let mut path = [0u16; config::PATH_CHARS];
@@ -48,21 +46,10 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(data, value.to_le_bytes());
     }
     let (a, b) = data.split_at(usize::from(header[1]).min(data.len()));
-    let sz = |data| {
-        Some(RawValue {
-            reg_type: config::REG_SZ,
-            data,
-        })
-    };
-    let dword = Some(RawValue {
-        reg_type: config::REG_DWORD,
-        data: b.get(..4).unwrap_or(b),
-    });
+    let sz = |data| Some(RawValue { reg_type: config::REG_SZ, data });
+    let dword = Some(RawValue { reg_type: config::REG_DWORD, data: b.get(..4).unwrap_or(b) });
     // ActiveSlot: absent, or the first bytes of `a` as a DWORD.
-    let active = (header[1] & 1 == 1).then(|| RawValue {
-        reg_type: config::REG_DWORD,
-        data: a.get(..4).unwrap_or(a),
-    });
+    let active = (header[1] & 1 == 1).then(|| RawValue { reg_type: config::REG_DWORD, data: a.get(..4).unwrap_or(a) });
     if let Ok(slot) = config::parse_active_slot(active) {
         // The one encoder writes back exactly what was read.
         match active {
@@ -72,10 +59,7 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(c) = Config::from_values([sz(a), sz(b)], active, dword) {
         assert!(!c.slots[Slot::A].same_service(&c.slots[Slot::B]));
-        assert!(
-            (config::MIN_UNLOAD_TIMEOUT_MS..=config::MAX_UNLOAD_TIMEOUT_MS)
-                .contains(&c.unload_timeout_ms)
-        );
+        assert!((config::MIN_UNLOAD_TIMEOUT_MS..=config::MAX_UNLOAD_TIMEOUT_MS).contains(&c.unload_timeout_ms));
         check_name(&c.slots[Slot::A]);
         check_name(&c.slots[Slot::B]);
     }

@@ -145,7 +145,7 @@ pub fn check_deadlock_twin(name: &str, test_fn: &str, race: Race, config: Config
             .unwrap_or("?");
         println!(
             "model {name}: mode={} interleavings={interleavings} violations={} property=deadlock deadlock={} [{}] (child process, stopped at the first deadlock) in {:.1}s",
-            mode(race),
+            mode(race, &config),
             usize::from(found),
             usize::from(found),
             if found { "deadlock=1" } else { "" },
@@ -166,7 +166,7 @@ const CHILD_ENV: &str = "LOADER_MODEL_DEADLOCK_CHILD";
 #[cfg(loom)]
 fn explore_all(race: Race, config: Config) {
     let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = Some(preemption_bound(race));
+    builder.preemption_bound = Some(preemption_bound(race, &config));
     builder.max_branches = 100_000;
     builder.check(move || {
         run_and_record(race, config);
@@ -189,7 +189,7 @@ pub fn check(name: &str, property: Violation, race: Race, config: Config, expect
         .collect();
     println!(
         "model {name}: mode={} interleavings={} violations={} property={} {}={} [{}]{} in {:.1}s",
-        mode(race),
+        mode(race, &config),
         summary.interleavings,
         summary.total(),
         property.name(),
@@ -209,27 +209,28 @@ pub fn check(name: &str, property: Violation, race: Race, config: Config, expect
     summary
 }
 
-fn mode(race: Race) -> String {
+fn mode(race: Race, config: &Config) -> String {
     if cfg!(loom) {
-        format!("loom(preemption-bound={})", preemption_bound(race))
+        format!("loom(preemption-bound={})", preemption_bound(race, config))
     } else {
         "std-random".to_string()
     }
 }
 
-/// The preemption bound of a loom run (`MODEL_PREEMPTIONS`, default 3:
-/// the whole suite then explores about a million interleavings in 1-2
-/// minutes on 2 cores; 4 is out of reach for the upgrade races).
+/// The preemption bound of a loom run: `MODEL_PREEMPTIONS` if set, else the
+/// scenario's own ([`Config::preemption_bound`]), else 3 (the whole suite
+/// then explores about 15 million interleavings in about 25 minutes on 2
+/// cores; 4 is out of reach for the upgrade races).
 #[must_use]
-pub fn preemption_bound(race: Race) -> usize {
+pub fn preemption_bound(race: Race, config: &Config) -> usize {
     let _ = race;
-    std::env::var("MODEL_PREEMPTIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(3)
+    std::env::var("MODEL_PREEMPTIONS").ok().and_then(|v| v.parse().ok()).or(config.preemption_bound).unwrap_or(3)
 }
 
 #[cfg(loom)]
 fn explore(race: Race, config: Config, expect: Expect, property: Violation) -> bool {
     let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = Some(preemption_bound(race));
+    builder.preemption_bound = Some(preemption_bound(race, &config));
     builder.max_branches = 100_000;
     let body = move || {
         let found = run_and_record(race, config);

@@ -15,6 +15,7 @@
 //!
 //! Must never take a lock around `DriverEntry` or an unload callback: the
 //! missing serialization is the bug under study.
+use crate::c_dropin;
 use crate::naive;
 use crate::platforms::ModelPayload;
 use crate::sync::{pause, Arc};
@@ -56,6 +57,10 @@ pub fn load_driver(w: &Arc<World>, slot: Slot) -> Result<(), NtStatus> {
             registrations: 0,
             unregistrations: 0,
             naive_filter: None,
+            c_entry_running: false,
+            c_entry_succeeded: false,
+            c_callbacks_running: 0,
+            c_driver_unloads: 0,
             teardown_done: false,
             teardown_done_ready: false,
             registered_ok: false,
@@ -70,6 +75,13 @@ pub fn load_driver(w: &Arc<World>, slot: Slot) -> Result<(), NtStatus> {
         // The protocol's DriverEntry publishes DriverUnload itself, last.
         Design::Protocol => payload::driver_entry(&ModelPayload::new(w, id)),
         Design::NaiveSeed | Design::NaiveRegisterLast => naive::driver_entry(w, id),
+        // The library's DriverEntry: records the driver object, the protocol's
+        // DriverEntry (DriverUnload last); the filter's own waits for the loader.
+        Design::CRelinked => c_dropin::image_driver_entry(w, id),
+        // The plain image's DriverEntry is the filter's own.
+        Design::CPlain => {
+            let _ = c_dropin::filter_driver_entry(w, id);
+        }
     }
     w.leave(id);
     w.drop_ref(id, "load thread's reference");
@@ -165,7 +177,7 @@ fn landing(w: &World, k: &crate::world::Kernel, id: ImageId) -> Landing {
     if o.unload == UnloadRoutine::None {
         return Landing::RefusedInDriverEntry;
     }
-    if w.config.design != Design::Protocol {
+    if !w.config.design.loaded_by_loader() {
         return if o.setup_complete { Landing::AfterRegistration } else { Landing::DuringRegistration };
     }
     match crate::sync::lock(&w.payload_states)[id].stage() {
@@ -176,10 +188,13 @@ fn landing(w: &World, k: &crate::world::Kernel, id: ImageId) -> Landing {
     }
 }
 
-fn run_unload_routine(w: &Arc<World>, id: ImageId, routine: UnloadRoutine) {
+/// Runs `routine` as image `id`'s `DriverUnload` (the caller holds a
+/// reference on the image).
+pub(crate) fn run_unload_routine(w: &Arc<World>, id: ImageId, routine: UnloadRoutine) {
     match routine {
         UnloadRoutine::None => {}
         UnloadRoutine::Payload => payload_driver_unload(w, id),
+        UnloadRoutine::Filter => c_filter_driver_unload(w, id),
         UnloadRoutine::FltMgr => {
             let (registered, saved) = {
                 let k = w.kernel();
@@ -191,14 +206,29 @@ fn run_unload_routine(w: &Arc<World>, id: ImageId, routine: UnloadRoutine) {
             if saved == UnloadRoutine::Payload {
                 payload_driver_unload(w, id);
             }
+            if saved == UnloadRoutine::Filter {
+                c_filter_driver_unload(w, id);
+            }
         }
     }
 }
 
+/// The C minifilter's own `DriverUnload`, reached directly (the I/O
+/// manager's, or `FltMgr`'s saved routine) rather than chained by the library.
+fn c_filter_driver_unload(w: &Arc<World>, id: ImageId) {
+    w.enter(id, "the filter's own DriverUnload");
+    c_dropin::filter_driver_unload(w, id);
+    w.leave(id);
+}
+
 fn payload_driver_unload(w: &Arc<World>, id: ImageId) {
     w.enter(id, "DriverUnload");
-    if w.config.design == Design::Protocol {
-        payload::driver_unload(&ModelPayload::new(w, id));
+    match w.config.design {
+        Design::Protocol => {
+            payload::driver_unload(&ModelPayload::new(w, id));
+        }
+        Design::CRelinked => c_dropin::library_driver_unload(w, id),
+        Design::NaiveSeed | Design::NaiveRegisterLast | Design::CPlain => {}
     }
     w.leave(id);
 }
@@ -211,6 +241,12 @@ fn filter_unload_callback(w: &Arc<World>, id: ImageId, mandatory: bool) -> NtSta
             payload::filter_unload(&ModelPayload::new(w, id), flags)
         }
         Design::NaiveSeed | Design::NaiveRegisterLast => naive::filter_unload_callback(w, id),
+        // The library registered its own callback in place of the filter's.
+        Design::CRelinked => {
+            let flags = if mandatory { payload::FILTER_UNLOAD_MANDATORY } else { 0 };
+            c_dropin::library_filter_unload(w, id, flags)
+        }
+        Design::CPlain => c_dropin::filter_unload_callback(w, id),
     };
     w.leave(id);
     status

@@ -12,6 +12,7 @@
 //! (every check counts) and never block a thread except where Windows would.
 #![allow(clippy::missing_panics_doc)] // a poisoned model lock is a test failure
 
+pub mod c_dropin;
 pub mod explore;
 pub mod handover_model;
 pub mod iomgr;

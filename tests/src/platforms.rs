@@ -8,7 +8,7 @@
 //! synchronization the real drivers do not have.
 use crate::iomgr;
 use crate::sync::{in_critical_section, lock, pause, thread, Arc};
-use crate::world::{FilterRef, ImageId, SettleRef, Timeouts, UnloadRoutine, Violation, World};
+use crate::world::{Design, FilterRef, ImageId, SettleRef, Timeouts, UnloadRoutine, Violation, World};
 use loader_parsers::fixture::IMAGE_BASE;
 use loader_protocol::{
     payload, Loader, LoaderEvent, LoaderPlatform, LoaderState, Mutation, PayloadPlatform, PayloadState,
@@ -150,7 +150,11 @@ impl LoaderPlatform for ModelLoader {
     fn call_register(&self, image: ImageId, entry: u64, slot: Slot, _generation: u16) -> NtStatus {
         self.0.check_entry(image, entry, loader_parsers::fixture::REGISTER_OFFSET);
         self.0.enter(image, "registration entry");
-        let status = payload::register(&ModelPayload::new(&self.0, image), SettleRef(slot));
+        let status = if self.0.config.design == Design::CRelinked {
+            crate::c_dropin::register_entry(&self.0, image, SettleRef(slot))
+        } else {
+            payload::register(&ModelPayload::new(&self.0, image), SettleRef(slot))
+        };
         if status.is_success() {
             self.0.update(|k| k.objects[image].registered_ok = true);
         }
@@ -160,7 +164,11 @@ impl LoaderPlatform for ModelLoader {
     fn call_teardown(&self, image: ImageId, entry: u64) -> NtStatus {
         self.0.check_entry(image, entry, loader_parsers::fixture::TEARDOWN_OFFSET);
         self.0.enter(image, "teardown entry");
-        let status = payload::teardown(&ModelPayload::new(&self.0, image));
+        let status = if self.0.config.design == Design::CRelinked {
+            crate::c_dropin::teardown_entry(&self.0, image)
+        } else {
+            payload::teardown(&ModelPayload::new(&self.0, image))
+        };
         self.0.leave(image);
         status
     }

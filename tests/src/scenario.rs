@@ -9,7 +9,7 @@
 use crate::iomgr;
 use crate::platforms::ModelLoader;
 use crate::sync::{lock, thread, Arc};
-use crate::world::{Config, Design, Kernel, Landing, Violation, World};
+use crate::world::{Config, Kernel, Landing, Violation, World};
 use loader_protocol::{Loader, LoaderPlatform, OpOutcome};
 use shared_abi::control::{SlotState, REPLY_OLD_SLOT_STUCK};
 use shared_abi::{NtStatus, Slot};
@@ -73,7 +73,7 @@ pub fn run(race: Race, config: Config) -> Vec<(Violation, &'static str)> {
 #[must_use]
 pub fn run_with_landings(race: Race, config: Config) -> Findings {
     let w = World::new(config);
-    if config.design == Design::Protocol {
+    if config.design.loaded_by_loader() {
         run_protocol(&w, race);
     } else {
         run_naive(&w, race);
@@ -90,7 +90,7 @@ fn adversary(w: &Arc<World>, who: Adversary) -> thread::JoinHandle<()> {
         match who {
             Adversary::Stop(slot) => {
                 let _ = iomgr::foreign_unload_driver(&w, slot);
-                if w.config.design == Design::Protocol {
+                if w.config.design.loaded_by_loader() {
                     // The reap the payload's report asked for.
                     loader.reap();
                 }
@@ -98,7 +98,7 @@ fn adversary(w: &Arc<World>, who: Adversary) -> thread::JoinHandle<()> {
             Adversary::FltmcThenStop(slot) => {
                 let _ = iomgr::fltmc_unload(&w, slot);
                 let _ = iomgr::foreign_unload_driver(&w, slot);
-                if w.config.design == Design::Protocol {
+                if w.config.design.loaded_by_loader() {
                     loader.reap();
                 }
             }
@@ -351,6 +351,9 @@ fn finish(w: &World) {
         if o.running != 0 {
             found.push((Violation::UnmappedCall, "a call into an image never returned"));
         }
+    }
+    if w.config.design.is_c() {
+        crate::c_dropin::check_end(w.config.c_filter, &k.objects, &mut found);
     }
     k.violations.extend(found);
 }

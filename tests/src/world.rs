@@ -32,6 +32,27 @@ pub enum Design {
     NaiveSeed,
     /// The seed's mitigation: set-up first, `FltRegisterFilter` last.
     NaiveRegisterLast,
+    /// An unchanged C minifilter relinked with `serialpayload.lib`
+    /// (payload-c): the library's glue (`crate::c_dropin`) over
+    /// `loader_protocol::payload`, loaded by the loader.
+    CRelinked,
+    /// The same C minifilter built plainly and loaded directly by the I/O
+    /// manager (no loader, no library): the seed's race.
+    CPlain,
+}
+
+impl Design {
+    /// The loader loads it and the protocol runs in it (else the I/O
+    /// manager loads it directly and nothing serializes it).
+    #[must_use]
+    pub fn loaded_by_loader(self) -> bool {
+        matches!(self, Design::Protocol | Design::CRelinked)
+    }
+    /// One of the C minifilter designs (`crate::c_dropin`).
+    #[must_use]
+    pub fn is_c(self) -> bool {
+        matches!(self, Design::CRelinked | Design::CPlain)
+    }
 }
 
 /// What a scenario configures before it starts.
@@ -58,6 +79,12 @@ pub struct Config {
     pub timeouts: Timeouts,
     /// Writing `Parameters\ActiveSlot` fails.
     pub persist_fails: bool,
+    /// The C minifilter designs: what the filter does and which library
+    /// glue it is linked with (ignored by the other designs).
+    pub c_filter: crate::c_dropin::CFilter,
+    /// The loom preemption bound of this scenario, where it is not the
+    /// suite's 3 (`MODEL_PREEMPTIONS` overrides both).
+    pub preemption_bound: Option<usize>,
 }
 
 /// When a bounded wait of the loader gives up.
@@ -86,6 +113,8 @@ impl Config {
             reference_fails: PerSlot::new(false, false),
             timeouts: Timeouts::WhenDraining,
             persist_fails: false,
+            c_filter: crate::c_dropin::CFilter::wdk(),
+            preemption_bound: None,
         }
     }
     /// The protocol with `mutation` switched on.
@@ -97,6 +126,16 @@ impl Config {
     #[must_use]
     pub fn naive(design: Design) -> Self {
         Config { design, ..Config::protocol() }
+    }
+    /// The C minifilter `filter` relinked with the library (payload-c), loaded by the loader.
+    #[must_use]
+    pub fn c_relinked(filter: crate::c_dropin::CFilter) -> Self {
+        Config { design: Design::CRelinked, c_filter: filter, ..Config::protocol() }
+    }
+    /// The C minifilter `filter` built plainly, loaded directly by the I/O manager.
+    #[must_use]
+    pub fn c_plain(filter: crate::c_dropin::CFilter) -> Self {
+        Config { design: Design::CPlain, c_filter: filter, ..Config::protocol() }
     }
 }
 
@@ -172,6 +211,9 @@ pub enum UnloadRoutine {
     Payload,
     /// `FltMgr`'s, installed by `FltRegisterFilter`.
     FltMgr,
+    /// The C minifilter's own `DriverUnload`, stored by its `DriverEntry`
+    /// (`crate::c_dropin`).
+    Filter,
 }
 
 /// One driver object and its image.
@@ -210,8 +252,17 @@ pub struct DriverObject {
     pub registrations: u32,
     /// `FltUnregisterFilter` calls on a registered filter.
     pub unregistrations: u32,
-    /// Naive designs: the filter handle global.
+    /// Naive designs and the C minifilter: the filter handle global
+    /// (`Globals.Filter`, written by `FltRegisterFilter` through its out pointer).
     pub naive_filter: Option<FilterRef>,
+    /// The C minifilter's own `DriverEntry` is running.
+    pub c_entry_running: bool,
+    /// The C minifilter's own `DriverEntry` returned success.
+    pub c_entry_succeeded: bool,
+    /// Runs of the C minifilter's own `FilterUnloadCallback` in progress.
+    pub c_callbacks_running: u32,
+    /// Runs of the C minifilter's own `DriverUnload`.
+    pub c_driver_unloads: u32,
     /// The payload's "teardown finished" event.
     pub teardown_done: bool,
     /// `DriverEntry` prepared "teardown finished".
@@ -303,6 +354,9 @@ pub struct World {
     pub loader_state: Mutex<LoaderState<ImageId>>,
     /// Each image's payload globals, by [`ImageId`].
     pub payload_states: Mutex<Vec<PayloadState<SettleRef, FilterRef>>>,
+    /// The C designs: each image's library glue state (payload-c's `GLUE`
+    /// spin lock), by [`ImageId`].
+    pub c_glue: Mutex<Vec<crate::c_dropin::GlueState>>,
     /// What happened, in order, when `MODEL_TRACE` is set (printed with the
     /// first violation of an execution, to replay a finding by reading).
     pub trace_log: Mutex<Vec<String>>,
@@ -357,6 +411,7 @@ impl World {
             changed: Condvar::new(),
             loader_state: Mutex::new(LoaderState::new(UNLOAD_TIMEOUT_MS)),
             payload_states: Mutex::new(Vec::new()),
+            c_glue: Mutex::new(Vec::new()),
             workers: Mutex::new(PerSlot::new(None, None)),
             trace_log: Mutex::new(Vec::new()),
             images: images(),

@@ -106,7 +106,7 @@ fn host_unit_tests(t: &mut Tally) {
         "xtask",
     ]);
     c.args(["-p", "fltsim-abi"]);
-    c.args(["-p", "loader-events"]);
+    c.args(["-p", "loader-events", "-p", "change-set"]);
     t.libtest("host unit tests", &mut c);
     let mut harness = host_cargo();
     harness.args(["test", "-p", "loader-tests", "--lib"]);
