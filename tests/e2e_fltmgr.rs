@@ -230,10 +230,10 @@ fn unregister_waits_for_callbacks_in_flight_during_a_storm() {
     s.install(0, 10_000).unwrap();
     s.set_slot_image(0, "slow_payload.sys").unwrap();
     s.clean_reboot().unwrap();
+    fltsim::reset(&s).unwrap();
     let (ok, out) = s.sc(&["start", LOADER_SERVICE]);
     assert!(ok, "sc start: {out}");
     wait_active(&s, 0, 1);
-    fltsim::reset(&s).unwrap();
     sim_ok(&s, &["inject", "--op", "mix", "--threads", "4", "--continuous"]);
     // Reads are in flight (each blocks 20 ms) when the unload retires it.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -250,11 +250,11 @@ fn unregister_waits_for_callbacks_in_flight_during_a_storm() {
     assert_eq!(slow["state"], "unregistered", "{slow:#}");
     assert!(slow["drained"].as_u64() >= Some(1), "FltUnregisterFilter found nothing in flight: {slow:#}");
     assert!(total(&c, "unregister_waits") >= 1, "{c:#}");
-    // The counts began with the slow payload's two instances attached:
-    // both were torn down, start and complete, and nothing else attached.
+    // Counted from before the loader started: the slow payload's instances
+    // (one per simulated volume) were all set up and all torn down.
     assert_eq!(c["instances"].as_array().map_or(0, Vec::len), 0, "{c:#}");
-    assert_eq!(total(&c, "instance_setups"), 0, "{c:#}");
-    assert_eq!(total(&c, "teardown_completes"), 2, "{c:#}");
+    assert!(total(&c, "instance_setups") >= 2, "{c:#}");
+    assert_eq!(total(&c, "instance_setups"), total(&c, "teardown_completes"), "{c:#}");
     assert_eq!(total(&c, "teardown_starts"), total(&c, "teardown_completes"), "{c:#}");
     assert_no_violations(&c, "retiring the slow payload during the storm");
     s.stop();
