@@ -111,6 +111,12 @@ fn upgrade_latency_and_footprint() {
         assert_eq!(r.code, 0, "upgrade: {}", r.all());
     }
     let loader_median = summary("loaderctl upgrade (whole command)", via_loader);
+    // The loader's own pool (state blobs in flight during a handover) after
+    // 630 upgrades: what it allocated, freed and still holds.
+    let st = s.loaderctl(&["status", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&st.stdout).unwrap_or_default();
+    let pool = v["loader_pool"].clone();
+    assert!(pool.is_object(), "status --json has no loader_pool: {}", st.all());
 
     // 3. The same switch by hand, with the loader out of the way.
     let (ok, out) = s.sc(&["stop", LOADER_SERVICE]);
@@ -142,10 +148,18 @@ fn upgrade_latency_and_footprint() {
         println!("size {f}: {len} bytes");
     }
     let loader = std::fs::read(pkg.join("loader.sys")).expect("loader.sys");
-    let size_of_image = object::read::pe::PeFile64::parse(&*loader)
-        .map_or(0, |f| f.nt_headers().optional_header.size_of_image.get(object::LittleEndian));
+    let pe = object::read::pe::PeFile64::parse(&*loader).expect("loader.sys is a PE32+ image");
+    let size_of_image = pe.nt_headers().optional_header.size_of_image.get(object::LittleEndian);
+    let pageable: Vec<String> = {
+        use object::{Object, ObjectSection};
+        pe.sections().filter_map(|sec| sec.name().ok().map(str::to_owned)).filter(|n| n.starts_with("PAGE")).collect()
+    };
     println!(
-        "loader non-paged footprint: {size_of_image} bytes of image (no pageable sections; all state is static) + 0 bytes of pool (its pool counter stays 0/0)"
+        "loader non-paged footprint: {size_of_image} bytes of image (pageable sections: {}) + pool allocs={} frees={} outstanding={}",
+        if pageable.is_empty() { "none".to_owned() } else { pageable.join(",") },
+        pool["allocs"],
+        pool["frees"],
+        pool["outstanding"]
     );
     s.stop();
 }
