@@ -134,8 +134,29 @@ impl WineSession {
 
     /// Whether `HKLM\...\Services\<name>` exists.
     #[must_use]
+    ///
+    /// Only `reg`'s own answer "Unable to find the specified registry key"
+    /// means no: a `reg query` that ended any other way (killed by its
+    /// bound on a busy machine, say) gave no answer and is asked again,
+    /// a bounded number of times, saying so.
     pub fn service_key_exists(&self, name: &str) -> bool {
-        self.wine(&["reg", "query", &format!("{SERVICES_KEY}\\{name}")]).code == 0
+        let key = format!("{SERVICES_KEY}\\{name}");
+        for attempt in 1..=3 {
+            let r = self.wine(&["reg", "query", &key]);
+            if r.code == 0 {
+                return true;
+            }
+            if r.all().contains("Unable to find the specified registry key") {
+                return false;
+            }
+            eprintln!(
+                "harness: `reg query {key}` gave no answer (attempt {attempt}, exit {}): {}",
+                r.code,
+                r.all().trim()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        false
     }
 
     /// Installs the package from its INFs (payload.inf, then loader.inf),
