@@ -219,7 +219,7 @@ fn mode(race: Race, config: &Config) -> String {
 
 /// The preemption bound of a loom run: `MODEL_PREEMPTIONS` if set, else the
 /// scenario's own ([`Config::preemption_bound`]), else 3 (the whole suite
-/// then explores about 15 million interleavings in about 25 minutes on 2
+/// then explores about 14 million interleavings in about 21 minutes on 2
 /// cores; 4 is out of reach for the upgrade races).
 #[must_use]
 pub fn preemption_bound(race: Race, config: &Config) -> usize {
