@@ -20,6 +20,12 @@ pub const SIM_SERVICE: &str = "FltMgr";
 pub const GROUP: &str = "FSFilter Activity Monitor";
 /// What the simulator logs once its `DriverEntry` is done.
 pub const SIM_READY: &str = "fltsim: DriverEntry done";
+/// How long the simulator's `DriverEntry` may take to log [`SIM_READY`]
+/// after `sc start` (seconds on an idle machine; a machine running other
+/// Wine suites and builds has taken longer than 30 s).
+const SIM_READY_BOUND: Duration = Duration::from_secs(90);
+/// How long the service manager may take to answer at a session's start.
+const SERVICE_MANAGER_BOUND: Duration = Duration::from_mins(1);
 
 fn root() -> PathBuf {
     let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -57,6 +63,11 @@ pub(crate) fn start_filter_manager(s: &WineSession) -> Result<(), String> {
     if r.code != 0 {
         return Err(format!("cannot set the fltmgr.sys=native override: {}", r.all()));
     }
+    // The service manager (`services.exe`) starts with the session's first
+    // process, but on a loaded machine it may not answer yet; asking it
+    // anything before it does fails with no output. Wait (bounded) until it
+    // reports a service every prefix has.
+    s.wait_service_manager(SERVICE_MANAGER_BOUND)?;
     let bin = "C:\\windows\\system32\\drivers\\fltmgr.sys";
     let (created, out) = s.sc(&[
         "create",
@@ -77,8 +88,16 @@ pub(crate) fn start_filter_manager(s: &WineSession) -> Result<(), String> {
     if !created && s.service_state(SIM_SERVICE).is_none() {
         return Err(format!("sc create {SIM_SERVICE}: {out}"));
     }
-    let (started, out) = s.sc(&["start", SIM_SERVICE]);
-    s.wait_log(SIM_READY, Duration::from_secs(30)).map_err(|e| {
+    let (mut started, mut out) = s.sc(&["start", SIM_SERVICE]);
+    if !started && s.service_state(SIM_SERVICE).as_deref() == Some("STOPPED") {
+        // Wine's services.exe gives up on a service process that has not
+        // connected within its own timeout, which a loaded machine can
+        // outrun; the service is then stopped and can be started again
+        // (once; the wait below is bounded either way).
+        eprintln!("harness: sc start {SIM_SERVICE} failed and it is stopped ({}); starting it again", out.trim());
+        (started, out) = s.sc(&["start", SIM_SERVICE]);
+    }
+    s.wait_log(SIM_READY, SIM_READY_BOUND).map_err(|e| {
         let overrides = s.wine(&["reg", "query", key, "/v", "fltmgr.sys"]).all();
         let log = s.log();
         let tail = log.get(log.len().saturating_sub(2000)..).unwrap_or("");

@@ -438,6 +438,22 @@ impl WineSession {
         line.split_whitespace().last().map(str::to_owned)
     }
 
+    /// Waits (bounded) until the service manager answers: `sc query` of
+    /// `PlugPlay` (a service of every Wine prefix) shows its state.
+    pub fn wait_service_manager(&self, bound: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + bound;
+        loop {
+            let (_, out) = self.sc(&["query", "PlugPlay"]);
+            if out.lines().any(|l| l.trim_start().starts_with("STATE")) {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("the service manager did not answer within {} s: {}", bound.as_secs(), out.trim()));
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
     /// Waits (bounded) until `sc query <service>` shows `state`.
     pub fn wait_service_state(&self, service: &str, state: &str, bound: Duration) -> Result<(), String> {
         let deadline = Instant::now() + bound;
