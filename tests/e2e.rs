@@ -212,7 +212,7 @@ fn malformed_control_requests_get_clean_errors_and_the_loader_keeps_serving() {
             let name = out
                 .split_whitespace()
                 .find_map(|w| w.strip_prefix("status="))
-                .unwrap_or_else(|| panic!("raw {args:?}: no status in output:\n{out}"));
+                .unwrap_or_else(|| panic!("raw {args:?}: no status in output (exit {}):\n{out}", r.code));
             assert!(name.starts_with("STATUS_"), "raw {args:?}: status not symbolic: {name}");
             assert_ne!(name, "STATUS_SUCCESS", "raw {args:?} was accepted:\n{out}");
             checked += 1;
