@@ -5,57 +5,13 @@
 //!
 //! Run with `cargo xtask e2e` (it builds the package and the Wine prefix
 //! first). Scenarios run one at a time: each owns the Wine session.
+use loader_tests::e2e::{active_slot, slot_state, start_loader, status, wait_active, wait_status};
 use loader_tests::wine::{CtlResult, WineSession, LOADER_SERVICE, SLOT_SERVICES};
-use serde_json::Value;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 /// The bound on a payload's teardown used by the suite (ms).
 const UNLOAD_BOUND_MS: u32 = 2000;
-
-fn start_loader(active_slot: u32) -> WineSession {
-    let s = WineSession::start().unwrap_or_else(|e| panic!("Wine session: {e}"));
-    s.install(active_slot, UNLOAD_BOUND_MS).unwrap_or_else(|e| panic!("install: {e}"));
-    let (ok, out) = s.sc(&["start", LOADER_SERVICE]);
-    assert!(ok, "sc start {LOADER_SERVICE} failed: {out}");
-    s
-}
-
-fn status(s: &WineSession) -> Value {
-    let r = s.loaderctl(&["status", "--json"]);
-    assert_eq!(r.code, 0, "loaderctl status --json failed: {}", r.all());
-    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("status --json is not JSON ({e}):\n{}", r.stdout))
-}
-
-fn slot_state(st: &Value, slot: usize) -> String {
-    st["slots"][slot]["state"]["name"].as_str().unwrap_or("?").to_owned()
-}
-
-fn active_slot(st: &Value) -> Option<u64> {
-    st["active_slot"]["name"].as_str().map(|_| st["active_slot"]["raw"].as_u64().unwrap_or(99))
-}
-
-/// Polls `status` until `pred` holds or `secs` pass; returns the last status.
-fn wait_status(s: &WineSession, secs: u64, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let st = status(s);
-        if pred(&st) {
-            return st;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}; last status:\n{st:#}\nlog:\n{}", s.log());
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn wait_active(s: &WineSession, slot: u64, version: u64) -> Value {
-    let index = usize::try_from(slot).expect("a slot index");
-    wait_status(s, 30, &format!("slot {slot} active with v{version}"), |st| {
-        active_slot(st) == Some(slot)
-            && slot_state(st, index) == "active"
-            && st["slots"][index]["payload_version"].as_u64() == Some(version)
-    })
-}
 
 fn expect_code(r: &CtlResult, code: i32, what: &str) {
     assert_eq!(r.code, code, "{what}: expected exit code {code}, got {}:\n{}", r.code, r.all());
@@ -68,7 +24,7 @@ fn log_pos(log: &str, needle: &str) -> Option<usize> {
 
 #[test]
 fn lifecycle_start_upgrade_upgrade_back_stop() {
-    let s = start_loader(0);
+    let s = start_loader(0, UNLOAD_BOUND_MS);
     // Starting the loader service loads and registers slot A.
     let st = wait_active(&s, 0, 1);
     assert_eq!(st["slots"][0]["name"], "CounterFilter v1");
@@ -132,7 +88,7 @@ fn refused_upgrade(s: &WineSession, image: &str, status_name: &str, code: i32) {
 
 #[test]
 fn failure_injection_keeps_the_previous_payload_active() {
-    let s = start_loader(0);
+    let s = start_loader(0, UNLOAD_BOUND_MS);
     wait_active(&s, 0, 1);
     refused_upgrade(&s, "payload_noexport.sys", "STATUS_PROCEDURE_NOT_FOUND", 5);
     refused_upgrade(&s, "payload_badmagic.sys", "STATUS_INVALID_IMAGE_FORMAT", 5);
@@ -151,7 +107,7 @@ fn failure_injection_keeps_the_previous_payload_active() {
 /// it again (Windows unmaps an image whose DriverEntry failed).
 #[test]
 fn driver_entry_failure_keeps_the_previous_payload_active() {
-    let s = start_loader(0);
+    let s = start_loader(0, UNLOAD_BOUND_MS);
     wait_active(&s, 0, 1);
     refused_upgrade(&s, "payload_entryfail.sys", "STATUS_INSUFFICIENT_RESOURCES", 6);
     // The loader still serves requests and v1 still filters.
@@ -162,7 +118,7 @@ fn driver_entry_failure_keeps_the_previous_payload_active() {
 
 #[test]
 fn teardown_that_never_ends_is_reported_not_waited_for() {
-    let s = start_loader(0);
+    let s = start_loader(0, UNLOAD_BOUND_MS);
     wait_active(&s, 0, 1);
     // A payload whose teardown outlasts the bound (an open file keeps it draining).
     s.set_slot_image(1, "payload_hang.sys").unwrap();
@@ -190,7 +146,7 @@ fn teardown_that_never_ends_is_reported_not_waited_for() {
 
 #[test]
 fn malformed_control_requests_get_clean_errors_and_the_loader_keeps_serving() {
-    let s = start_loader(0);
+    let s = start_loader(0, UNLOAD_BOUND_MS);
     wait_active(&s, 0, 1);
     let codes = shared_abi::control::ALL_IOCTLS.iter().map(|c| c.0).chain([0x0022_0000, 0x0022_2003, 0xDEAD_BEEF]);
     let shapes: [&[&str]; 6] = [
@@ -232,7 +188,7 @@ fn malformed_control_requests_get_clean_errors_and_the_loader_keeps_serving() {
 /// ending during the cycles showed up as "growth".
 #[test]
 fn soak_1000_upgrade_cycles_leak_nothing() {
-    let s = start_loader(0);
+    let s = start_loader(0, UNLOAD_BOUND_MS);
     wait_active(&s, 0, 1);
     s.set_slot_image(1, "payload_v2.sys").unwrap();
     // Warm up, then measure the device process.
@@ -328,7 +284,7 @@ fn power_loss_during_an_upgrade_comes_back_on_a_consistent_slot() {
 
 #[test]
 fn control_requests_cannot_name_a_driver_and_nothing_is_loaded() {
-    let s = start_loader(0);
+    let s = start_loader(0, UNLOAD_BOUND_MS);
     wait_active(&s, 0, 1);
     let loads_before = s.log().matches("ZwLoadDriver").count();
     let upgrade = format!("0x{:08X}", shared_abi::control::IOCTL_LOADER_UPGRADE.0);
@@ -366,7 +322,7 @@ fn control_requests_cannot_name_a_driver_and_nothing_is_loaded() {
 /// `STATUS_DEVICE_NOT_READY`.
 #[test]
 fn unload_then_restart_the_loader_then_load_and_upgrade() {
-    let s = start_loader(0);
+    let s = start_loader(0, UNLOAD_BOUND_MS);
     wait_active(&s, 0, 1);
     expect_code(&s.loaderctl(&["unload"]), 0, "unload");
     wait_status(&s, 15, "no active payload", |st| active_slot(st).is_none() && slot_state(st, 0) == "empty");
@@ -437,7 +393,7 @@ fn loader_stop_during_an_upgrade_finishes_and_the_slots_come_back() {
 /// it again (it used to answer success at once while nothing filtered).
 #[test]
 fn a_foreign_sc_stop_of_the_active_payload_is_shown_and_load_reloads_it() {
-    let s = start_loader(0);
+    let s = start_loader(0, UNLOAD_BOUND_MS);
     wait_active(&s, 0, 1);
     let loads_before = s.log().matches("ZwLoadDriver \\").count();
     // `sc stop` of a payload fails under Wine (services.exe forwards it to a
@@ -461,7 +417,7 @@ fn a_foreign_sc_stop_of_the_active_payload_is_shown_and_load_reloads_it() {
 /// IOCTL caller's thread, in loaderctl's process).
 #[test]
 fn payload_registration_runs_in_the_system_process_for_boot_and_ioctl_loads() {
-    let s = start_loader(0);
+    let s = start_loader(0, UNLOAD_BOUND_MS);
     wait_active(&s, 0, 1);
     s.set_slot_image(1, "payload_v2.sys").unwrap();
     expect_code(&s.loaderctl(&["upgrade"]), 0, "upgrade");
@@ -478,7 +434,7 @@ fn payload_registration_runs_in_the_system_process_for_boot_and_ioctl_loads() {
 /// payload stays.
 #[test]
 fn files_that_are_not_images_are_refused_as_bad_images() {
-    let s = start_loader(0);
+    let s = start_loader(0, UNLOAD_BOUND_MS);
     wait_active(&s, 0, 1);
     let payload =
         std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/package/x64/payload.sys"))
@@ -503,7 +459,7 @@ fn files_that_are_not_images_are_refused_as_bad_images() {
 /// error with a plain answer, not an internal error.
 #[test]
 fn upgrading_into_the_active_slot_is_a_usage_answer() {
-    let s = start_loader(0);
+    let s = start_loader(0, UNLOAD_BOUND_MS);
     wait_active(&s, 0, 1);
     let r = s.loaderctl(&["upgrade", "--slot", "A"]);
     expect_code(&r, 2, "upgrade --slot A while A is active");

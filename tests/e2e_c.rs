@@ -6,10 +6,13 @@
 //!
 //! Run after `cargo xtask build`, one test at a time (each owns the Wine
 //! session; `cargo xtask test` and `cargo xtask e2e` run them so).
+use loader_tests::e2e::{
+    assert_no_violations, filter, json_line, line, sim, slot_state, start_loader, total, wait_active, wait_status,
+};
 use loader_tests::fltsim;
-use loader_tests::wine::{WineSession, LOADER_SERVICE};
+use loader_tests::wine::WineSession;
 use serde_json::Value;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The bound on a payload's teardown used here (ms).
 const UNLOAD_BOUND_MS: u32 = 2000;
@@ -18,72 +21,6 @@ const RACE_TRIES: u32 = 200;
 /// The plain image's service and its altitude (not a slot's).
 const LEGACY_SERVICE: &str = "CLegacyFilter";
 const LEGACY_ALTITUDE: &str = "370200";
-
-fn start_loader(active_slot: u32) -> WineSession {
-    let s = WineSession::start().unwrap_or_else(|e| panic!("Wine session: {e}"));
-    s.install(active_slot, UNLOAD_BOUND_MS).unwrap_or_else(|e| panic!("install: {e}"));
-    let (ok, out) = s.sc(&["start", LOADER_SERVICE]);
-    assert!(ok, "sc start {LOADER_SERVICE} failed: {out}");
-    s
-}
-
-fn status(s: &WineSession) -> Value {
-    let r = s.loaderctl(&["status", "--json"]);
-    assert_eq!(r.code, 0, "loaderctl status --json failed: {}", r.all());
-    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("status --json is not JSON ({e}):\n{}", r.stdout))
-}
-
-fn slot_state(st: &Value, slot: usize) -> String {
-    st["slots"][slot]["state"]["name"].as_str().unwrap_or("?").to_owned()
-}
-
-fn wait_status(s: &WineSession, secs: u64, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let st = status(s);
-        if pred(&st) {
-            return st;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}; last status:\n{st:#}\nlog:\n{}", s.log());
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn wait_active(s: &WineSession, slot: usize, version: u64) -> Value {
-    wait_status(s, 30, &format!("slot {slot} active with v{version}"), |st| {
-        slot_state(st, slot) == "active" && st["slots"][slot]["payload_version"].as_u64() == Some(version)
-    })
-}
-
-fn sim(s: &WineSession) -> Value {
-    let text = fltsim::counters(s).unwrap_or_else(|e| panic!("{e}"));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("counters are not JSON ({e}):\n{text}"))
-}
-
-/// The registration of `name` the simulator shows last (highest generation).
-fn filter<'a>(c: &'a Value, name: &str) -> &'a Value {
-    c["filters"]
-        .as_array()
-        .and_then(|fs| fs.iter().filter(|f| f["name"] == name).max_by_key(|f| f["generation"].as_u64()))
-        .unwrap_or_else(|| panic!("the simulator shows no filter {name}:\n{c:#}"))
-}
-
-fn total(c: &Value, key: &str) -> u64 {
-    c["totals"][key].as_u64().unwrap_or_else(|| panic!("no total {key}:\n{c:#}"))
-}
-
-fn assert_no_violations(c: &Value, what: &str) {
-    assert_eq!(total(c, "violations"), 0, "{what}: the verifier recorded violations:\n{:#}", c["violations"]);
-}
-
-fn json_line(out: &str) -> Value {
-    let line = out.lines().rev().find(|l| l.starts_with('{')).unwrap_or_else(|| panic!("no JSON line in:\n{out}"));
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
-}
-
-fn line<'a>(out: &'a str, prefix: &str) -> &'a str {
-    out.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no line {prefix:?} in:\n{out}"))
-}
 
 /// What one filter's registration saw of the injected I/O.
 #[derive(Debug, PartialEq, Eq)]
@@ -120,7 +57,7 @@ fn inject_workload(s: &WineSession) {
 /// misbehaves.
 #[test]
 fn the_windows7_race_breaks_the_c_legacy_image_and_not_the_relinked_payload() {
-    let s = start_loader(0);
+    let s = start_loader(0, UNLOAD_BOUND_MS);
     wait_active(&s, 0, 1);
     fltsim::install_filter_service(&s, LEGACY_SERVICE, "c_legacy.sys", LEGACY_ALTITUDE).unwrap();
     let tries = RACE_TRIES.to_string();
@@ -180,7 +117,7 @@ fn the_windows7_race_breaks_the_c_legacy_image_and_not_the_relinked_payload() {
 /// its v2 and rolls back, and every stream context it allocated is freed.
 #[test]
 fn the_relinked_payload_counts_like_the_plain_image_upgrades_and_rolls_back() {
-    let s = start_loader(0);
+    let s = start_loader(0, UNLOAD_BOUND_MS);
     wait_active(&s, 0, 1);
     // (a) plain, started by its own service, no race.
     fltsim::install_filter_service(&s, LEGACY_SERVICE, "c_legacy.sys", LEGACY_ALTITUDE).unwrap();

@@ -6,9 +6,12 @@
 //! the scenarios drive it with `fltsimctl.exe` and the loader with
 //! `loaderctl.exe`, and assert on what those show. Run after `cargo xtask
 //! build`, one test at a time (each owns the Wine session).
+use loader_tests::e2e::{
+    assert_no_violations, filter, json_line, line, sim, sim_ok, slot_state, start_loader, status, total, wait_active,
+    wait_status,
+};
 use loader_tests::fltsim;
 use loader_tests::wine::{WineSession, LOADER_SERVICE};
-use serde_json::Value;
 use std::time::{Duration, Instant};
 
 /// The bound on a payload's teardown used here (ms).
@@ -18,88 +21,13 @@ const RACE_TRIES: u32 = 200;
 /// Upgrades of the storm in the suite (`cargo xtask bench` runs 1,000).
 const STORM_UPGRADES: u32 = 40;
 
-fn start_loader(active_slot: u32) -> WineSession {
-    let s = WineSession::start().unwrap_or_else(|e| panic!("Wine session: {e}"));
-    s.install(active_slot, UNLOAD_BOUND_MS).unwrap_or_else(|e| panic!("install: {e}"));
-    let (ok, out) = s.sc(&["start", LOADER_SERVICE]);
-    assert!(ok, "sc start {LOADER_SERVICE} failed: {out}");
-    s
-}
-
-fn status(s: &WineSession) -> Value {
-    let r = s.loaderctl(&["status", "--json"]);
-    assert_eq!(r.code, 0, "loaderctl status --json failed: {}", r.all());
-    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("status --json is not JSON ({e}):\n{}", r.stdout))
-}
-
-fn slot_state(st: &Value, slot: usize) -> String {
-    st["slots"][slot]["state"]["name"].as_str().unwrap_or("?").to_owned()
-}
-
-fn wait_status(s: &WineSession, secs: u64, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        let st = status(s);
-        if pred(&st) {
-            return st;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}; last status:\n{st:#}\nlog:\n{}", s.log());
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn wait_active(s: &WineSession, slot: usize, version: u64) -> Value {
-    wait_status(s, 30, &format!("slot {slot} active with v{version}"), |st| {
-        slot_state(st, slot) == "active" && st["slots"][slot]["payload_version"].as_u64() == Some(version)
-    })
-}
-
-/// The simulator's snapshot.
-fn sim(s: &WineSession) -> Value {
-    let text = fltsim::counters(s).unwrap_or_else(|e| panic!("{e}"));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("counters are not JSON ({e}):\n{text}"))
-}
-
-/// The registration of `name` the simulator shows last (highest generation).
-fn filter<'a>(c: &'a Value, name: &str) -> &'a Value {
-    c["filters"]
-        .as_array()
-        .and_then(|fs| fs.iter().filter(|f| f["name"] == name).max_by_key(|f| f["generation"].as_u64()))
-        .unwrap_or_else(|| panic!("the simulator shows no filter {name}:\n{c:#}"))
-}
-
-fn total(c: &Value, key: &str) -> u64 {
-    c["totals"][key].as_u64().unwrap_or_else(|| panic!("no total {key}:\n{c:#}"))
-}
-
-fn assert_no_violations(c: &Value, what: &str) {
-    assert_eq!(total(c, "violations"), 0, "{what}: the verifier recorded violations:\n{:#}", c["violations"]);
-}
-
-/// The JSON line a `fltsimctl` loop prints after its summary line.
-fn json_line(out: &str) -> Value {
-    let line = out.lines().rev().find(|l| l.starts_with('{')).unwrap_or_else(|| panic!("no JSON line in:\n{out}"));
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
-}
-
-/// The first line of `out` that starts with `prefix`.
-fn line<'a>(out: &'a str, prefix: &str) -> &'a str {
-    out.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("no line {prefix:?} in:\n{out}"))
-}
-
-fn sim_ok(s: &WineSession, args: &[&str]) -> String {
-    let r = fltsim::fltsimctl(s, args);
-    assert_eq!(r.code, 0, "fltsimctl {args:?} failed:\n{}", r.all());
-    r.stdout
-}
-
 /// Scenario 1: the seed's race on real images. The naive image, started
 /// with the race armed, tears half-built state down and starts filtering on
 /// an unregistered filter; the same logic as a payload of the loader, with
 /// the same race armed, never does.
 #[test]
 fn the_windows7_race_breaks_the_naive_image_and_not_the_loader_payload() {
-    let s = start_loader(0);
+    let s = start_loader(0, UNLOAD_BOUND_MS);
     wait_active(&s, 0, 1);
     fltsim::install_filter_service(&s, "NaiveFilter", "naive.sys", "370100").unwrap();
     let tries = RACE_TRIES.to_string();
@@ -137,7 +65,7 @@ fn the_windows7_race_breaks_the_naive_image_and_not_the_loader_payload() {
 /// post-operation callbacks and publishes from there).
 #[test]
 fn the_counter_filter_counts_exactly_what_was_injected() {
-    let s = start_loader(0);
+    let s = start_loader(0, UNLOAD_BOUND_MS);
     wait_active(&s, 0, 1);
     fltsim::reset(&s).unwrap();
     fltsim::inject(&s, "create", 120, 3).unwrap();
@@ -166,7 +94,7 @@ fn the_counter_filter_counts_exactly_what_was_injected() {
 /// inject creates, reads and writes without pause while the loader upgrades.
 #[test]
 fn upgrades_under_an_io_storm_are_measured() {
-    let s = start_loader(0);
+    let s = start_loader(0, UNLOAD_BOUND_MS);
     wait_active(&s, 0, 1);
     s.set_slot_image(1, "payload_v2.sys").unwrap();
     let upgrades = STORM_UPGRADES.to_string();
@@ -193,7 +121,7 @@ fn upgrades_under_an_io_storm_are_measured() {
 /// stays registered and filtering, and the loader's status stays true.
 #[test]
 fn a_non_mandatory_unload_of_the_active_slot_is_refused_and_status_stays_true() {
-    let s = start_loader(0);
+    let s = start_loader(0, UNLOAD_BOUND_MS);
     wait_active(&s, 0, 1);
     fltsim::inject(&s, "create", 10, 1).unwrap();
     let r = fltsim::unload(&s, "CounterFilterA");
@@ -264,7 +192,7 @@ fn unregister_waits_for_callbacks_in_flight_during_a_storm() {
 /// bare and behind the payload wrapper, each sees every operation once.
 #[test]
 fn the_same_callback_bare_and_behind_the_wrapper_sees_every_operation() {
-    let s = start_loader(0);
+    let s = start_loader(0, UNLOAD_BOUND_MS);
     wait_active(&s, 0, 1);
     s.set_slot_image(1, "bench_wrapped.sys").unwrap();
     assert_eq!(s.loaderctl(&["upgrade"]).code, 0);
@@ -340,7 +268,7 @@ fn an_open_file_keeps_the_teardown_draining_until_it_closes() {
 /// the listing `fltmc` would show.
 #[test]
 fn registration_takes_the_altitude_from_the_registry_and_refuses_a_taken_one() {
-    let s = start_loader(0);
+    let s = start_loader(0, UNLOAD_BOUND_MS);
     wait_active(&s, 0, 1);
     let table = sim_ok(&s, &["filters"]);
     assert!(table.contains("CounterFilterA") && table.contains("370030"), "{table}");
@@ -367,7 +295,7 @@ fn registration_takes_the_altitude_from_the_registry_and_refuses_a_taken_one() {
 /// `DriverUnload`, the image unloaded; the verifier sees no callback after.
 #[test]
 fn a_mandatory_unload_through_the_simulator_reaches_the_payload() {
-    let s = start_loader(0);
+    let s = start_loader(0, UNLOAD_BOUND_MS);
     wait_active(&s, 0, 1);
     let said = fltsim::mandatory_unload(&s, "CounterFilterA").unwrap();
     assert!(said.contains("STATUS_SUCCESS"), "{said}");

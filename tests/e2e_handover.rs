@@ -7,6 +7,7 @@
 //!
 //! Run after `cargo xtask build`, one test at a time (each owns its Wine
 //! session). `cargo xtask bench` runs the long storm (1,000 switches).
+use loader_tests::e2e::status;
 use loader_tests::fltsim;
 use loader_tests::wine::{WineSession, LOADER_SERVICE};
 use serde_json::Value;
@@ -27,12 +28,6 @@ fn start_loader(a: &str, b: &str) -> WineSession {
     assert!(ok, "sc start {LOADER_SERVICE} failed: {out}");
     wait_for(&s, 30, "slot A active", |st| st["active_slot"]["name"] == "A" && st["busy"] == false);
     s
-}
-
-fn status(s: &WineSession) -> Value {
-    let r = s.loaderctl(&["status", "--json"]);
-    assert_eq!(r.code, 0, "loaderctl status --json failed: {}", r.all());
-    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("status --json is not JSON ({e}):\n{}", r.stdout))
 }
 
 fn wait_for(s: &WineSession, secs: u64, what: &str, pred: impl Fn(&Value) -> bool) -> Value {

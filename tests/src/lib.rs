@@ -30,3 +30,7 @@ pub mod wine;
 /// The test world's Filter Manager in that session (not built under `--cfg loom`).
 #[cfg(not(loom))]
 pub mod fltsim;
+
+/// The end-to-end suites' shared helpers (not built under `--cfg loom`).
+#[cfg(not(loom))]
+pub mod e2e;
