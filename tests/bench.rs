@@ -54,6 +54,36 @@ fn field(text: &str, key: &str) -> Option<u64> {
     text.split_whitespace().find_map(|w| w.strip_prefix(key)).and_then(|v| v.parse().ok())
 }
 
+/// The figures per architecture (issue 14): both packages' sizes side by
+/// side, and the upgrade IOCTL median on the architecture under test
+/// (`SERIAL_LOADER_ARCH`; `cargo xtask bench` runs this once per
+/// architecture).
+#[test]
+fn arch_sizes_and_upgrade_median() {
+    let arch = loader_tests::arch::arch();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/package");
+    for f in ["loader.sys", "payload.sys", "loaderctl.exe"] {
+        let len = |a: &str| std::fs::metadata(root.join(a).join(f)).map_or(0, |m| m.len());
+        println!("size {f}: x64 {} bytes, x86 {} bytes", len("x64"), len("x86"));
+    }
+    let s = WineSession::start().expect("Wine session");
+    s.install(0, 5000).expect("install");
+    s.set_slot_image(1, "payload_v2.sys").expect("v2 into slot B");
+    let (ok, out) = s.sc(&["start", LOADER_SERVICE]);
+    assert!(ok, "sc start: {out}");
+    let r = s.loaderctl(&["cycle", "--count", &IOCTL_CYCLES.to_string()]);
+    assert_eq!(r.code, 0, "cycle failed: {}", r.all());
+    let median_us = field(&r.all(), "median_us=").expect("median in cycle output");
+    let p99_us = field(&r.all(), "p99_us=").expect("p99 in cycle output");
+    println!(
+        "{arch}: loader upgrade (IOCTL, in-process): n={IOCTL_CYCLES} median={:.2} ms p99={:.2} ms",
+        median_us as f64 / 1e3,
+        p99_us as f64 / 1e3
+    );
+    let survivors = s.stop();
+    assert!(survivors.is_empty(), "Wine processes survived: {survivors:?}");
+}
+
 #[test]
 fn upgrade_latency_and_footprint() {
     let s = WineSession::start().expect("Wine session");
@@ -142,7 +172,7 @@ fn upgrade_latency_and_footprint() {
     );
 
     // 4. Sizes and footprint.
-    let pkg = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/package/x64");
+    let pkg = loader_tests::arch::package_dir();
     for f in ["loader.sys", "payload.sys", "loaderctl.exe"] {
         let len = std::fs::metadata(pkg.join(f)).map_or(0, |m| m.len());
         println!("size {f}: {len} bytes");
@@ -194,9 +224,7 @@ fn owner(symbol: &str) -> String {
 
 fn size_breakdown(image: &str, crate_file: &str) {
     use object::{Object, ObjectSection, ObjectSymbol, SectionKind, SymbolKind};
-    let bytes =
-        std::fs::read(std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/package/x64").join(image))
-            .expect("packaged image");
+    let bytes = std::fs::read(loader_tests::arch::package_dir().join(image)).expect("packaged image");
     let pe = object::read::pe::PeFile64::parse(&*bytes).expect("PE32+");
     println!("size breakdown of {image} ({} bytes on disk):", bytes.len());
     for section in pe.sections() {

@@ -110,7 +110,7 @@ fn installing_from_the_infs_then_uninstalling_leaves_the_machine_as_before() {
     );
     assert_eq!(reg_value(&s, &source, "TypesSupported").as_deref(), Some("REG_DWORD 0x7"));
     let installed = s.install_state().expect("state installed");
-    let package = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/package/x64");
+    let package = loader_tests::arch::package_dir();
     for (file, from) in
         [("loader.sys", "loader.sys"), ("payload_a.sys", "payload.sys"), ("payload_b.sys", "payload.sys")]
     {

@@ -4,7 +4,7 @@
 //! An independent PE reader (`object`) shows each `.sys` as a native-
 //! subsystem AMD64 WDM driver whose entry point is `DriverEntry`, importing
 //! only Windows 7-available names from ntoskrnl.exe, hal.dll and fltmgr.sys
-//! (the allowlist `win7-imports.txt`). The payload's exports are checked
+//! (the allowlist `kernel-imports.txt`). The payload's exports are checked
 //! with `object` and with the loader's own parser, which must agree.
 use object::pe;
 use object::read::pe::{ImageNtHeaders, ImageThunkData, PeFile64};
@@ -22,41 +22,24 @@ fn read(rel: &str) -> Vec<u8> {
     std::fs::read(&p).unwrap_or_else(|e| panic!("{} is missing ({e}); run `cargo xtask build`", p.display()))
 }
 
-struct Allowed {
-    dll: String,
-    version: (u32, u32),
+pub struct Allowed {
+    pub dll: String,
+    pub version: (u32, u32),
     /// A data export (a kernel variable), not a routine.
-    data: bool,
+    pub data: bool,
 }
 
-/// The imports that must never appear, with the reason.
+/// The imports that must never appear on x64, with the reason.
 fn never_imported() -> BTreeMap<String, String> {
-    let text = include_str!("win7-imports.txt");
-    text.lines()
-        .filter_map(|l| l.trim().strip_prefix("never"))
-        .map(|rest| {
-            let rest = rest.trim();
-            let (name, reason) = rest.split_once(char::is_whitespace).expect("never <name> <reason>");
-            (name.to_owned(), reason.trim().to_owned())
-        })
-        .collect()
+    loader_tests::imports::never_imported(loader_tests::imports::Arch::X64)
 }
 
+/// The x64 rows of the allowlist.
 fn allowlist() -> BTreeMap<String, Allowed> {
-    let text = include_str!("win7-imports.txt");
-    let mut map = BTreeMap::new();
-    for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with("never"))
-    {
-        let mut parts = line.split_whitespace();
-        let (Some(dll), Some(name), Some(ver)) = (parts.next(), parts.next(), parts.next()) else {
-            panic!("malformed allowlist line: {line}");
-        };
-        let (maj, min) = ver.split_once('.').expect("version like 5.2");
-        let version = (maj.parse().expect("major"), min.parse().expect("minor"));
-        let data = parts.next() == Some("data");
-        map.insert(name.to_owned(), Allowed { dll: dll.to_ascii_lowercase(), version, data });
-    }
-    map
+    loader_tests::imports::allowlist(loader_tests::imports::Arch::X64)
+        .into_iter()
+        .map(|(name, row)| (name, Allowed { dll: row.dll, version: row.first, data: row.convention == "data" }))
+        .collect()
 }
 
 fn kernel_images() -> Vec<String> {
@@ -106,7 +89,8 @@ fn kernel_images_are_native_amd64_wdm_drivers_entered_at_driver_entry() {
         assert_eq!(oh.subsystem.get(LE), pe::IMAGE_SUBSYSTEM_NATIVE, "{image}: subsystem");
         let dllc = oh.dll_characteristics.get(LE);
         assert_ne!(dllc & pe::IMAGE_DLLCHARACTERISTICS_WDM_DRIVER, 0, "{image}: WDM driver flag");
-        assert!(oh.major_subsystem_version.get(LE) <= 6, "{image}: subsystem version newer than Windows 7");
+        let subsystem = (oh.major_subsystem_version.get(LE), oh.minor_subsystem_version.get(LE));
+        assert_eq!(subsystem, (5, 2), "{image}: subsystem version (5.02: XP x64 / Server 2003 and later)");
         let entry = oh.address_of_entry_point.get(LE);
         assert_eq!(entry, driver_entry_rva_from_map(&image), "{image}: entry point is not DriverEntry");
         println!("{image}: {} bytes, entry 0x{entry:x}, DllCharacteristics 0x{dllc:04x}", bytes.len());
@@ -114,7 +98,7 @@ fn kernel_images_are_native_amd64_wdm_drivers_entered_at_driver_entry() {
 }
 
 #[test]
-fn kernel_images_import_only_windows7_names() {
+fn kernel_images_import_only_names_xp_x64_exports() {
     let allowed = allowlist();
     let never = never_imported();
     assert!(never.keys().all(|n| !allowed.contains_key(n)), "a name is both allowed and banned");
@@ -135,9 +119,9 @@ fn kernel_images_import_only_windows7_names() {
                 if let Some(reason) = never.get(&name) {
                     panic!("{image}: imports {name}: {reason}");
                 }
-                let entry = allowed.get(&name).unwrap_or_else(|| panic!("{image}: {name} is not in win7-imports.txt"));
+                let entry =
+                    allowed.get(&name).unwrap_or_else(|| panic!("{image}: {name} is not in kernel-imports.txt"));
                 assert_eq!(entry.dll, dll, "{image}: {name} imported from {dll}");
-                assert!(entry.version <= (6, 1), "{image}: {name} needs Windows {:?}", entry.version);
                 if entry.version > (5, 2) {
                     newer_than_xp64.push(format!("{image}: {name} ({}.{})", entry.version.0, entry.version.1));
                 }
@@ -145,14 +129,11 @@ fn kernel_images_import_only_windows7_names() {
             }
         }
         assert!(count > 0, "{image}: no imports at all?");
-        println!("{image}: {count} imports, all in the Windows 7 allowlist");
+        println!("{image}: {count} imports, all in the x64 allowlist");
     }
-    if newer_than_xp64.is_empty() {
-        println!("no import is newer than XP x64 / Server 2003 (NT 5.2)");
-    }
-    for n in &newer_than_xp64 {
-        println!("newer than XP x64 / Server 2003: {n}");
-    }
+    // Subsystem 5.02 promises XP x64 / Server 2003: nothing newer may be imported.
+    assert!(newer_than_xp64.is_empty(), "imports newer than XP x64 / Server 2003 (NT 5.2): {newer_than_xp64:#?}");
+    println!("no import is newer than XP x64 / Server 2003 (NT 5.2)");
 }
 
 /// The import address table slot (virtual address) of every import of
@@ -876,7 +857,7 @@ fn the_relinked_c_minifilter_is_a_payload_and_the_plain_one_is_not() {
         let bytes = read(image);
         for (dll, name) in imports_by_name(&bytes) {
             assert!(["ntoskrnl.exe", "hal.dll", "fltmgr.sys"].contains(&dll.as_str()), "{image} imports from {dll}");
-            let entry = allowed.get(&name).unwrap_or_else(|| panic!("{image}: {name} is not in win7-imports.txt"));
+            let entry = allowed.get(&name).unwrap_or_else(|| panic!("{image}: {name} is not in kernel-imports.txt"));
             assert_eq!(entry.dll, dll, "{image}: {name} from {dll}");
         }
         let ex = exports(&bytes);

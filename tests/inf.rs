@@ -248,7 +248,7 @@ fn installed_services(inf: &Inf, service_type: u32, start_type: u32) -> Result<V
     let sources: BTreeSet<String> =
         inf.section("SourceDisksFiles")?.lines.iter().filter_map(|l| l.key.clone()).collect();
     let mut per_decoration = Vec::new();
-    for decoration in ["DefaultInstall.NTamd64", "DefaultInstall"] {
+    for decoration in ["DefaultInstall.NTamd64", "DefaultInstall.NTx86", "DefaultInstall"] {
         let install = inf.section(decoration)?;
         let copy = install.one("CopyFiles")?;
         if inf.section("DestinationDirs")?.one(copy)? != "12" {
@@ -547,7 +547,7 @@ fn check_event_source(inf: &Inf) -> Result<(), String> {
     {
         return Err("the event source is not named after the loader's service".into());
     }
-    for decoration in ["DefaultInstall.NTamd64", "DefaultInstall"] {
+    for decoration in ["DefaultInstall.NTamd64", "DefaultInstall.NTx86", "DefaultInstall"] {
         let lines = hklm_lines(inf, inf.section(decoration)?.one("AddReg")?)?;
         let value = |name: &str, flags: u32| -> Result<String, String> {
             let found: Vec<&[String]> =
@@ -655,7 +655,7 @@ const DELFLG_IN_USE: u32 = 0x1;
 /// Both uninstall sections of an INF delete exactly the files its install
 /// sections copy, each flagged `DELFLG_IN_USE`.
 fn check_deleted_files(inf: &Inf) -> Result<(), String> {
-    for decoration in ["DefaultInstall.NTamd64", "DefaultInstall"] {
+    for decoration in ["DefaultInstall.NTamd64", "DefaultInstall.NTx86", "DefaultInstall"] {
         let copied: BTreeSet<String> = inf
             .section(inf.section(decoration)?.one("CopyFiles")?)?
             .bare()

@@ -48,7 +48,7 @@ pub fn pack(packet: &IO_ERROR_LOG_PACKET, strings: &[&str], out: &mut [u8; ERROR
     (STRING_OFFSET + at, truncated)
 }
 
-/// The packet's bytes in its C layout (little-endian; x64 padding zero).
+/// The packet's bytes in its C layout (little-endian; padding zero).
 fn packet_bytes(p: &IO_ERROR_LOG_PACKET) -> [u8; STRING_OFFSET] {
     let mut b = [0u8; STRING_OFFSET];
     let mut put = |offset: usize, bytes: &[u8]| {

@@ -1,12 +1,18 @@
 //! Filter Manager (fltKernel.h) structures for the Windows 7 registration
-//! layout, `FLT_REGISTRATION_VERSION_0202`.
+//! layout, `FLT_REGISTRATION_VERSION_0202`, on x64 and x86.
 //!
 //! 0x0203 (Windows 8) adds a callback Windows 7's `FltMgr` does not know, so
 //! payloads register 0x0202 on Windows 7 (and 0x0200 on XP-era kernels).
+//!
+//! Pointer-sized members are pointers or `usize` here, so the layouts follow
+//! the architecture by construction; the two places the header itself
+//! differs per architecture are spelled out: `POINTER_ALIGNMENT` padding
+//! (x64 only) and the 4-byte packing of `FLT_PARAMETERS` on x86
+//! (`pshpack4.h` around the union in fltKernel.h). The figures are asserted
+//! per architecture at the end of this file.
 use crate::types::NTSTATUS;
 use core::ffi::c_void;
 use core::mem::{offset_of, size_of};
-use static_assertions::const_assert_eq;
 
 pub type PFLT_FILTER = *mut c_void;
 pub type FLT_FILTER_UNLOAD_FLAGS = u32;
@@ -99,21 +105,13 @@ unsafe impl Send for FLT_REGISTRATION {}
 /// `sizeof(FLT_REGISTRATION)` for version 0x0200 (ends before the 0x0202 fields).
 pub const FLT_REGISTRATION_SIZE_0200: usize = offset_of!(FLT_REGISTRATION, TransactionNotificationCallback);
 
-const_assert_eq!(size_of::<FLT_OPERATION_REGISTRATION>(), 32);
-const_assert_eq!(offset_of!(FLT_OPERATION_REGISTRATION, PreOperation), 8);
-const_assert_eq!(size_of::<FLT_CONTEXT_REGISTRATION>(), 56);
-const_assert_eq!(offset_of!(FLT_CONTEXT_REGISTRATION, PoolTag), 24);
-const_assert_eq!(size_of::<FLT_REGISTRATION>(), 0x68);
-const_assert_eq!(offset_of!(FLT_REGISTRATION, FilterUnloadCallback), 0x18);
-const_assert_eq!(offset_of!(FLT_REGISTRATION, InstanceTeardownCompleteCallback), 0x38);
-const_assert_eq!(FLT_REGISTRATION_SIZE_0200, 0x58);
-
 // ---------------------------------------------------------------------------
 // What a Filter Manager passes to a filter's callbacks, and the objects its
-// routines hand out (fltKernel.h, WDK 10.0.19041, x64). Used by the test
-// world's Filter Manager (`tests/fltmgr`) and by filters that read their
-// callback data. Offsets are the WDK's x64 ones (`POINTER_ALIGNMENT`
-// members start on 8 bytes), asserted below.
+// routines hand out (fltKernel.h, WDK 10.0.19041). Used by the test world's
+// Filter Manager (`tests/fltmgr`) and by filters that read their callback
+// data. Offsets are the WDK's: on x64 `POINTER_ALIGNMENT` members start on
+// 8 bytes; on x86 they are plain 4-aligned members and `FLT_PARAMETERS` is
+// packed to 4 (a `LARGE_INTEGER` in it is only 4-aligned). Asserted below.
 // ---------------------------------------------------------------------------
 
 pub const FLT_REGISTRATION_VERSION_0201: u16 = 0x0201;
@@ -210,49 +208,86 @@ pub struct IO_SECURITY_CONTEXT {
     pub FullCreateOptions: u32,
 }
 
-/// `FLT_PARAMETERS.Create`.
-#[repr(C)]
+/// `FLT_PARAMETERS.Create`. The `Pad*` fields are x64's
+/// `POINTER_ALIGNMENT` padding; x86 has none, and packs the structure to 4
+/// (`AllocationSize` at 0x14).
+#[cfg_attr(target_arch = "x86", repr(C, packed(4)))]
+#[cfg_attr(not(target_arch = "x86"), repr(C))]
 #[derive(Clone, Copy)]
 pub struct FLT_CREATE_PARAMETERS {
     pub SecurityContext: *mut IO_SECURITY_CONTEXT,
     pub Options: u32,
+    #[cfg(not(target_arch = "x86"))]
     pub Pad0: u32,
     /// `USHORT POINTER_ALIGNMENT`.
     pub FileAttributes: u16,
     pub ShareAccess: u16,
+    #[cfg(not(target_arch = "x86"))]
     pub Pad1: u32,
     /// `ULONG POINTER_ALIGNMENT`.
     pub EaLength: u32,
+    #[cfg(not(target_arch = "x86"))]
     pub Pad2: u32,
     pub EaBuffer: *mut c_void,
     pub AllocationSize: i64,
 }
 
 /// `FLT_PARAMETERS.Read` and `.Write` (same layout; the buffer is
-/// `ReadBuffer` or `WriteBuffer`).
-#[repr(C)]
+/// `ReadBuffer` or `WriteBuffer`). The `Pad*` fields are x64's
+/// `POINTER_ALIGNMENT` padding; x86 has none, and packs the structure to 4.
+#[cfg_attr(target_arch = "x86", repr(C, packed(4)))]
+#[cfg_attr(not(target_arch = "x86"), repr(C))]
 #[derive(Clone, Copy)]
 pub struct FLT_READ_WRITE_PARAMETERS {
     pub Length: u32,
+    #[cfg(not(target_arch = "x86"))]
     pub Pad0: u32,
     /// `ULONG POINTER_ALIGNMENT`.
     pub Key: u32,
+    #[cfg(not(target_arch = "x86"))]
     pub Pad1: u32,
     pub ByteOffset: i64,
     pub Buffer: *mut c_void,
     pub MdlAddress: *mut c_void,
 }
 
+/// `FLT_PARAMETERS.Others`: `Argument1..5` and the `LARGE_INTEGER
+/// Argument6` (at 0x28 on x64, 0x14 on x86, where the union is packed to 4).
+#[cfg_attr(target_arch = "x86", repr(C, packed(4)))]
+#[cfg_attr(not(target_arch = "x86"), repr(C))]
+#[derive(Clone, Copy)]
+pub struct FLT_OTHER_PARAMETERS {
+    pub Argument1: *mut c_void,
+    pub Argument2: *mut c_void,
+    pub Argument3: *mut c_void,
+    pub Argument4: *mut c_void,
+    pub Argument5: *mut c_void,
+    pub Argument6: i64,
+}
+
+impl FLT_OTHER_PARAMETERS {
+    /// All arguments null / zero.
+    pub const ZERO: FLT_OTHER_PARAMETERS = FLT_OTHER_PARAMETERS {
+        Argument1: core::ptr::null_mut(),
+        Argument2: core::ptr::null_mut(),
+        Argument3: core::ptr::null_mut(),
+        Argument4: core::ptr::null_mut(),
+        Argument5: core::ptr::null_mut(),
+        Argument6: 0,
+    };
+}
+
 /// `FLT_PARAMETERS`: the union, with the members the simulated operations
 /// use (create, read, write; cleanup and close have no parameters).
+/// `Others` and `Create` are the largest members on both architectures
+/// (x64 0x30 bytes; x86 0x1C, 4-aligned as its packed members make it).
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub union FLT_PARAMETERS {
     pub Create: FLT_CREATE_PARAMETERS,
     pub Read: FLT_READ_WRITE_PARAMETERS,
     pub Write: FLT_READ_WRITE_PARAMETERS,
-    /// `Others`: `Argument1..5` and the `LARGE_INTEGER Argument6`.
-    pub Others: [usize; 6],
+    pub Others: FLT_OTHER_PARAMETERS,
 }
 
 /// `FLT_IO_PARAMETER_BLOCK`.
@@ -312,48 +347,156 @@ pub struct FLT_FILE_NAME_INFORMATION {
     pub ParentDir: crate::types::UNICODE_STRING,
 }
 
-const_assert_eq!(FLT_REGISTRATION_SIZE_0201, 0x60);
-const_assert_eq!(FLT_REGISTRATION_SIZE_0203, 0x70);
-const_assert_eq!(size_of::<IO_SECURITY_CONTEXT>(), 0x18);
-const_assert_eq!(offset_of!(IO_SECURITY_CONTEXT, DesiredAccess), 0x10);
-const_assert_eq!(size_of::<FLT_CREATE_PARAMETERS>(), 0x30);
-const_assert_eq!(offset_of!(FLT_CREATE_PARAMETERS, Options), 0x08);
-const_assert_eq!(offset_of!(FLT_CREATE_PARAMETERS, FileAttributes), 0x10);
-const_assert_eq!(offset_of!(FLT_CREATE_PARAMETERS, ShareAccess), 0x12);
-const_assert_eq!(offset_of!(FLT_CREATE_PARAMETERS, EaLength), 0x18);
-const_assert_eq!(offset_of!(FLT_CREATE_PARAMETERS, EaBuffer), 0x20);
-const_assert_eq!(offset_of!(FLT_CREATE_PARAMETERS, AllocationSize), 0x28);
-const_assert_eq!(size_of::<FLT_READ_WRITE_PARAMETERS>(), 0x28);
-const_assert_eq!(offset_of!(FLT_READ_WRITE_PARAMETERS, Key), 0x08);
-const_assert_eq!(offset_of!(FLT_READ_WRITE_PARAMETERS, ByteOffset), 0x10);
-const_assert_eq!(offset_of!(FLT_READ_WRITE_PARAMETERS, Buffer), 0x18);
-const_assert_eq!(offset_of!(FLT_READ_WRITE_PARAMETERS, MdlAddress), 0x20);
-const_assert_eq!(size_of::<FLT_PARAMETERS>(), 0x30);
-const_assert_eq!(size_of::<FLT_IO_PARAMETER_BLOCK>(), 0x48);
-const_assert_eq!(offset_of!(FLT_IO_PARAMETER_BLOCK, MajorFunction), 0x04);
-const_assert_eq!(offset_of!(FLT_IO_PARAMETER_BLOCK, OperationFlags), 0x06);
-const_assert_eq!(offset_of!(FLT_IO_PARAMETER_BLOCK, TargetFileObject), 0x08);
-const_assert_eq!(offset_of!(FLT_IO_PARAMETER_BLOCK, TargetInstance), 0x10);
-const_assert_eq!(offset_of!(FLT_IO_PARAMETER_BLOCK, Parameters), 0x18);
-const_assert_eq!(size_of::<FLT_CALLBACK_DATA>(), 0x58);
-const_assert_eq!(offset_of!(FLT_CALLBACK_DATA, Thread), 0x08);
-const_assert_eq!(offset_of!(FLT_CALLBACK_DATA, Iopb), 0x10);
-const_assert_eq!(offset_of!(FLT_CALLBACK_DATA, IoStatus), 0x18);
-const_assert_eq!(offset_of!(FLT_CALLBACK_DATA, TagData), 0x28);
-const_assert_eq!(offset_of!(FLT_CALLBACK_DATA, FilterContext), 0x30);
-const_assert_eq!(offset_of!(FLT_CALLBACK_DATA, RequestorMode), 0x50);
-const_assert_eq!(size_of::<FLT_RELATED_OBJECTS>(), 0x30);
-const_assert_eq!(offset_of!(FLT_RELATED_OBJECTS, Filter), 0x08);
-const_assert_eq!(offset_of!(FLT_RELATED_OBJECTS, Volume), 0x10);
-const_assert_eq!(offset_of!(FLT_RELATED_OBJECTS, Instance), 0x18);
-const_assert_eq!(offset_of!(FLT_RELATED_OBJECTS, FileObject), 0x20);
-const_assert_eq!(offset_of!(FLT_RELATED_OBJECTS, Transaction), 0x28);
-const_assert_eq!(size_of::<FLT_FILE_NAME_INFORMATION>(), 0x78);
-const_assert_eq!(offset_of!(FLT_FILE_NAME_INFORMATION, Format), 0x04);
-const_assert_eq!(offset_of!(FLT_FILE_NAME_INFORMATION, Name), 0x08);
-const_assert_eq!(offset_of!(FLT_FILE_NAME_INFORMATION, Volume), 0x18);
-const_assert_eq!(offset_of!(FLT_FILE_NAME_INFORMATION, Share), 0x28);
-const_assert_eq!(offset_of!(FLT_FILE_NAME_INFORMATION, Extension), 0x38);
-const_assert_eq!(offset_of!(FLT_FILE_NAME_INFORMATION, Stream), 0x48);
-const_assert_eq!(offset_of!(FLT_FILE_NAME_INFORMATION, FinalComponent), 0x58);
-const_assert_eq!(offset_of!(FLT_FILE_NAME_INFORMATION, ParentDir), 0x68);
+// The layouts per architecture. x64: fltKernel.h compiled for AMD64. x86:
+// fltKernel.h compiled for i386: 4-byte pointers, `POINTER_ALIGNMENT`
+// empty, `FLT_PARAMETERS` inside `pshpack4.h` (so `Create.AllocationSize`
+// is at 0x14 and the union is 0x1C bytes), everything after it naturally
+// aligned. The registration structures are the same member lists at
+// 4 bytes a pointer.
+#[cfg(target_pointer_width = "64")]
+mod layout_x64 {
+    use super::{
+        FLT_CALLBACK_DATA, FLT_CONTEXT_REGISTRATION, FLT_CREATE_PARAMETERS, FLT_FILE_NAME_INFORMATION,
+        FLT_IO_PARAMETER_BLOCK, FLT_OPERATION_REGISTRATION, FLT_OTHER_PARAMETERS, FLT_PARAMETERS,
+        FLT_READ_WRITE_PARAMETERS, FLT_REGISTRATION, FLT_REGISTRATION_SIZE_0200, FLT_REGISTRATION_SIZE_0201,
+        FLT_REGISTRATION_SIZE_0202, FLT_REGISTRATION_SIZE_0203, FLT_RELATED_OBJECTS, IO_SECURITY_CONTEXT,
+    };
+    use core::mem::{align_of, offset_of, size_of};
+    use static_assertions::const_assert_eq;
+    const_assert_eq!(size_of::<FLT_OPERATION_REGISTRATION>(), 0x20);
+    const_assert_eq!(offset_of!(FLT_OPERATION_REGISTRATION, PreOperation), 0x08);
+    const_assert_eq!(offset_of!(FLT_OPERATION_REGISTRATION, PostOperation), 0x10);
+    const_assert_eq!(size_of::<FLT_CONTEXT_REGISTRATION>(), 0x38);
+    const_assert_eq!(offset_of!(FLT_CONTEXT_REGISTRATION, Size), 0x10);
+    const_assert_eq!(offset_of!(FLT_CONTEXT_REGISTRATION, PoolTag), 0x18);
+    const_assert_eq!(size_of::<FLT_REGISTRATION>(), 0x68);
+    const_assert_eq!(offset_of!(FLT_REGISTRATION, ContextRegistration), 0x08);
+    const_assert_eq!(offset_of!(FLT_REGISTRATION, OperationRegistration), 0x10);
+    const_assert_eq!(offset_of!(FLT_REGISTRATION, FilterUnloadCallback), 0x18);
+    const_assert_eq!(offset_of!(FLT_REGISTRATION, InstanceSetupCallback), 0x20);
+    const_assert_eq!(offset_of!(FLT_REGISTRATION, InstanceTeardownCompleteCallback), 0x38);
+    const_assert_eq!(FLT_REGISTRATION_SIZE_0200, 0x58);
+    const_assert_eq!(FLT_REGISTRATION_SIZE_0201, 0x60);
+    const_assert_eq!(FLT_REGISTRATION_SIZE_0202, 0x68);
+    const_assert_eq!(FLT_REGISTRATION_SIZE_0203, 0x70);
+    const_assert_eq!(size_of::<IO_SECURITY_CONTEXT>(), 0x18);
+    const_assert_eq!(offset_of!(IO_SECURITY_CONTEXT, DesiredAccess), 0x10);
+    const_assert_eq!(size_of::<FLT_CREATE_PARAMETERS>(), 0x30);
+    const_assert_eq!(offset_of!(FLT_CREATE_PARAMETERS, Options), 0x08);
+    const_assert_eq!(offset_of!(FLT_CREATE_PARAMETERS, FileAttributes), 0x10);
+    const_assert_eq!(offset_of!(FLT_CREATE_PARAMETERS, ShareAccess), 0x12);
+    const_assert_eq!(offset_of!(FLT_CREATE_PARAMETERS, EaLength), 0x18);
+    const_assert_eq!(offset_of!(FLT_CREATE_PARAMETERS, EaBuffer), 0x20);
+    const_assert_eq!(offset_of!(FLT_CREATE_PARAMETERS, AllocationSize), 0x28);
+    const_assert_eq!(size_of::<FLT_READ_WRITE_PARAMETERS>(), 0x28);
+    const_assert_eq!(offset_of!(FLT_READ_WRITE_PARAMETERS, Key), 0x08);
+    const_assert_eq!(offset_of!(FLT_READ_WRITE_PARAMETERS, ByteOffset), 0x10);
+    const_assert_eq!(offset_of!(FLT_READ_WRITE_PARAMETERS, Buffer), 0x18);
+    const_assert_eq!(offset_of!(FLT_READ_WRITE_PARAMETERS, MdlAddress), 0x20);
+    const_assert_eq!(size_of::<FLT_OTHER_PARAMETERS>(), 0x30);
+    const_assert_eq!(offset_of!(FLT_OTHER_PARAMETERS, Argument6), 0x28);
+    const_assert_eq!(size_of::<FLT_PARAMETERS>(), 0x30);
+    const_assert_eq!(align_of::<FLT_PARAMETERS>(), 8);
+    const_assert_eq!(size_of::<FLT_IO_PARAMETER_BLOCK>(), 0x48);
+    const_assert_eq!(offset_of!(FLT_IO_PARAMETER_BLOCK, MajorFunction), 0x04);
+    const_assert_eq!(offset_of!(FLT_IO_PARAMETER_BLOCK, OperationFlags), 0x06);
+    const_assert_eq!(offset_of!(FLT_IO_PARAMETER_BLOCK, TargetFileObject), 0x08);
+    const_assert_eq!(offset_of!(FLT_IO_PARAMETER_BLOCK, TargetInstance), 0x10);
+    const_assert_eq!(offset_of!(FLT_IO_PARAMETER_BLOCK, Parameters), 0x18);
+    const_assert_eq!(size_of::<FLT_CALLBACK_DATA>(), 0x58);
+    const_assert_eq!(offset_of!(FLT_CALLBACK_DATA, Thread), 0x08);
+    const_assert_eq!(offset_of!(FLT_CALLBACK_DATA, Iopb), 0x10);
+    const_assert_eq!(offset_of!(FLT_CALLBACK_DATA, IoStatus), 0x18);
+    const_assert_eq!(offset_of!(FLT_CALLBACK_DATA, TagData), 0x28);
+    const_assert_eq!(offset_of!(FLT_CALLBACK_DATA, FilterContext), 0x30);
+    const_assert_eq!(offset_of!(FLT_CALLBACK_DATA, RequestorMode), 0x50);
+    const_assert_eq!(size_of::<FLT_RELATED_OBJECTS>(), 0x30);
+    const_assert_eq!(offset_of!(FLT_RELATED_OBJECTS, Filter), 0x08);
+    const_assert_eq!(offset_of!(FLT_RELATED_OBJECTS, Volume), 0x10);
+    const_assert_eq!(offset_of!(FLT_RELATED_OBJECTS, Instance), 0x18);
+    const_assert_eq!(offset_of!(FLT_RELATED_OBJECTS, FileObject), 0x20);
+    const_assert_eq!(offset_of!(FLT_RELATED_OBJECTS, Transaction), 0x28);
+    const_assert_eq!(size_of::<FLT_FILE_NAME_INFORMATION>(), 0x78);
+    const_assert_eq!(offset_of!(FLT_FILE_NAME_INFORMATION, Format), 0x04);
+    const_assert_eq!(offset_of!(FLT_FILE_NAME_INFORMATION, Name), 0x08);
+    const_assert_eq!(offset_of!(FLT_FILE_NAME_INFORMATION, Volume), 0x18);
+    const_assert_eq!(offset_of!(FLT_FILE_NAME_INFORMATION, Share), 0x28);
+    const_assert_eq!(offset_of!(FLT_FILE_NAME_INFORMATION, Extension), 0x38);
+    const_assert_eq!(offset_of!(FLT_FILE_NAME_INFORMATION, Stream), 0x48);
+    const_assert_eq!(offset_of!(FLT_FILE_NAME_INFORMATION, FinalComponent), 0x58);
+    const_assert_eq!(offset_of!(FLT_FILE_NAME_INFORMATION, ParentDir), 0x68);
+}
+
+#[cfg(target_pointer_width = "32")]
+mod layout_x86 {
+    use super::{
+        FLT_CALLBACK_DATA, FLT_CONTEXT_REGISTRATION, FLT_CREATE_PARAMETERS, FLT_FILE_NAME_INFORMATION,
+        FLT_IO_PARAMETER_BLOCK, FLT_OPERATION_REGISTRATION, FLT_OTHER_PARAMETERS, FLT_PARAMETERS,
+        FLT_READ_WRITE_PARAMETERS, FLT_REGISTRATION, FLT_REGISTRATION_SIZE_0200, FLT_REGISTRATION_SIZE_0201,
+        FLT_REGISTRATION_SIZE_0202, FLT_REGISTRATION_SIZE_0203, FLT_RELATED_OBJECTS, IO_SECURITY_CONTEXT,
+    };
+    use core::mem::{align_of, offset_of, size_of};
+    use static_assertions::const_assert_eq;
+    const_assert_eq!(size_of::<FLT_OPERATION_REGISTRATION>(), 0x14);
+    const_assert_eq!(offset_of!(FLT_OPERATION_REGISTRATION, PreOperation), 0x08);
+    const_assert_eq!(offset_of!(FLT_OPERATION_REGISTRATION, PostOperation), 0x0C);
+    const_assert_eq!(size_of::<FLT_CONTEXT_REGISTRATION>(), 0x1C);
+    const_assert_eq!(offset_of!(FLT_CONTEXT_REGISTRATION, Size), 0x08);
+    const_assert_eq!(offset_of!(FLT_CONTEXT_REGISTRATION, PoolTag), 0x0C);
+    const_assert_eq!(size_of::<FLT_REGISTRATION>(), 0x38);
+    const_assert_eq!(offset_of!(FLT_REGISTRATION, ContextRegistration), 0x08);
+    const_assert_eq!(offset_of!(FLT_REGISTRATION, OperationRegistration), 0x0C);
+    const_assert_eq!(offset_of!(FLT_REGISTRATION, FilterUnloadCallback), 0x10);
+    const_assert_eq!(offset_of!(FLT_REGISTRATION, InstanceSetupCallback), 0x14);
+    const_assert_eq!(offset_of!(FLT_REGISTRATION, InstanceTeardownCompleteCallback), 0x20);
+    const_assert_eq!(FLT_REGISTRATION_SIZE_0200, 0x30);
+    const_assert_eq!(FLT_REGISTRATION_SIZE_0201, 0x34);
+    const_assert_eq!(FLT_REGISTRATION_SIZE_0202, 0x38);
+    const_assert_eq!(FLT_REGISTRATION_SIZE_0203, 0x3C);
+    const_assert_eq!(size_of::<IO_SECURITY_CONTEXT>(), 0x10);
+    const_assert_eq!(offset_of!(IO_SECURITY_CONTEXT, DesiredAccess), 0x08);
+    const_assert_eq!(size_of::<FLT_CREATE_PARAMETERS>(), 0x1C);
+    const_assert_eq!(offset_of!(FLT_CREATE_PARAMETERS, Options), 0x04);
+    const_assert_eq!(offset_of!(FLT_CREATE_PARAMETERS, FileAttributes), 0x08);
+    const_assert_eq!(offset_of!(FLT_CREATE_PARAMETERS, ShareAccess), 0x0A);
+    const_assert_eq!(offset_of!(FLT_CREATE_PARAMETERS, EaLength), 0x0C);
+    const_assert_eq!(offset_of!(FLT_CREATE_PARAMETERS, EaBuffer), 0x10);
+    const_assert_eq!(offset_of!(FLT_CREATE_PARAMETERS, AllocationSize), 0x14);
+    const_assert_eq!(size_of::<FLT_READ_WRITE_PARAMETERS>(), 0x18);
+    const_assert_eq!(offset_of!(FLT_READ_WRITE_PARAMETERS, Key), 0x04);
+    const_assert_eq!(offset_of!(FLT_READ_WRITE_PARAMETERS, ByteOffset), 0x08);
+    const_assert_eq!(offset_of!(FLT_READ_WRITE_PARAMETERS, Buffer), 0x10);
+    const_assert_eq!(offset_of!(FLT_READ_WRITE_PARAMETERS, MdlAddress), 0x14);
+    const_assert_eq!(size_of::<FLT_OTHER_PARAMETERS>(), 0x1C);
+    const_assert_eq!(offset_of!(FLT_OTHER_PARAMETERS, Argument6), 0x14);
+    const_assert_eq!(size_of::<FLT_PARAMETERS>(), 0x1C);
+    const_assert_eq!(align_of::<FLT_PARAMETERS>(), 4);
+    const_assert_eq!(size_of::<FLT_IO_PARAMETER_BLOCK>(), 0x2C);
+    const_assert_eq!(offset_of!(FLT_IO_PARAMETER_BLOCK, MajorFunction), 0x04);
+    const_assert_eq!(offset_of!(FLT_IO_PARAMETER_BLOCK, OperationFlags), 0x06);
+    const_assert_eq!(offset_of!(FLT_IO_PARAMETER_BLOCK, TargetFileObject), 0x08);
+    const_assert_eq!(offset_of!(FLT_IO_PARAMETER_BLOCK, TargetInstance), 0x0C);
+    const_assert_eq!(offset_of!(FLT_IO_PARAMETER_BLOCK, Parameters), 0x10);
+    const_assert_eq!(size_of::<FLT_CALLBACK_DATA>(), 0x2C);
+    const_assert_eq!(offset_of!(FLT_CALLBACK_DATA, Thread), 0x04);
+    const_assert_eq!(offset_of!(FLT_CALLBACK_DATA, Iopb), 0x08);
+    const_assert_eq!(offset_of!(FLT_CALLBACK_DATA, IoStatus), 0x0C);
+    const_assert_eq!(offset_of!(FLT_CALLBACK_DATA, TagData), 0x14);
+    const_assert_eq!(offset_of!(FLT_CALLBACK_DATA, FilterContext), 0x18);
+    const_assert_eq!(offset_of!(FLT_CALLBACK_DATA, RequestorMode), 0x28);
+    const_assert_eq!(size_of::<FLT_RELATED_OBJECTS>(), 0x18);
+    const_assert_eq!(offset_of!(FLT_RELATED_OBJECTS, Filter), 0x04);
+    const_assert_eq!(offset_of!(FLT_RELATED_OBJECTS, Volume), 0x08);
+    const_assert_eq!(offset_of!(FLT_RELATED_OBJECTS, Instance), 0x0C);
+    const_assert_eq!(offset_of!(FLT_RELATED_OBJECTS, FileObject), 0x10);
+    const_assert_eq!(offset_of!(FLT_RELATED_OBJECTS, Transaction), 0x14);
+    const_assert_eq!(size_of::<FLT_FILE_NAME_INFORMATION>(), 0x40);
+    const_assert_eq!(offset_of!(FLT_FILE_NAME_INFORMATION, Format), 0x04);
+    const_assert_eq!(offset_of!(FLT_FILE_NAME_INFORMATION, Name), 0x08);
+    const_assert_eq!(offset_of!(FLT_FILE_NAME_INFORMATION, Volume), 0x10);
+    const_assert_eq!(offset_of!(FLT_FILE_NAME_INFORMATION, Share), 0x18);
+    const_assert_eq!(offset_of!(FLT_FILE_NAME_INFORMATION, Extension), 0x20);
+    const_assert_eq!(offset_of!(FLT_FILE_NAME_INFORMATION, Stream), 0x28);
+    const_assert_eq!(offset_of!(FLT_FILE_NAME_INFORMATION, FinalComponent), 0x30);
+    const_assert_eq!(offset_of!(FLT_FILE_NAME_INFORMATION, ParentDir), 0x38);
+}

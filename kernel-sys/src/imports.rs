@@ -1,7 +1,26 @@
 //! The kernel routines and variables the drivers import, by `raw-dylib` (no
-//! import library needed). Everything here is exported by Windows 7 SP1
-//! x64; the first Windows version of each is recorded in
-//! `tests/win7-imports.txt`.
+//! import library needed). Everything here is exported by XP (x86) and
+//! XP x64 / Server 2003 (x64) and every later Windows; the first version
+//! of each, its architectures and its x86 calling convention are recorded
+//! in `tests/kernel-imports.txt`, which a host test holds these
+//! declarations to.
+//!
+//! # x86
+//!
+//! - Routines are imported by their undecorated export names
+//!   (`import_name_type = "undecorated"`: `KeSetEvent`, not `_KeSetEvent@12`).
+//! - `extern "system"` is `__stdcall` there, the convention of nearly every
+//!   export; the `__fastcall` ones (`ObfDereferenceObject`,
+//!   `IofCompleteRequest`, hal's `KfAcquireSpinLock`/`KfReleaseSpinLock`)
+//!   are declared `extern "fastcall"` in an x86-only block, and the variadic
+//!   `DbgPrintEx` is `extern "C"` (`__cdecl`) on both.
+//! - What the WDK makes a macro on one architecture and an export on the
+//!   other is declared per architecture, with a function of the WDK macro's
+//!   name where the other architecture has the export: on x86
+//!   `KeAcquireSpinLockRaiseToDpc`/`KeReleaseSpinLock` are hal's
+//!   `KfAcquireSpinLock`/`KfReleaseSpinLock`.
+//! - The 64-bit arithmetic and stack-probe helpers the compiler calls
+//!   (`_aulldiv`, `_allmul`, `_chkstk`, ...) are ntoskrnl exports on x86.
 //!
 //! # The rule for imported variables
 //!
@@ -27,7 +46,11 @@ use crate::types::{
 };
 use core::ffi::c_void;
 
-#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+#[cfg_attr(
+    target_arch = "x86",
+    link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim", import_name_type = "undecorated")
+)]
+#[cfg_attr(not(target_arch = "x86"), link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim"))]
 extern "system" {
     pub fn KeInitializeEvent(event: *mut KEVENT, kind: u32, state: BOOLEAN);
     pub fn KeSetEvent(event: *mut KEVENT, increment: i32, wait: BOOLEAN) -> i32;
@@ -42,8 +65,6 @@ extern "system" {
         alertable: BOOLEAN,
         timeout: *const i64,
     ) -> NTSTATUS;
-    pub fn KeAcquireSpinLockRaiseToDpc(lock: *mut KSPIN_LOCK) -> KIRQL;
-    pub fn KeReleaseSpinLock(lock: *mut KSPIN_LOCK, irql: KIRQL);
 
     pub fn ZwLoadDriver(service: *const UNICODE_STRING) -> NTSTATUS;
     pub fn ZwUnloadDriver(service: *const UNICODE_STRING) -> NTSTATUS;
@@ -66,7 +87,6 @@ extern "system" {
         mode: KPROCESSOR_MODE,
         handle: *mut HANDLE,
     ) -> NTSTATUS;
-    pub fn ObfDereferenceObject(object: *mut c_void) -> isize;
     pub fn ZwSetSecurityObject(handle: HANDLE, information: u32, descriptor: *const c_void) -> NTSTATUS;
 
     pub fn IoCreateDevice(
@@ -81,7 +101,6 @@ extern "system" {
     pub fn IoDeleteDevice(device: *mut DEVICE_OBJECT);
     pub fn IoCreateSymbolicLink(link: *const UNICODE_STRING, target: *const UNICODE_STRING) -> NTSTATUS;
     pub fn IoDeleteSymbolicLink(link: *const UNICODE_STRING) -> NTSTATUS;
-    pub fn IofCompleteRequest(irp: *mut IRP, boost: i8);
     pub fn IoRegisterShutdownNotification(device: *mut DEVICE_OBJECT) -> NTSTATUS;
     pub fn IoUnregisterShutdownNotification(device: *mut DEVICE_OBJECT);
 
@@ -137,20 +156,122 @@ extern "system" {
     pub fn ExFreePoolWithTag(block: *mut c_void, tag: u32);
 
     pub fn RtlGetVersion(info: *mut RTL_OSVERSIONINFOW) -> NTSTATUS;
+}
 
+// x64: the spin lock routines are ntoskrnl exports; `Obf`/`Iof` routines
+// are plain x64 calls; `__chkstk` is the kernel's stack probe.
+#[cfg(not(target_arch = "x86"))]
+#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+extern "system" {
+    pub fn KeAcquireSpinLockRaiseToDpc(lock: *mut KSPIN_LOCK) -> KIRQL;
+    pub fn KeReleaseSpinLock(lock: *mut KSPIN_LOCK, irql: KIRQL);
+    pub fn ObfDereferenceObject(object: *mut c_void) -> isize;
+    pub fn IofCompleteRequest(irp: *mut IRP, boost: i8);
     /// Stack probe the compiler emits calls to for large frames.
     pub fn __chkstk();
 }
 
+// x86: the `__fastcall` exports.
+#[cfg(target_arch = "x86")]
+#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim", import_name_type = "undecorated")]
+extern "fastcall" {
+    pub fn ObfDereferenceObject(object: *mut c_void) -> isize;
+    pub fn IofCompleteRequest(irp: *mut IRP, boost: i8);
+}
+
+// x86: hal's `__fastcall` spin lock routines, which the WDK's
+// `KeAcquireSpinLockRaiseToDpc` and `KeReleaseSpinLock` macros call there.
+#[cfg(target_arch = "x86")]
+#[link(name = "hal.dll", kind = "raw-dylib", modifiers = "+verbatim", import_name_type = "undecorated")]
+extern "fastcall" {
+    pub fn KfAcquireSpinLock(lock: *mut KSPIN_LOCK) -> KIRQL;
+    pub fn KfReleaseSpinLock(lock: *mut KSPIN_LOCK, irql: KIRQL);
+}
+
+// x86: what x64 reads inline (CR8, `KUSER_SHARED_DATA`) are exports:
+// hal's `KeGetCurrentIrql` and ntoskrnl's `KeQuerySystemTime`, both at any
+// IRQL.
+#[cfg(target_arch = "x86")]
+#[link(name = "hal.dll", kind = "raw-dylib", modifiers = "+verbatim", import_name_type = "undecorated")]
+extern "system" {
+    pub fn KeGetCurrentIrql() -> KIRQL;
+}
+
+#[cfg(target_arch = "x86")]
+#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim", import_name_type = "undecorated")]
+extern "system" {
+    pub fn KeQuerySystemTime(time: *mut i64);
+}
+
+// x86: the compiler's 64-bit arithmetic and stack-probe helpers. LLVM calls
+// the symbols `__aulldiv`, ..., `__chkstk` (the C names with x86's leading
+// underscore); the kernel exports them as `_aulldiv`, ..., `_chkstk`. Each
+// is linked under the symbol LLVM calls, and undecorating strips one
+// underscore to give the export's name. (They pop their own arguments,
+// which is no business of Rust's: nothing here calls them.)
+#[cfg(target_arch = "x86")]
+#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim", import_name_type = "undecorated")]
+extern "C" {
+    #[link_name = "__alldiv"]
+    pub fn _alldiv();
+    #[link_name = "__allrem"]
+    pub fn _allrem();
+    #[link_name = "__allmul"]
+    pub fn _allmul();
+    #[link_name = "__aulldiv"]
+    pub fn _aulldiv();
+    #[link_name = "__aullrem"]
+    pub fn _aullrem();
+    #[link_name = "__allshl"]
+    pub fn _allshl();
+    #[link_name = "__allshr"]
+    pub fn _allshr();
+    #[link_name = "__aullshr"]
+    pub fn _aullshr();
+    #[link_name = "__chkstk"]
+    pub fn _chkstk();
+}
+
+/// `KeAcquireSpinLockRaiseToDpc` on x86: the WDK macro's expansion.
+///
+/// # Safety
+/// As `KfAcquireSpinLock`: a valid spin lock, `<= DISPATCH_LEVEL`.
+#[cfg(target_arch = "x86")]
+#[allow(non_snake_case)]
+pub unsafe fn KeAcquireSpinLockRaiseToDpc(lock: *mut KSPIN_LOCK) -> KIRQL {
+    // SAFETY: the caller's contract.
+    unsafe { KfAcquireSpinLock(lock) }
+}
+
+/// `KeReleaseSpinLock` on x86: the WDK macro's expansion.
+///
+/// # Safety
+/// As `KfReleaseSpinLock`: the lock is held, `irql` is what its acquire
+/// returned.
+#[cfg(target_arch = "x86")]
+#[allow(non_snake_case)]
+pub unsafe fn KeReleaseSpinLock(lock: *mut KSPIN_LOCK, irql: KIRQL) {
+    // SAFETY: the caller's contract.
+    unsafe { KfReleaseSpinLock(lock, irql) }
+}
+
 // The System event log: error-log entries (`wrap::eventlog`). Both are
 // `<= DISPATCH_LEVEL`; the entry is freed by the I/O manager once written.
-#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+#[cfg_attr(
+    target_arch = "x86",
+    link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim", import_name_type = "undecorated")
+)]
+#[cfg_attr(not(target_arch = "x86"), link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim"))]
 extern "system" {
     pub fn IoAllocateErrorLogEntry(io_object: *mut c_void, entry_size: u8) -> *mut c_void;
     pub fn IoWriteErrorLogEntry(entry: *mut c_void);
 }
 
-#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+#[cfg_attr(
+    target_arch = "x86",
+    link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim", import_name_type = "undecorated")
+)]
+#[cfg_attr(not(target_arch = "x86"), link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim"))]
 extern "C" {
     /// `DbgPrintEx(ComponentId, Level, Format, ...)`: output a debugger or
     /// `DbgView` shows when `Debug Print Filter\IHVDRIVER` admits the level.
@@ -159,7 +280,11 @@ extern "C" {
 
 // Imported variables: read one and you have the kernel variable's value
 // (see the rule above).
-#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+#[cfg_attr(
+    target_arch = "x86",
+    link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim", import_name_type = "undecorated")
+)]
+#[cfg_attr(not(target_arch = "x86"), link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim"))]
 extern "C" {
     /// The driver object type (the variable is a `POBJECT_TYPE`).
     pub static IoDriverObjectType: POBJECT_TYPE;
@@ -167,7 +292,11 @@ extern "C" {
     pub static PsInitialSystemProcess: PEPROCESS;
 }
 
-#[link(name = "fltmgr.sys", kind = "raw-dylib", modifiers = "+verbatim")]
+#[cfg_attr(
+    target_arch = "x86",
+    link(name = "fltmgr.sys", kind = "raw-dylib", modifiers = "+verbatim", import_name_type = "undecorated")
+)]
+#[cfg_attr(not(target_arch = "x86"), link(name = "fltmgr.sys", kind = "raw-dylib", modifiers = "+verbatim"))]
 extern "system" {
     pub fn FltRegisterFilter(
         driver: *mut DRIVER_OBJECT,
@@ -204,7 +333,11 @@ extern "system" {
     pub fn FltGetVolumeName(volume: PFLT_VOLUME, name: *mut UNICODE_STRING, needed: *mut u32) -> NTSTATUS;
 }
 
-#[link(name = "hal.dll", kind = "raw-dylib", modifiers = "+verbatim")]
+#[cfg_attr(
+    target_arch = "x86",
+    link(name = "hal.dll", kind = "raw-dylib", modifiers = "+verbatim", import_name_type = "undecorated")
+)]
+#[cfg_attr(not(target_arch = "x86"), link(name = "hal.dll", kind = "raw-dylib", modifiers = "+verbatim"))]
 extern "system" {
     /// The performance counter, and its frequency (ticks per second) when
     /// `frequency` is not null. Any IRQL.

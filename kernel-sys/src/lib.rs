@@ -1,11 +1,13 @@
-//! Minimal hand-written Windows kernel bindings for x64 Windows 7 SP1, and
-//! the safe layer the drivers are written against.
+//! Minimal hand-written Windows kernel bindings for x64 and x86 Windows,
+//! from XP (x86) and XP x64 / Server 2003 (x64) up, and the safe layer the
+//! drivers are written against.
 //!
 //! This crate is the one place for raw FFI: `extern` blocks and `#[repr(C)]`
 //! kernel structures with their offsets asserted at compile time. It binds
 //! only what the loader and payload drivers use, and only routines that
-//! ntoskrnl.exe / fltmgr.sys export on Windows 7 (the image checks in
-//! `tests/images.rs` hold every import to `tests/win7-imports.txt`).
+//! ntoskrnl.exe / hal.dll / fltmgr.sys export on those versions (the image
+//! checks in `tests/images.rs` and `tests/images_x86.rs` hold every import
+//! to `tests/kernel-imports.txt`).
 //!
 //! Why not `wdk-sys`: it refuses to build on non-Windows hosts and has no
 //! Filter Manager bindings (see `docs/dependencies.md`).

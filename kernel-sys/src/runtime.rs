@@ -32,4 +32,9 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
 // `_fltused` tells the linker no floating-point runtime is needed. A
 // `#[no_mangle] static` would land in the export table; a symbol in .rdata
 // does not.
+// On x86 the C name `_fltused` is the symbol `__fltused` (C names take a
+// leading underscore there).
+#[cfg(not(target_arch = "x86"))]
 core::arch::global_asm!(".section .rdata,\"dr\"", ".globl _fltused", "_fltused:", ".long 0");
+#[cfg(target_arch = "x86")]
+core::arch::global_asm!(".section .rdata,\"dr\"", ".globl __fltused", "__fltused:", ".long 0");

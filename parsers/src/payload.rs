@@ -20,7 +20,90 @@ use shared_abi::{NtStatus, ABI_MAJOR};
 pub const DESCRIPTOR_LEN: usize = size_of::<PayloadDescriptor>();
 /// Bytes of a 1.0/1.1 descriptor: the least a payload may declare.
 pub const MIN_DESCRIPTOR_LEN: usize = DESCRIPTOR_SIZE_1_1 as usize;
-const SERVICES_LEN: usize = size_of::<LoaderServices>();
+
+/// Where the pointer-sized fields of a `PayloadDescriptor` lie in an image
+/// of one architecture: the layout follows the image (PE32+ for x64, PE32
+/// for x86), so a host tool reads either, and the loader refuses an image
+/// of the other architecture ([`inspect_mapped`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct DescriptorLayout {
+    pointer: usize,
+    teardown: usize,
+    shutdown: usize,
+    quiesce: usize,
+    export_state: usize,
+    import_state: usize,
+    /// The whole ABI 1.2 descriptor.
+    len: usize,
+    /// A 1.0/1.1 descriptor.
+    min_len: usize,
+    /// `size_of::<LoaderServices>()` on that architecture.
+    services_len: usize,
+}
+
+/// The x64 layout (asserted against the struct in `shared_abi::payload`).
+const X64_DESCRIPTOR: DescriptorLayout = DescriptorLayout {
+    pointer: 8,
+    teardown: 88,
+    shutdown: 96,
+    quiesce: 104,
+    export_state: 112,
+    import_state: 120,
+    len: 128,
+    min_len: 104,
+    services_len: 80,
+};
+
+/// The x86 layout (asserted against the struct in `shared_abi::payload`).
+const X86_DESCRIPTOR: DescriptorLayout = DescriptorLayout {
+    pointer: 4,
+    teardown: 88,
+    shutdown: 92,
+    quiesce: 96,
+    export_state: 100,
+    import_state: 104,
+    len: 108,
+    min_len: 96,
+    services_len: 52,
+};
+
+/// The layout of the architecture this code is compiled for: the one a
+/// loader can call.
+#[cfg(target_pointer_width = "64")]
+const NATIVE_DESCRIPTOR: DescriptorLayout = X64_DESCRIPTOR;
+#[cfg(target_pointer_width = "32")]
+const NATIVE_DESCRIPTOR: DescriptorLayout = X86_DESCRIPTOR;
+const _: () = assert!(NATIVE_DESCRIPTOR.len == DESCRIPTOR_LEN);
+const _: () = assert!(NATIVE_DESCRIPTOR.min_len == MIN_DESCRIPTOR_LEN);
+const _: () = assert!(NATIVE_DESCRIPTOR.services_len == size_of::<LoaderServices>());
+const _: () = assert!(NATIVE_DESCRIPTOR.pointer == size_of::<usize>());
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(
+    core::mem::offset_of!(PayloadDescriptor, teardown) == X64_DESCRIPTOR.teardown
+        && core::mem::offset_of!(PayloadDescriptor, shutdown) == X64_DESCRIPTOR.shutdown
+        && core::mem::offset_of!(PayloadDescriptor, quiesce) == X64_DESCRIPTOR.quiesce
+        && core::mem::offset_of!(PayloadDescriptor, export_state) == X64_DESCRIPTOR.export_state
+        && core::mem::offset_of!(PayloadDescriptor, import_state) == X64_DESCRIPTOR.import_state
+);
+#[cfg(target_pointer_width = "32")]
+const _: () = assert!(
+    core::mem::offset_of!(PayloadDescriptor, teardown) == X86_DESCRIPTOR.teardown
+        && core::mem::offset_of!(PayloadDescriptor, shutdown) == X86_DESCRIPTOR.shutdown
+        && core::mem::offset_of!(PayloadDescriptor, quiesce) == X86_DESCRIPTOR.quiesce
+        && core::mem::offset_of!(PayloadDescriptor, export_state) == X86_DESCRIPTOR.export_state
+        && core::mem::offset_of!(PayloadDescriptor, import_state) == X86_DESCRIPTOR.import_state
+);
+
+impl DescriptorLayout {
+    /// A pointer-sized field at `offset` of `d`, widened.
+    fn pointer_at(&self, d: &[u8], offset: usize) -> Result<u64, NtStatus> {
+        if self.pointer == 4 {
+            u32_at(d, offset).map(u64::from)
+        } else {
+            u64_at(d, offset)
+        }
+    }
+}
 
 /// A payload's entry points: virtual addresses of resident code of the
 /// checked image.
@@ -88,7 +171,7 @@ struct Declared {
 
 impl Declared {
     /// Reads the `repr(C)` little-endian layout of `PayloadDescriptor`.
-    fn read(d: &[u8]) -> Result<Declared, NtStatus> {
+    fn read(d: &[u8], layout: &DescriptorLayout) -> Result<Declared, NtStatus> {
         let mut name = [0u16; NAME_CHARS];
         let mut offset = 24;
         for ch in &mut name {
@@ -104,8 +187,8 @@ impl Declared {
             min_services_size: u32_at(d, 16)?,
             flags: u32_at(d, 20)?,
             name,
-            teardown: u64_at(d, 88)?,
-            shutdown: u64_at(d, 96)?,
+            teardown: layout.pointer_at(d, layout.teardown)?,
+            shutdown: layout.pointer_at(d, layout.shutdown)?,
             quiesce: 0,
             export_state: 0,
             import_state: 0,
@@ -113,23 +196,23 @@ impl Declared {
     }
 
     /// Reads the ABI 1.2 entries from the whole descriptor `d` (at least
-    /// [`DESCRIPTOR_LEN`] bytes).
-    fn read_handover(&mut self, d: &[u8]) -> Result<(), NtStatus> {
-        self.quiesce = u64_at(d, 104)?;
-        self.export_state = u64_at(d, 112)?;
-        self.import_state = u64_at(d, 120)?;
+    /// `layout.len` bytes).
+    fn read_handover(&mut self, d: &[u8], layout: &DescriptorLayout) -> Result<(), NtStatus> {
+        self.quiesce = layout.pointer_at(d, layout.quiesce)?;
+        self.export_state = layout.pointer_at(d, layout.export_state)?;
+        self.import_state = layout.pointer_at(d, layout.import_state)?;
         Ok(())
     }
 
     /// Whether the descriptor carries the ABI 1.2 entries.
-    fn has_handover_fields(&self) -> bool {
-        self.abi_minor >= 2 && usize::try_from(self.size).is_ok_and(|s| s >= DESCRIPTOR_LEN)
+    fn has_handover_fields(&self, layout: &DescriptorLayout) -> bool {
+        self.abi_minor >= 2 && usize::try_from(self.size).is_ok_and(|s| s >= layout.len)
     }
 
     /// Identity and sizes. Order matters: a wrong magic means "not a
     /// payload at all", so nothing else in it can be trusted; then the ABI
     /// major; then sizes; then flags; then the mandatory entry.
-    fn check(&self) -> Result<(), NtStatus> {
+    fn check(&self, layout: &DescriptorLayout) -> Result<(), NtStatus> {
         if self.magic != PAYLOAD_MAGIC {
             return Err(NtStatus::INVALID_IMAGE_FORMAT);
         }
@@ -138,7 +221,7 @@ impl Declared {
         }
         // Minor versions only append fields: a larger descriptor is fine.
         let services_needed = usize::try_from(self.min_services_size).unwrap_or(usize::MAX);
-        if usize::try_from(self.size).unwrap_or(0) < MIN_DESCRIPTOR_LEN || services_needed > SERVICES_LEN {
+        if usize::try_from(self.size).unwrap_or(0) < layout.min_len || services_needed > layout.services_len {
             return Err(NtStatus::INFO_LENGTH_MISMATCH);
         }
         if self.flags != 0 {
@@ -165,12 +248,19 @@ impl Declared {
 /// (`STATUS_INFO_LENGTH_MISMATCH`); reserved flags (`STATUS_INVALID_PARAMETER`);
 /// a teardown entry (`STATUS_PROCEDURE_NOT_FOUND`); every entry resident code
 /// of the image, not in a section freed after `DriverEntry`
-/// (`STATUS_INVALID_IMAGE_FORMAT`).
+/// (`STATUS_INVALID_IMAGE_FORMAT`). An image of the other architecture
+/// (PE32 for a 64-bit loader, PE32+ for a 32-bit one) is
+/// `STATUS_INVALID_IMAGE_FORMAT` too: the loader could not call it.
 pub fn inspect_mapped<I: ImageBytes + ?Sized>(image: &I, base: u64) -> Result<CheckedPayload, NtStatus> {
-    inspect(&Image::parse(image, Layout::Mapped)?, base)
+    let parsed = Image::parse(image, Layout::Mapped)?;
+    if layout_of(&parsed) != NATIVE_DESCRIPTOR {
+        return Err(NtStatus::INVALID_IMAGE_FORMAT);
+    }
+    inspect(&parsed, base)
 }
 
-/// [`inspect_mapped`] on a `.sys` file: entry points are VAs as linked
+/// [`inspect_mapped`] on a `.sys` file of either architecture (the
+/// descriptor's layout follows the file's): entry points are VAs as linked
 /// (relative to the file's `ImageBase`).
 pub fn inspect_file<I: ImageBytes + ?Sized>(image: &I) -> Result<CheckedPayload, NtStatus> {
     let parsed = Image::parse(image, Layout::File)?;
@@ -178,14 +268,23 @@ pub fn inspect_file<I: ImageBytes + ?Sized>(image: &I) -> Result<CheckedPayload,
     inspect(&parsed, base)
 }
 
+fn layout_of<I: ImageBytes + ?Sized>(image: &Image<'_, I>) -> DescriptorLayout {
+    if image.is_pe32() {
+        X86_DESCRIPTOR
+    } else {
+        X64_DESCRIPTOR
+    }
+}
+
 fn inspect<I: ImageBytes + ?Sized>(image: &Image<'_, I>, base: u64) -> Result<CheckedPayload, NtStatus> {
+    let layout = layout_of(image);
     let register_rva = image.export_rva(REGISTER_EXPORT)?;
     let descriptor_rva = image.export_rva(DESCRIPTOR_EXPORT)?;
-    let mut declared = Declared::read(image.slice_at_rva(descriptor_rva, MIN_DESCRIPTOR_LEN)?)?;
-    if declared.magic == PAYLOAD_MAGIC && declared.abi_major == ABI_MAJOR && declared.has_handover_fields() {
-        declared.read_handover(image.slice_at_rva(descriptor_rva, DESCRIPTOR_LEN)?)?;
+    let mut declared = Declared::read(image.slice_at_rva(descriptor_rva, layout.min_len)?, &layout)?;
+    if declared.magic == PAYLOAD_MAGIC && declared.abi_major == ABI_MAJOR && declared.has_handover_fields(&layout) {
+        declared.read_handover(image.slice_at_rva(descriptor_rva, layout.len)?, &layout)?;
     }
-    declared.check()?;
+    declared.check(&layout)?;
     let code = |va: u64| -> Result<u64, NtStatus> {
         let rva = va.checked_sub(base).and_then(|r| u32::try_from(r).ok()).ok_or(NtStatus::INVALID_IMAGE_FORMAT)?;
         image.check_code_rva(rva).map(|()| va)
@@ -281,7 +380,7 @@ mod tests {
             (|d| put32(d, 4, 0x1234), NtStatus::INVALID_IMAGE_FORMAT),
             (|d| put16(d, 8, ABI_MAJOR + 1), NtStatus::REVISION_MISMATCH),
             (|d| put32(d, 0, 103), NtStatus::INFO_LENGTH_MISMATCH),
-            (|d| put32(d, 16, u32::try_from(SERVICES_LEN).unwrap() + 1), NtStatus::INFO_LENGTH_MISMATCH),
+            (|d| put32(d, 16, u32::try_from(size_of::<LoaderServices>()).unwrap() + 1), NtStatus::INFO_LENGTH_MISMATCH),
             (|d| put32(d, 20, 1), NtStatus::INVALID_PARAMETER),
             (|d| put64(d, 88, 0), NtStatus::PROCEDURE_NOT_FOUND),
             // Entries outside the image, or not code.

@@ -139,6 +139,8 @@ struct Headers<'a, I: ImageBytes + ?Sized> {
     sections: &'a [u8],
     export_rva: u32,
     export_size: u32,
+    /// PE32 (a 32-bit image: 4-byte pointers), not PE32+.
+    pe32: bool,
 }
 
 impl<'a, I: ImageBytes + ?Sized> Headers<'a, I> {
@@ -164,9 +166,9 @@ impl<'a, I: ImageBytes + ?Sized> Headers<'a, I> {
         let optional_len = usize::from(u16_at(file_header, 4 + 16)?);
         let optional = add(nt, 4 + COFF_HEADER_LEN)?;
         let optional_bytes = Self::header(image, layout, optional, optional_len)?;
-        let (count_at, dirs_at, image_base) = match u16_at(optional_bytes, 0)? {
-            PE32_MAGIC => (92, 96, u64::from(u32_at(optional_bytes, 28)?)),
-            PE32_PLUS_MAGIC => (108, 112, u64_at(optional_bytes, 24)?),
+        let (count_at, dirs_at, image_base, pe32) = match u16_at(optional_bytes, 0)? {
+            PE32_MAGIC => (92, 96, u64::from(u32_at(optional_bytes, 28)?), true),
+            PE32_PLUS_MAGIC => (108, 112, u64_at(optional_bytes, 24)?, false),
             _ => return Err(BAD),
         };
         let size_of_image = u32_at(optional_bytes, 56)?;
@@ -196,7 +198,7 @@ impl<'a, I: ImageBytes + ?Sized> Headers<'a, I> {
             }
             Layout::Mapped => {}
         }
-        Ok(Headers { image, layout, image_base, size_of_image, header_bytes, sections, export_rva, export_size })
+        Ok(Headers { image, layout, image_base, size_of_image, header_bytes, sections, export_rva, export_size, pe32 })
     }
 
     fn sections(&self) -> impl Iterator<Item = Section> + 'a {
@@ -398,6 +400,13 @@ impl<'a, I: ImageBytes + ?Sized> Image<'a, I> {
     #[must_use]
     pub fn image_base(&self) -> u64 {
         self.headers.image_base
+    }
+
+    /// Whether this is a PE32 image (32-bit, x86: 4-byte pointers in its
+    /// data) rather than PE32+ (x64).
+    #[must_use]
+    pub fn is_pe32(&self) -> bool {
+        self.headers.pe32
     }
 }
 

@@ -162,10 +162,22 @@ pub struct OwnerBlock {
     pub in_flight: [u32; 2],
 }
 
-/// `LoaderServices::size` of a 1.0/1.1 loader (no handover services).
+/// `LoaderServices::size` of a 1.0/1.1 loader (no handover services):
+/// 48 bytes on x64, 32 on x86.
+#[cfg(target_pointer_width = "64")]
 pub const SERVICES_SIZE_1_1: u32 = 48;
-/// `PayloadDescriptor::size` of a 1.0/1.1 payload (no handover entries).
+/// `LoaderServices::size` of a 1.0/1.1 loader (no handover services):
+/// 48 bytes on x64, 32 on x86.
+#[cfg(target_pointer_width = "32")]
+pub const SERVICES_SIZE_1_1: u32 = 32;
+/// `PayloadDescriptor::size` of a 1.0/1.1 payload (no handover entries):
+/// 104 bytes on x64, 96 on x86.
+#[cfg(target_pointer_width = "64")]
 pub const DESCRIPTOR_SIZE_1_1: u32 = 104;
+/// `PayloadDescriptor::size` of a 1.0/1.1 payload (no handover entries):
+/// 104 bytes on x64, 96 on x86.
+#[cfg(target_pointer_width = "32")]
+pub const DESCRIPTOR_SIZE_1_1: u32 = 96;
 
 /// Log levels for [`LoaderServices::log`].
 #[repr(transparent)]
@@ -224,20 +236,47 @@ impl PayloadPhase {
     }
 }
 
-const_assert_eq!(size_of::<PayloadDescriptor>(), 128);
-const_assert_eq!(offset_of!(PayloadDescriptor, name), 24);
-const_assert_eq!(offset_of!(PayloadDescriptor, teardown), 88);
-const_assert_eq!(offset_of!(PayloadDescriptor, shutdown), 96);
-const_assert_eq!(offset_of!(PayloadDescriptor, quiesce), DESCRIPTOR_SIZE_1_1 as usize);
-const_assert_eq!(offset_of!(PayloadDescriptor, export_state), 112);
-const_assert_eq!(offset_of!(PayloadDescriptor, import_state), 120);
-const_assert_eq!(size_of::<LoaderServices>(), 80);
-const_assert_eq!(offset_of!(LoaderServices, context), 16);
-const_assert_eq!(offset_of!(LoaderServices, report), 40);
-const_assert_eq!(offset_of!(LoaderServices, owner), SERVICES_SIZE_1_1 as usize);
+// The layouts per architecture: x64 (8-byte pointers) and x86 (4-byte
+// pointers; `u64` is 8-aligned there as well, as MSVC lays it out).
+#[cfg(target_pointer_width = "64")]
+mod layout_x64 {
+    use super::{
+        const_assert_eq, offset_of, size_of, LoaderServices, PayloadDescriptor, DESCRIPTOR_SIZE_1_1, SERVICES_SIZE_1_1,
+    };
+    const_assert_eq!(size_of::<PayloadDescriptor>(), 128);
+    const_assert_eq!(offset_of!(PayloadDescriptor, name), 24);
+    const_assert_eq!(offset_of!(PayloadDescriptor, teardown), 88);
+    const_assert_eq!(offset_of!(PayloadDescriptor, shutdown), 96);
+    const_assert_eq!(offset_of!(PayloadDescriptor, quiesce), DESCRIPTOR_SIZE_1_1 as usize);
+    const_assert_eq!(offset_of!(PayloadDescriptor, export_state), 112);
+    const_assert_eq!(offset_of!(PayloadDescriptor, import_state), 120);
+    const_assert_eq!(size_of::<LoaderServices>(), 80);
+    const_assert_eq!(offset_of!(LoaderServices, context), 16);
+    const_assert_eq!(offset_of!(LoaderServices, report), 40);
+    const_assert_eq!(offset_of!(LoaderServices, owner), SERVICES_SIZE_1_1 as usize);
+    const_assert_eq!(offset_of!(LoaderServices, mark), 64);
+    const_assert_eq!(offset_of!(LoaderServices, take_mark), 72);
+}
+#[cfg(target_pointer_width = "32")]
+mod layout_x86 {
+    use super::{
+        const_assert_eq, offset_of, size_of, LoaderServices, PayloadDescriptor, DESCRIPTOR_SIZE_1_1, SERVICES_SIZE_1_1,
+    };
+    const_assert_eq!(size_of::<PayloadDescriptor>(), 108);
+    const_assert_eq!(offset_of!(PayloadDescriptor, name), 24);
+    const_assert_eq!(offset_of!(PayloadDescriptor, teardown), 88);
+    const_assert_eq!(offset_of!(PayloadDescriptor, shutdown), 92);
+    const_assert_eq!(offset_of!(PayloadDescriptor, quiesce), DESCRIPTOR_SIZE_1_1 as usize);
+    const_assert_eq!(offset_of!(PayloadDescriptor, export_state), 100);
+    const_assert_eq!(offset_of!(PayloadDescriptor, import_state), 104);
+    const_assert_eq!(size_of::<LoaderServices>(), 52);
+    const_assert_eq!(offset_of!(LoaderServices, context), 16);
+    const_assert_eq!(offset_of!(LoaderServices, report), 28);
+    const_assert_eq!(offset_of!(LoaderServices, owner), SERVICES_SIZE_1_1 as usize);
+    const_assert_eq!(offset_of!(LoaderServices, mark), 44);
+    const_assert_eq!(offset_of!(LoaderServices, take_mark), 48);
+}
 const_assert_eq!(size_of::<OwnerBlock>(), 12);
-const_assert_eq!(offset_of!(LoaderServices, mark), 64);
-const_assert_eq!(offset_of!(LoaderServices, take_mark), 72);
 const_assert_eq!(size_of::<StateBlobHeader>(), 24);
 const_assert_eq!(size_of::<PayloadReport>(), 48);
 const_assert_eq!(offset_of!(PayloadReport, creates), 16);

@@ -11,7 +11,7 @@
 //!
 //! The helpers below drive it through `fltsimctl.exe`, always bounded.
 use crate::wine::{CtlResult, WineSession, COMMAND_BOUND};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// The simulator's service (the name Windows' Filter Manager has).
@@ -27,15 +27,10 @@ const SIM_READY_BOUND: Duration = Duration::from_secs(90);
 /// How long the service manager may take to answer at a session's start.
 const SERVICE_MANAGER_BOUND: Duration = Duration::from_mins(1);
 
-fn root() -> PathBuf {
-    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    here.parent().map_or(here.clone(), Path::to_path_buf)
-}
-
 /// `target/package/test-fltmgr/`: the simulator and its tool (never `x64/`).
 #[must_use]
 pub fn test_fltmgr_dir() -> PathBuf {
-    root().join("target/package/test-fltmgr")
+    crate::arch::fltmgr_dir()
 }
 
 /// The simulator's image.
@@ -210,7 +205,7 @@ pub fn unload(s: &WineSession, service: &str) -> CtlResult {
 /// filter service `service`, in the shared group, with its instance at
 /// `altitude`, as a minifilter INF would. Not started.
 pub fn install_filter_service(s: &WineSession, service: &str, image: &str, altitude: &str) -> Result<(), String> {
-    let from = root().join("target/package/test-payloads").join(image);
+    let from = crate::arch::test_payload_dir().join(image);
     let file = format!("{}.sys", service.to_ascii_lowercase());
     std::fs::copy(&from, drivers_dir(s).join(&file)).map_err(|e| format!("cannot install {}: {e}", from.display()))?;
     let _ = s.sc(&["stop", service]);

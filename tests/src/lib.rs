@@ -12,9 +12,11 @@
 //! (every check counts) and never block a thread except where Windows would.
 #![allow(clippy::missing_panics_doc)] // a poisoned model lock is a test failure
 
+pub mod arch;
 pub mod c_dropin;
 pub mod explore;
 pub mod handover_model;
+pub mod imports;
 pub mod iomgr;
 pub mod naive;
 pub mod platforms;

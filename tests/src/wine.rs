@@ -69,11 +69,6 @@ impl CtlResult {
     }
 }
 
-fn workspace_root() -> PathBuf {
-    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    here.parent().map_or(here.clone(), Path::to_path_buf)
-}
-
 static COMMANDS: AtomicU64 = AtomicU64::new(0);
 /// What Wine's `start.exe /exec` prints when the program it was handed
 /// could not be started at all.
@@ -104,21 +99,22 @@ fn kill_group(pid: u32) {
 }
 
 impl WineSession {
-    /// Starts a session on the project's prefix (`target/wine/prefix`, made
-    /// by `cargo xtask setup`) with the package from `target/package`.
+    /// Starts a session on the project's prefix for the architecture under
+    /// test (`target/wine/prefix`, or `target/wine-x86/prefix` for x86, made
+    /// by `cargo xtask setup`) with that architecture's package
+    /// (`crate::arch`).
     pub fn start() -> Result<WineSession, String> {
-        let root = workspace_root();
         // `SERIAL_LOADER_WINE_DIR` gives a session a Wine directory of its
         // own (prefix, log, scratch), so two runs on one machine never share
         // (and never kill) each other's wineserver.
         let wine_dir =
-            std::env::var_os("SERIAL_LOADER_WINE_DIR").map_or_else(|| root.join("target/wine"), PathBuf::from);
+            std::env::var_os("SERIAL_LOADER_WINE_DIR").map_or_else(crate::arch::default_wine_dir, PathBuf::from);
         let prefix = wine_dir.join("prefix");
         if !prefix.join(".serial-loader-ready").exists() {
             return Err(format!("Wine prefix {} is not prepared; run `cargo xtask setup`", prefix.display()));
         }
-        let package = root.join("target/package/x64");
-        let test_payloads = root.join("target/package/test-payloads");
+        let package = crate::arch::package_dir();
+        let test_payloads = crate::arch::test_payload_dir();
         for f in ["loader.sys", "payload.sys", "loaderctl.exe"] {
             if !package.join(f).exists() {
                 return Err(format!("{} is missing; run `cargo xtask build`", package.join(f).display()));

@@ -8,7 +8,7 @@
 //!   which would compete with the interposers), plus the renamed imports of
 //!   `payload-c/serialpayload_imports.def`. Shipped with `serialpayload.h`
 //!   in `target/package/serialpayload/`.
-//! - Import libraries for the C link, made from `tests/win7-imports.txt`
+//! - Import libraries for the C link, made from `tests/kernel-imports.txt`
 //!   with `llvm-dlltool-22`: an import outside the Windows 7 allowlist does
 //!   not link.
 //! - `payload-c/example/Makefile` (clang-22, lld-link-22): `c_legacy.sys`
@@ -36,21 +36,21 @@ pub fn sdk_dir() -> PathBuf {
 }
 
 /// Builds the library, the import libraries and the example's images.
-pub fn build(tests: &Path, maps: &Path, kernel_cargo: impl FnOnce() -> Command) -> Result<(), String> {
+pub fn build(tests: &Path, maps: &Path, kernel_cargo: impl FnOnce() -> Result<Command, String>) -> Result<(), String> {
     let work = work_dir();
     let _ = std::fs::remove_dir_all(&work);
     for dir in [work.join("lib"), work.join("rustlib"), work.join("out")] {
         std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     step("building serialpayload.lib (payload-c: the C minifilter drop-in, Rust staticlib)");
-    util::run(&mut kernel_cargo())?;
+    util::run(&mut kernel_cargo()?)?;
     let lib = library(&work)?;
     for (from, name) in
         [(lib.clone(), "serialpayload.lib"), (root().join("payload-c/include/serialpayload.h"), "serialpayload.h")]
     {
         copy(&from, &sdk_dir().join(name))?;
     }
-    step("import libraries for the C link, from tests/win7-imports.txt (llvm-dlltool-22)");
+    step("import libraries for the C link, from tests/kernel-imports.txt (llvm-dlltool-22)");
     let imports = import_libraries(&work)?;
     step("building the example C minifilter twice: plain (a) and relinked with serialpayload.lib (b, b v2)");
     let mut make = Command::new("make");
@@ -103,16 +103,18 @@ fn library(work: &Path) -> Result<PathBuf, String> {
 /// One import library per DLL of the allowlist (`ntoskrnl.lib`,
 /// `fltmgr.lib`, `hal.lib`), with data exports marked `DATA`.
 fn import_libraries(work: &Path) -> Result<Vec<PathBuf>, String> {
-    let list = std::fs::read_to_string(root().join("tests/win7-imports.txt"))
-        .map_err(|e| format!("cannot read tests/win7-imports.txt: {e}"))?;
+    let list = std::fs::read_to_string(root().join("tests/kernel-imports.txt"))
+        .map_err(|e| format!("cannot read tests/kernel-imports.txt: {e}"))?;
     let mut libs = Vec::new();
     for dll in ["ntoskrnl.exe", "fltmgr.sys", "hal.dll"] {
         let mut def = format!("LIBRARY {dll}\nEXPORTS\n");
         for line in list.lines().map(str::trim).filter(|l| !l.starts_with('#')) {
             let cols: Vec<&str> = line.split_whitespace().collect();
-            if let [file, name, _version, rest @ ..] = cols.as_slice() {
-                if file.eq_ignore_ascii_case(dll) {
-                    let data = rest.first().is_some_and(|n| n.starts_with("data"));
+            // dll name arch convention first [note]: the x64 link takes
+            // the rows for all architectures and for x64.
+            if let [file, name, arch, convention, _first, ..] = cols.as_slice() {
+                if file.eq_ignore_ascii_case(dll) && (*arch == "all" || *arch == "x64") {
+                    let data = *convention == "data";
                     let _ = writeln!(def, "{name}{}", if data { " DATA" } else { "" });
                 }
             }

@@ -25,8 +25,9 @@ verbs:
   build              cross-build loader.sys, payload.sys (+ test variants) and loaderctl.exe into target/package/
   test               run every test: host unit tests, model (loom + stress), image checks, INF checks,
                      the Wine end-to-end suite and a short fuzz pass; ends with `N passed, N failed`
+  lint               the lint gates of `test` alone (clippy for host, x64 and x86 kernel and Windows 7 targets; fmt --check)
   model              the loom model suite and the randomized stress simulator
-  e2e                the end-to-end suite under Wine
+  e2e [--arch A]     the end-to-end suite under Wine, on x64 and x86 (or on A only); a total per architecture
   bench              upgrade-latency benchmark under Wine (prints figures)
   fuzz [--seconds N] run every fuzz target for N seconds (default 60)
   demo               build, install into Wine, and narrate a live load / upgrade / rollback story
@@ -44,7 +45,8 @@ fn main() -> ExitCode {
         "build" => build::run().map(|_| ()),
         "test" => testrun::test_all(),
         "model" => testrun::model_only(),
-        "e2e" => testrun::e2e_only(),
+        "lint" => testrun::lint_only(),
+        "e2e" => testrun::e2e_only(rest),
         "bench" => testrun::bench(),
         "fuzz" => testrun::fuzz(util::seconds_arg(rest, 60)),
         "demo" => demo::run(),

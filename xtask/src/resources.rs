@@ -219,6 +219,28 @@ pub fn compile(image: &Image<'_>) -> Result<PathBuf, String> {
     Ok(out)
 }
 
+/// A program's resources as an object for `arch` (`pe-x86-64` or
+/// `pe-i386`); announces and compiles.
+pub fn compile_program(image: &Image<'_>, arch: crate::build::Arch) -> Result<PathBuf, String> {
+    step(&format!("resources of {} ({}): VERSIONINFO", image.file, arch.name()));
+    let product = product()?;
+    let dir = res_dir();
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let rc_path = dir.join(format!("{}.rc", image.file));
+    std::fs::write(&rc_path, rc_source(&product, image, None))
+        .map_err(|e| format!("cannot write {}: {e}", rc_path.display()))?;
+    let out = dir.join(format!("{}.{}.res.o", image.file, arch.name()));
+    let bfd = match arch {
+        crate::build::Arch::X64 => "pe-x86-64",
+        crate::build::Arch::X86 => "pe-i386",
+    };
+    let mut c = Command::new(WINDRES);
+    c.current_dir(&dir).args(["--input-format=rc", "--output-format", "coff", "--target", bfd, "-c", "65001"]);
+    c.arg("-i").arg(&rc_path).arg("-o").arg(&out);
+    util::run(&mut c)?;
+    Ok(out)
+}
+
 /// Announces and compiles; for `build::run`.
 pub fn for_image(image: &Image<'_>) -> Result<PathBuf, String> {
     step(&format!("resources of {}: VERSIONINFO{}", image.file, if image.messages { " + MESSAGETABLE" } else { "" }));

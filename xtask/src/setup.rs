@@ -18,6 +18,10 @@ pub const PACKAGES: &[&str] = &[
     "wine",                 // the embedded kernel emulation
     "wine64",               // 64-bit winedevice.exe
     "gcc-mingw-w64-x86-64", // linker for the Windows 7 user-mode tool
+    "gcc-mingw-w64-i686",   // the same for the x86 tool (i686-win7-windows-gnu)
+    // 32-bit Wine (Debian's i386 architecture): a WINEARCH=win32 prefix whose
+    // winedevice.exe hosts the x86 kernel images.
+    "wine32:i386",
     // windres and windmc: the VERSIONINFO resources and loader.sys's event message table
     "binutils-mingw-w64-x86-64",
     // The C path (issue 11): clang for the MSVC target compiles the C minifilters,
@@ -49,6 +53,16 @@ pub fn ensure_packages() -> Result<(), String> {
     }
     step(&format!("installing Debian packages: {}", missing.join(" ")));
     let is_root = capture(Command::new("id").arg("-u")).is_ok_and(|(_, o)| o.trim() == "0");
+    // wine32 comes from the i386 architecture, which dpkg must know first.
+    let foreign = capture(Command::new("dpkg").arg("--print-foreign-architectures")).map(|(_, o)| o)?;
+    if !foreign.split_whitespace().any(|a| a == "i386") {
+        step("adding Debian's i386 architecture (for wine32)");
+        let mut add = if is_root { Command::new("dpkg") } else { Command::new("sudo") };
+        if !is_root {
+            add.arg("dpkg");
+        }
+        run(add.args(["--add-architecture", "i386"]))?;
+    }
     let apt = |args: &[&str]| -> Command {
         let mut c = if is_root {
             Command::new("apt-get")
@@ -70,24 +84,34 @@ pub fn ensure_packages() -> Result<(), String> {
     Ok(())
 }
 
-/// The Wine prefix the end-to-end suite and the demo use.
+/// The Wine prefix the end-to-end suite and the demo use (x64).
 pub fn wine_prefix() -> PathBuf {
     target().join("wine").join("prefix")
 }
 
-/// Creates the Wine prefix once (`wineboot -i`, about 5 s).
+/// The 32-bit Wine prefix of the x86 suite (`WINEARCH=win32`).
+pub fn wine_prefix_x86() -> PathBuf {
+    target().join("wine-x86").join("prefix")
+}
+
+/// Creates both Wine prefixes once (`wineboot -i`, about 5 s each).
 pub fn ensure_wine_prefix() -> Result<(), String> {
-    let prefix = wine_prefix();
+    ensure_prefix(&wine_prefix(), "win64")?;
+    ensure_prefix(&wine_prefix_x86(), "win32")
+}
+
+fn ensure_prefix(prefix: &std::path::Path, winearch: &str) -> Result<(), String> {
     let marker = prefix.join(".serial-loader-ready");
     if marker.exists() {
         return Ok(());
     }
-    step(&format!("preparing Wine prefix {}", prefix.display()));
-    std::fs::create_dir_all(&prefix).map_err(|e| format!("cannot create {}: {e}", prefix.display()))?;
+    step(&format!("preparing Wine prefix {} ({winearch})", prefix.display()));
+    std::fs::create_dir_all(prefix).map_err(|e| format!("cannot create {}: {e}", prefix.display()))?;
     let (ok, out) = capture(
         Command::new("wine")
             .args(["wineboot", "-i"])
-            .env("WINEPREFIX", &prefix)
+            .env("WINEPREFIX", prefix)
+            .env("WINEARCH", winearch)
             .env("WINEDLLOVERRIDES", "mscoree,mshtml=")
             .env("WINEDEBUG", "-all"),
     )?;
@@ -95,7 +119,7 @@ pub fn ensure_wine_prefix() -> Result<(), String> {
         return Err(format!("wineboot failed:\n{out}"));
     }
     // Wait for the session to end so the registry is flushed to disk.
-    let _ = capture(Command::new("wineserver").arg("-w").env("WINEPREFIX", &prefix));
+    let _ = capture(Command::new("wineserver").arg("-w").env("WINEPREFIX", prefix));
     std::fs::write(&marker, b"ok\n").map_err(|e| e.to_string())?;
     Ok(())
 }

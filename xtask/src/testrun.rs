@@ -3,8 +3,9 @@
 //! libtest's `test result:` lines are summed; a suite that is a plain
 //! program (the stress simulator, a fuzz target) counts as one test. `test`
 //! ends with exactly one line `N passed, N failed` and fails if N failed > 0.
+use crate::build::{self, Arch};
+use crate::setup;
 use crate::util::{describe, root, step, target};
-use crate::{build, setup};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
@@ -114,8 +115,14 @@ fn host_unit_tests(t: &mut Tally) {
 }
 
 fn loader_test(t: &mut Tally, label: &str, test: &str, extra: &[&str]) {
+    loader_test_on(t, Arch::X64, label, test, extra);
+}
+
+/// A test binary of `loader-tests` with the end-to-end harness pointed at
+/// `arch` (`SERIAL_LOADER_ARCH`: its package and its Wine prefix).
+fn loader_test_on(t: &mut Tally, arch: Arch, label: &str, test: &str, extra: &[&str]) {
     let mut c = host_cargo();
-    c.args(["test", "-p", "loader-tests", "--test", test]);
+    c.env("SERIAL_LOADER_ARCH", arch.name()).args(["test", "-p", "loader-tests", "--test", test]);
     if !extra.is_empty() {
         c.arg("--").args(extra);
     }
@@ -142,16 +149,34 @@ fn model_suites(t: &mut Tally) {
     t.program("model: randomized stress simulator", &mut stress);
 }
 
-fn e2e_suite(t: &mut Tally) {
-    loader_test(t, "end-to-end suite under Wine", "e2e", &["--test-threads=1", "--nocapture"]);
+/// Every end-to-end scenario on `arch` (the C minifilters only on x64:
+/// their drop-in library is x64 code).
+fn e2e_suite(t: &mut Tally, arch: Arch) {
+    let a = arch.name();
     let args = ["--test-threads=1", "--nocapture"];
-    loader_test(t, "end-to-end suite under Wine: the test world's Filter Manager", "e2e_fltmgr", &args);
-    let label = "end-to-end suite under Wine: the operator's side (INF install, events, loaderctl)";
-    loader_test(t, label, "e2e_operator", &args);
-    let label = "end-to-end suite under Wine: C minifilters, plain and relinked with serialpayload.lib";
-    loader_test(t, label, "e2e_c", &args);
-    let label = "end-to-end suite under Wine: the exactly-once handover (storm, state, refusal, old payloads)";
-    loader_test(t, label, "e2e_handover", &args);
+    loader_test_on(t, arch, &format!("{a} end-to-end suite under Wine"), "e2e", &args);
+    let label = format!("{a} end-to-end suite under Wine: the test world's Filter Manager");
+    loader_test_on(t, arch, &label, "e2e_fltmgr", &args);
+    let label = format!("{a} end-to-end suite under Wine: the operator's side (INF install, events, loaderctl)");
+    loader_test_on(t, arch, &label, "e2e_operator", &args);
+    if arch == Arch::X64 {
+        let label =
+            format!("{a} end-to-end suite under Wine: C minifilters, plain and relinked with serialpayload.lib");
+        loader_test_on(t, arch, &label, "e2e_c", &args);
+    }
+    let label =
+        format!("{a} end-to-end suite under Wine: the exactly-once handover (storm, state, refusal, old payloads)");
+    loader_test_on(t, arch, &label, "e2e_handover", &args);
+}
+
+/// The x86 subset `cargo xtask test` runs beside the whole x64 suite:
+/// lifecycle, failure injection, the Windows 7 race and a 200-cycle soak
+/// (`cargo xtask e2e --arch x86` runs every x86 scenario).
+fn e2e_x86_subset(t: &mut Tally) {
+    let args = ["--test-threads=1", "--nocapture", "lifecycle_", "failure", "teardown_that_never_ends", "soak_"];
+    loader_test_on(t, Arch::X86, "x86 end-to-end subset under Wine: lifecycle, failure injection, soak", "e2e", &args);
+    let args = ["--test-threads=1", "--nocapture", "the_windows7_race"];
+    loader_test_on(t, Arch::X86, "x86 end-to-end subset under Wine: the Windows 7 race", "e2e_fltmgr", &args);
 }
 
 fn fuzz_targets(t: &mut Tally, seconds: u64) {
@@ -219,11 +244,23 @@ pub fn test_all() -> Result<(), String> {
     lint_gate(&mut t);
     host_unit_tests(&mut t);
     loader_test(&mut t, "image checks on the built .sys files", "images", &[]);
+    loader_test(&mut t, "image checks on the x86 package", "images_x86", &[]);
+    loader_test(&mut t, "calling conventions of the kernel bindings", "conventions", &[]);
     loader_test(&mut t, "INF checks", "inf", &[]);
     model_suites(&mut t);
-    e2e_suite(&mut t);
+    e2e_suite(&mut t, Arch::X64);
+    e2e_x86_subset(&mut t);
     let fuzz_seconds = if std::env::var_os("CI").is_some() { 15 } else { 10 };
     fuzz_targets(&mut t, fuzz_seconds);
+    t.finish()
+}
+
+/// `cargo xtask lint`: the lint gates alone (after a build, which writes
+/// the x86 target spec they use).
+pub fn lint_only() -> Result<(), String> {
+    build::run()?;
+    let mut t = Tally::default();
+    lint_gate(&mut t);
     t.finish()
 }
 
@@ -233,12 +270,35 @@ pub fn model_only() -> Result<(), String> {
     t.finish()
 }
 
-pub fn e2e_only() -> Result<(), String> {
+/// `cargo xtask e2e [--arch x64|x86]`: every scenario on both
+/// architectures (or the one named), with a total per architecture.
+pub fn e2e_only(args: &[String]) -> Result<(), String> {
+    let arches: Vec<Arch> = match args {
+        [] => Arch::ALL.to_vec(),
+        [flag, value] if flag == "--arch" => {
+            vec![Arch::parse(value).ok_or_else(|| format!("--arch {value}: expected x64 or x86"))?]
+        }
+        other => return Err(format!("e2e: unexpected arguments {other:?} (usage: e2e [--arch x64|x86])")),
+    };
     build::run()?;
     setup::ensure_wine_prefix()?;
-    let mut t = Tally::default();
-    e2e_suite(&mut t);
-    t.finish()
+    let mut totals = Vec::new();
+    let mut failed = false;
+    for arch in arches {
+        let mut t = Tally::default();
+        e2e_suite(&mut t, arch);
+        let (passed, failures) = (t.passed, t.failed);
+        failed |= t.finish().is_err();
+        totals.push(format!("{}: {passed} passed, {failures} failed", arch.name()));
+    }
+    for line in &totals {
+        println!("e2e {line}");
+    }
+    if failed {
+        Err("end-to-end failures (see above)".into())
+    } else {
+        Ok(())
+    }
 }
 
 pub fn bench() -> Result<(), String> {
@@ -247,7 +307,17 @@ pub fn bench() -> Result<(), String> {
     setup::ensure_wine_prefix()?;
     let mut c = host_cargo();
     c.args(["test", "--release", "-p", "loader-tests", "--test", "bench", "--", "--nocapture", "--test-threads=1"]);
-    crate::util::run(&mut c)
+    crate::util::run(&mut c)?;
+    // The x86 figures beside them: sizes and the upgrade IOCTL median.
+    let mut x86 = host_cargo();
+    x86.env("SERIAL_LOADER_ARCH", "x86").args(["test", "--release", "-p", "loader-tests", "--test", "bench"]).args([
+        "--",
+        "--nocapture",
+        "--test-threads=1",
+        "--exact",
+        "arch_sizes_and_upgrade_median",
+    ]);
+    crate::util::run(&mut x86)
 }
 
 pub fn fuzz(seconds: u64) -> Result<(), String> {

@@ -32,23 +32,13 @@ impl Event {
     /// `signaled` or not.
     #[must_use]
     pub const fn notification(signaled: bool) -> Self {
-        Event {
-            raw: UnsafeCell::new(KEVENT { Header: [0; 3] }),
-            state: AtomicU8::new(UNINIT),
-            notification: true,
-            signaled,
-        }
+        Event { raw: UnsafeCell::new(KEVENT::zeroed()), state: AtomicU8::new(UNINIT), notification: true, signaled }
     }
 
     /// A synchronization event (auto-clears when a wait is satisfied).
     #[must_use]
     pub const fn synchronization(signaled: bool) -> Self {
-        Event {
-            raw: UnsafeCell::new(KEVENT { Header: [0; 3] }),
-            state: AtomicU8::new(UNINIT),
-            notification: false,
-            signaled,
-        }
+        Event { raw: UnsafeCell::new(KEVENT::zeroed()), state: AtomicU8::new(UNINIT), notification: false, signaled }
     }
 
     /// The initialised `KEVENT`. Any IRQL.

@@ -40,5 +40,14 @@ pub fn current_irql() -> u8 {
     u8::try_from(irql & 0xF).unwrap_or(u8::MAX)
 }
 
+/// The current IRQL (x86: hal's `KeGetCurrentIrql` export, which is what
+/// the WDK calls there). Any IRQL.
+#[must_use]
+#[cfg(target_arch = "x86")]
+pub fn current_irql() -> u8 {
+    // SAFETY: no arguments; any IRQL.
+    unsafe { crate::imports::KeGetCurrentIrql() }
+}
+
 /// `PASSIVE_LEVEL`.
 pub const PASSIVE_LEVEL: u8 = 0;

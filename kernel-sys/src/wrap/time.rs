@@ -1,6 +1,6 @@
 //! System time at any IRQL.
 //!
-//! On x64 `KeQuerySystemTime` is a macro, not an ntoskrnl export: it reads
+//! On x86 it is the `KeQuerySystemTime` export. On x64 `KeQuerySystemTime` is a macro, not an ntoskrnl export: it reads
 //! `KUSER_SHARED_DATA.SystemTime`, which the kernel keeps current and which
 //! is valid at any IRQL. This does the same: the `KSYSTEM_TIME` is read
 //! field by field (`High1Time`, `LowPart`, `High2Time`) until the two high
@@ -41,6 +41,19 @@ pub fn system_time() -> u64 {
         }
         core::hint::spin_loop();
     }
+}
+
+/// Current system time in 100 ns units since 1601 (UTC). Any IRQL.
+///
+/// x86: `KeQuerySystemTime` is an ntoskrnl export there (documented for any
+/// IRQL), so it is called rather than read inline.
+#[must_use]
+#[cfg(target_arch = "x86")]
+pub fn system_time() -> u64 {
+    let mut t: i64 = 0;
+    // SAFETY: writes one LARGE_INTEGER to a local; any IRQL.
+    unsafe { crate::imports::KeQuerySystemTime(&raw mut t) };
+    u64::try_from(t).unwrap_or(0)
 }
 
 /// Sleeps the calling thread for about `ms` milliseconds (the clock tick

@@ -29,8 +29,11 @@ const DEAD: u32 = u32::from_le_bytes(*b"fsct");
 const DEFAULT_TAG: u32 = u32::from_le_bytes(*b"FSct");
 const NONE: u32 = u32::MAX;
 
-/// What precedes a context's body.
-#[repr(C, align(16))]
+/// What precedes a context's body, aligned as pool blocks are
+/// (`MEMORY_ALLOCATION_ALIGNMENT`: 16 bytes on x64, 8 on x86), so the body
+/// is too.
+#[cfg_attr(target_pointer_width = "64", repr(C, align(16)))]
+#[cfg_attr(target_pointer_width = "32", repr(C, align(8)))]
 struct Header {
     magic: u32,
     kind: u16,
@@ -49,14 +52,20 @@ struct Header {
 }
 
 const HEADER: usize = core::mem::size_of::<Header>();
-const _: () = assert!(HEADER == 64);
+/// `MEMORY_ALLOCATION_ALIGNMENT`: what pool blocks, and so context bodies,
+/// are aligned to.
+const ALIGN: usize = core::mem::align_of::<Header>();
+#[cfg(target_pointer_width = "64")]
+const _: () = assert!(HEADER == 64 && ALIGN == 16);
+#[cfg(target_pointer_width = "32")]
+const _: () = assert!(HEADER == 48 && ALIGN == 8);
 
 /// The header of `context`, if it is a live context of the simulator.
 ///
-/// A pointer the simulator never gave out is read 64 bytes before it: the
-/// filter's contract is to pass only contexts it got from here.
+/// A pointer the simulator never gave out is read `HEADER` bytes before it:
+/// the filter's contract is to pass only contexts it got from here.
 fn header(context: PFLT_CONTEXT) -> Option<*mut Header> {
-    if context.is_null() || !context.addr().is_multiple_of(16) {
+    if context.is_null() || !context.addr().is_multiple_of(ALIGN) {
         return None;
     }
     let h = context.wrapping_byte_sub(HEADER).cast::<Header>();
@@ -116,7 +125,7 @@ pub fn allocate(filter: PFLT_FILTER, kind: u16, size: usize, out: *mut PFLT_CONT
         size,
     };
     // SAFETY: `block` is a fresh allocation of HEADER + size bytes, aligned
-    // for Header (pool blocks are 16-byte aligned on x64).
+    // for Header (pool blocks are 16-byte aligned on x64, 8 on x86).
     unsafe { block.write(h) };
     let body = block.cast::<u8>().wrapping_add(HEADER);
     // SAFETY: the body: the `size` bytes after the header, in the same block.

@@ -24,10 +24,10 @@ use core::ffi::c_void;
 use fltsim_abi as abi;
 use kernel_sys::flt::{
     FLTFL_CALLBACK_DATA_IRP_OPERATION, FLTFL_CALLBACK_DATA_POST_OPERATION, FLT_CALLBACK_DATA, FLT_CREATE_PARAMETERS,
-    FLT_IO_PARAMETER_BLOCK, FLT_PARAMETERS, FLT_POSTOP_MORE_PROCESSING_REQUIRED, FLT_PREOP_COMPLETE,
-    FLT_PREOP_DISALLOW_FASTIO, FLT_PREOP_SUCCESS_NO_CALLBACK, FLT_PREOP_SUCCESS_WITH_CALLBACK, FLT_PREOP_SYNCHRONIZE,
-    FLT_READ_WRITE_PARAMETERS, FLT_RELATED_OBJECTS, IO_SECURITY_CONTEXT, PFLT_POST_OPERATION_CALLBACK,
-    PFLT_PRE_OPERATION_CALLBACK,
+    FLT_IO_PARAMETER_BLOCK, FLT_OTHER_PARAMETERS, FLT_PARAMETERS, FLT_POSTOP_MORE_PROCESSING_REQUIRED,
+    FLT_PREOP_COMPLETE, FLT_PREOP_DISALLOW_FASTIO, FLT_PREOP_SUCCESS_NO_CALLBACK, FLT_PREOP_SUCCESS_WITH_CALLBACK,
+    FLT_PREOP_SYNCHRONIZE, FLT_READ_WRITE_PARAMETERS, FLT_RELATED_OBJECTS, IO_SECURITY_CONTEXT,
+    PFLT_POST_OPERATION_CALLBACK, PFLT_PRE_OPERATION_CALLBACK,
 };
 use kernel_sys::wrap::event::Event;
 use kernel_sys::{UserMode, FILE_OBJECT, IO_STATUS_BLOCK};
@@ -196,11 +196,14 @@ fn parameters(
             Create: FLT_CREATE_PARAMETERS {
                 SecurityContext: security,
                 Options: CREATE_OPTIONS,
+                #[cfg(not(target_arch = "x86"))]
                 Pad0: 0,
                 FileAttributes: 0x80, // FILE_ATTRIBUTE_NORMAL
                 ShareAccess: 3,
+                #[cfg(not(target_arch = "x86"))]
                 Pad1: 0,
                 EaLength: 0,
+                #[cfg(not(target_arch = "x86"))]
                 Pad2: 0,
                 EaBuffer: core::ptr::null_mut(),
                 AllocationSize: 0,
@@ -209,15 +212,17 @@ fn parameters(
         k if k == abi::OP_READ as usize || k == abi::OP_WRITE as usize => FLT_PARAMETERS {
             Read: FLT_READ_WRITE_PARAMETERS {
                 Length: length,
+                #[cfg(not(target_arch = "x86"))]
                 Pad0: 0,
                 Key: 0,
+                #[cfg(not(target_arch = "x86"))]
                 Pad1: 0,
                 ByteOffset: i64::try_from(offset).unwrap_or(i64::MAX),
                 Buffer: buffer,
                 MdlAddress: core::ptr::null_mut(),
             },
         },
-        _ => FLT_PARAMETERS { Others: [0; 6] },
+        _ => FLT_PARAMETERS { Others: FLT_OTHER_PARAMETERS::ZERO },
     }
 }
 

@@ -295,10 +295,11 @@ impl Sim {
         }
     }
 
-    /// A new generation (never 0).
+    /// A new generation (never 0, at most [`GENERATION_MAX`], after which
+    /// it wraps to 1).
     pub fn generation(&mut self) -> u32 {
         let g = self.next_generation;
-        self.next_generation = self.next_generation.wrapping_add(1).max(1);
+        self.next_generation = if g == GENERATION_MAX { 1 } else { g + 1 };
         g
     }
 
@@ -346,20 +347,43 @@ pub static FILTER_SERIAL: [Event; MAX_FILTERS] = [const { Event::synchronization
 /// Per filter slot: set when its `FilterUnloadCallback` is not running.
 pub static UNLOAD_CALLBACK_IDLE: [Event; MAX_FILTERS] = [const { Event::notification(true) }; MAX_FILTERS];
 
+// An opaque handle is `tag << TAG_SHIFT | generation << 8 | index`. x64:
+// a 16-bit tag over a 32-bit generation. x86: an 8-bit tag over a 16-bit
+// generation (so generations wrap at `GENERATION_MAX` there).
+#[cfg(target_pointer_width = "64")]
+const TAG_SHIFT: u32 = 48;
+#[cfg(target_pointer_width = "64")]
 const FILTER_TAG: usize = 0xF1F1;
+#[cfg(target_pointer_width = "64")]
 const INSTANCE_TAG: usize = 0xF2F2;
+#[cfg(target_pointer_width = "64")]
 const VOLUME_TAG: usize = 0xF3F3;
+/// The largest generation a handle holds.
+#[cfg(target_pointer_width = "64")]
+pub const GENERATION_MAX: u32 = u32::MAX;
+
+#[cfg(target_pointer_width = "32")]
+const TAG_SHIFT: u32 = 24;
+#[cfg(target_pointer_width = "32")]
+const FILTER_TAG: usize = 0xF1;
+#[cfg(target_pointer_width = "32")]
+const INSTANCE_TAG: usize = 0xF2;
+#[cfg(target_pointer_width = "32")]
+const VOLUME_TAG: usize = 0xF3;
+/// The largest generation a handle holds.
+#[cfg(target_pointer_width = "32")]
+pub const GENERATION_MAX: u32 = 0xFFFF;
 
 fn encode(tag: usize, generation: u32, index: usize) -> *mut core::ffi::c_void {
-    core::ptr::without_provenance_mut((tag << 48) | ((generation as usize) << 8) | (index & 0xFF))
+    core::ptr::without_provenance_mut((tag << TAG_SHIFT) | ((generation as usize) << 8) | (index & 0xFF))
 }
 
 fn decode(tag: usize, handle: *mut core::ffi::c_void) -> Option<(usize, u32)> {
     let v = handle.addr();
-    if v >> 48 != tag {
+    if v >> TAG_SHIFT != tag {
         return None;
     }
-    let generation = u32::try_from((v >> 8) & 0xFFFF_FFFF).ok()?;
+    let generation = u32::try_from((v >> 8) & (GENERATION_MAX as usize)).ok()?;
     Some((v & 0xFF, generation))
 }
 
