@@ -95,3 +95,52 @@ fn the_check_catches_a_fastcall_export_declared_stdcall() {
     let row = allowlist(Arch::X86).remove("ObfDereferenceObject").expect("listed");
     assert_ne!(d.abi, expected_abi(&row.convention), "the mutation must be visible as a convention mismatch");
 }
+
+/// Every function the kernel, the Filter Manager or the loader calls in a
+/// kernel image of this project (`DriverEntry`, dispatch routines, filter
+/// callbacks, thread start routines, the payload ABI's entries) is
+/// `extern "system"`: `__stdcall` on x86, what those callers use. A
+/// function or function-pointer type declared `extern "C"` (`__cdecl` on
+/// x86: the caller pops, so a kernel caller would leave the stack off by its
+/// arguments) or `extern "fastcall"` has no place in the kernel crates'
+/// sources, outside the import bindings.
+#[test]
+fn kernel_crates_define_no_cdecl_or_fastcall_functions() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dirs = [
+        "kernel-sys/src",
+        "loader-driver/src",
+        "payload-driver",
+        "payload-c/src",
+        "tests/fltmgr/src",
+        "tests/payloads",
+    ];
+    let mut files = Vec::new();
+    let mut stack: Vec<std::path::PathBuf> = dirs.iter().map(|d| root.join(d)).collect();
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())).flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|x| x == "rs") && !path.ends_with("kernel-sys/src/imports.rs") {
+                files.push(path);
+            }
+        }
+    }
+    assert!(files.len() > 30, "only {} kernel sources found", files.len());
+    let mut bad = Vec::new();
+    for path in &files {
+        let text = std::fs::read_to_string(path).expect("read source");
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            if code.contains("extern \"C\" fn")
+                || code.contains("extern \"fastcall\" fn")
+                || code.contains("extern \"cdecl\"")
+            {
+                bad.push(format!("{}:{}: {}", path.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(bad.is_empty(), "functions the kernel would call with the wrong convention on x86: {bad:#?}");
+    println!("{} kernel sources: every function and callback type is extern \"system\"", files.len());
+}

@@ -180,13 +180,13 @@ fn malformed_control_requests_get_clean_errors_and_the_loader_keeps_serving() {
     println!("malformed requests checked: {checked}");
 }
 
-/// 1,000 upgrade cycles leak nothing in the process that hosts the loader
-/// and the payloads. Measured on that one process (found by this prefix
+/// Upgrade cycles (1,000 on x64; 200 on x86, in the subset `cargo xtask
+/// test` runs there) leak nothing in the process that hosts the loader and
+/// the payloads. Measured on that one process (found by this prefix
 /// and by `loader.sys` in its mappings), after the cycles settled: the
 /// earlier version summed every `winedevice.exe` of the machine, so Wine
 /// processes of another prefix (another test run, a demo) starting or
 /// ending during the cycles showed up as "growth".
-/// 1000 cycles on x64; 200 on x86 (the x86 subset of `cargo xtask test`).
 #[test]
 fn soak_upgrade_cycles_leak_nothing() {
     let cycles: u32 = if loader_tests::arch::is_x86() { 200 } else { 1000 };

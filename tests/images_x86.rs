@@ -292,3 +292,24 @@ fn x86_package_holds_what_the_x64_one_does() {
         assert!(package().join("x86").join(file).is_file(), "target/package/x86/{file} is missing");
     }
 }
+
+/// The loader calls what it checked: a 64-bit loader (this host's layout)
+/// refuses a mapped x86 payload, which it could not call, and takes the
+/// same payload built for x64.
+#[test]
+fn a_loader_refuses_a_payload_of_the_other_architecture() {
+    use loader_parsers::fixture::map;
+    use loader_parsers::payload::inspect_mapped;
+    let x86 = read("x86/payload.sys");
+    let base86 = u64::from(PeFile32::parse(&*x86).expect("PE32").nt_headers().optional_header.image_base.get(LE));
+    assert_eq!(
+        inspect_mapped(map(&x86).as_slice(), base86).map(|_| ()),
+        Err(shared_abi::NtStatus::INVALID_IMAGE_FORMAT),
+        "a 64-bit loader must refuse an x86 payload"
+    );
+    let x64 = read("x64/payload.sys");
+    let base64 =
+        object::read::pe::PeFile64::parse(&*x64).expect("PE32+").nt_headers().optional_header.image_base.get(LE);
+    let checked = inspect_mapped(map(&x64).as_slice(), base64).expect("the x64 payload passes a 64-bit loader's check");
+    assert_eq!(checked.payload_version, 1);
+}
