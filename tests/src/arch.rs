@@ -69,3 +69,16 @@ pub fn default_wine_dir() -> PathBuf {
         root().join("target/wine")
     }
 }
+
+/// The Wine loader of the architecture: `/usr/lib/wine/wine64` for the
+/// 64-bit prefix, `/usr/lib/wine/wine` (32-bit) for the x86 one. Debian's
+/// `wine` wrapper picks the 32-bit loader whenever `wine32` is installed,
+/// whatever the prefix, so the x64 suite names its loader itself.
+#[must_use]
+pub fn wine_loader() -> &'static str {
+    if is_x86() {
+        "/usr/lib/wine/wine"
+    } else {
+        "/usr/lib/wine/wine64"
+    }
+}

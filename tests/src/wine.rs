@@ -171,8 +171,21 @@ impl WineSession {
         self.prefix.join("drive_c/windows/system32/drivers")
     }
 
+    /// `program` in this session's prefix. `wine` is the loader of the
+    /// architecture under test (`crate::arch::wine_loader`), never Debian's
+    /// `wine` wrapper: with `wine32` installed the wrapper always starts the
+    /// 32-bit loader, which in a 64-bit prefix runs the 32-bit `sc.exe`, and
+    /// a driver service a 32-bit `sc` created in a 64-bit prefix gets the 32-bit
+    /// `winedevice.exe`, which cannot load an x64 driver.
     fn base_cmd(&self, program: &str) -> Command {
-        let mut c = Command::new(program);
+        let mut c = if program == "wine" {
+            let loader = crate::arch::wine_loader();
+            let mut c = Command::new(loader);
+            c.env("WINELOADER", loader);
+            c
+        } else {
+            Command::new(program)
+        };
         c.env("WINEPREFIX", &self.prefix)
             .env("WINEDLLOVERRIDES", "mscoree,mshtml=")
             .env("WINEDEBUG", "-all")

@@ -107,8 +107,12 @@ fn ensure_prefix(prefix: &std::path::Path, winearch: &str) -> Result<(), String>
     }
     step(&format!("preparing Wine prefix {} ({winearch})", prefix.display()));
     std::fs::create_dir_all(prefix).map_err(|e| format!("cannot create {}: {e}", prefix.display()))?;
+    // The loader of the prefix's own architecture: Debian's `wine` wrapper
+    // would start the 32-bit one whenever wine32 is installed.
+    let loader = if winearch == "win32" { "/usr/lib/wine/wine" } else { "/usr/lib/wine/wine64" };
     let (ok, out) = capture(
-        Command::new("wine")
+        Command::new(loader)
+            .env("WINELOADER", loader)
             .args(["wineboot", "-i"])
             .env("WINEPREFIX", prefix)
             .env("WINEARCH", winearch)
