@@ -219,19 +219,8 @@ fn the_change_tracker_restores_the_set_its_last_shutdown_persisted() {
         let _ = write!(h, "{b:02x}");
         h
     });
-    let r = s.wine(&[
-        "reg",
-        "add",
-        "HKLM\\Software\\SerialLoader\\ChangeTracker",
-        "/v",
-        "TrackedSet",
-        "/t",
-        "REG_BINARY",
-        "/d",
-        &hex,
-        "/f",
-    ]);
-    assert_eq!(r.code, 0, "reg add: {}", r.all());
+    s.reg_add("HKLM\\Software\\SerialLoader\\ChangeTracker", "TrackedSet", "REG_BINARY", &hex)
+        .unwrap_or_else(|e| panic!("{e}"));
     let (ok, out) = s.sc(&["start", LOADER_SERVICE]);
     assert!(ok, "sc start: {out}");
     let st = wait_for(&s, 30, "slot A active with the restored set", |st| {

@@ -54,10 +54,8 @@ fn drivers_dir(s: &WineSession) -> PathBuf {
 /// native module is the one that runs (Wine's builtin would log nothing).
 pub(crate) fn start_filter_manager(s: &WineSession) -> Result<(), String> {
     let key = "HKCU\\Software\\Wine\\DllOverrides";
-    let r = s.wine(&["reg", "add", key, "/v", "fltmgr.sys", "/t", "REG_SZ", "/d", "native", "/f"]);
-    if r.code != 0 {
-        return Err(format!("cannot set the fltmgr.sys=native override: {}", r.all()));
-    }
+    s.reg_add(key, "fltmgr.sys", "REG_SZ", "native")
+        .map_err(|e| format!("cannot set the fltmgr.sys=native override: {e}"))?;
     // The service manager (`services.exe`) starts with the session's first
     // process, but on a loaded machine it may not answer yet; asking it
     // anything before it does fails with no output. Wait (bounded) until it
@@ -226,10 +224,7 @@ pub fn install_filter_service(s: &WineSession, service: &str, image: &str, altit
         (instance_key.as_str(), "Altitude", "REG_SZ", altitude),
         (instance_key.as_str(), "Flags", "REG_DWORD", "0"),
     ] {
-        let r = s.wine(&["reg", "add", k, "/v", name, "/t", kind, "/d", data, "/f"]);
-        if r.code != 0 {
-            return Err(format!("reg add {k} {name}: {}", r.all()));
-        }
+        s.reg_add(k, name, kind, data)?;
     }
     Ok(())
 }

@@ -297,14 +297,23 @@ impl WineSession {
         // and the program never ran. Running it again is the same command,
         // not a second one, so that case alone is retried, a bounded number
         // of times; every other failure is the program's own answer.
+        //
+        // The same holds, silently, for loaderctl.exe ending with exit code
+        // 1 and not one byte of output: loaderctl prints on every path and
+        // never exits with 1 (its codes are 0 and 2-9, `loaderctl --help`),
+        // so that answer is Wine's, from a process that never ran the tool.
+        let is_loaderctl = args.first().is_some_and(|a| a.ends_with("loaderctl.exe"));
         let mut tries = 0;
         loop {
             let r = self.wine_bounded_env_once(env, args, bound);
             tries += 1;
-            if r.code == 0 || tries == NEVER_STARTED_TRIES || !r.all().contains(NEVER_STARTED) {
+            let silent_start_failure = is_loaderctl && r.code == 1 && r.all().trim().is_empty();
+            if r.code == 0 || tries == NEVER_STARTED_TRIES || !(r.all().contains(NEVER_STARTED) || silent_start_failure)
+            {
                 return r;
             }
-            eprintln!("harness: `wine {}` never started (Wine: {NEVER_STARTED}); starting it again", args.join(" "));
+            let why = if silent_start_failure { "exit 1, no output: not loaderctl's answer" } else { NEVER_STARTED };
+            eprintln!("harness: `wine {}` never started ({why}); starting it again", args.join(" "));
             std::thread::sleep(Duration::from_millis(200));
         }
     }
@@ -389,13 +398,21 @@ impl WineSession {
         (r.code == 0, r.all())
     }
 
-    fn reg_add(&self, key: &str, name: &str, kind: &str, data: &str) -> Result<(), String> {
-        let r = self.wine(&["reg", "add", key, "/v", name, "/t", kind, "/d", data, "/f"]);
-        if r.code == 0 {
-            Ok(())
-        } else {
-            Err(format!("reg add {key} {name} failed: {}", r.all()))
+    /// `reg add ... /f`: idempotent (it sets the value, whatever was
+    /// there), so a failed one is asked again, at most 3 times, and logged.
+    /// Seen once: Wine's 64-bit loader reported success, then died at exit
+    /// in glibc (`dl-fini.c: Assertion ... failed`), with a non-zero code.
+    pub fn reg_add(&self, key: &str, name: &str, kind: &str, data: &str) -> Result<(), String> {
+        let mut last = String::new();
+        for attempt in 1..=3 {
+            let r = self.wine(&["reg", "add", key, "/v", name, "/t", kind, "/d", data, "/f"]);
+            if r.code == 0 {
+                return Ok(());
+            }
+            last = r.all();
+            eprintln!("harness: reg add {key} {name} failed (attempt {attempt}, exit {}): {}", r.code, last.trim());
         }
+        Err(format!("reg add {key} {name} failed: {last}"))
     }
 
     /// Installs the package from its INFs as an administrator does
