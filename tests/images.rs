@@ -56,24 +56,7 @@ fn kernel_images() -> Vec<String> {
 /// The DriverEntry address (RVA) according to the linker map.
 fn driver_entry_rva_from_map(image: &str) -> u32 {
     let file = image.rsplit('/').next().unwrap_or(image);
-    let path = package().join("maps").join(format!("{file}.map"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{} missing: {e}", path.display()));
-    // lld-link map lines: "<section>:<offset>  <symbol>  <VA>  <object>"; the
-    // VA follows the symbol name.
-    let base = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Preferred load address is "))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .expect("map states the preferred load address");
-    for line in text.lines() {
-        let cols: Vec<&str> = line.split_whitespace().collect();
-        if let Some(i) = cols.iter().position(|c| *c == "DriverEntry") {
-            if let Some(va) = cols.get(i + 1).and_then(|v| u64::from_str_radix(v, 16).ok()) {
-                return u32::try_from(va - base).expect("rva fits");
-            }
-        }
-    }
-    panic!("DriverEntry not found in {}", path.display());
+    loader_tests::image_tools::map_symbol_rva(&package().join("maps").join(format!("{file}.map")), "DriverEntry")
 }
 
 #[test]
@@ -160,30 +143,7 @@ fn iat_slots(bytes: &[u8]) -> BTreeMap<String, u64> {
 /// `(mnemonic, operands)` per instruction, the `# 0x...` target comment
 /// kept in the operands.
 fn disassemble(image: &str) -> Vec<(String, String)> {
-    let path = package().join(image);
-    let tool = ["llvm-objdump-22", "llvm-objdump"]
-        .into_iter()
-        .find(|t| std::process::Command::new(t).arg("--version").output().is_ok())
-        .expect("llvm-objdump (Debian package llvm-22, installed by `cargo xtask setup`)");
-    let out = std::process::Command::new(tool)
-        .args(["-d", "--no-show-raw-insn", "-M", "intel"])
-        .arg(&path)
-        .output()
-        .expect("run llvm-objdump");
-    assert!(out.status.success(), "llvm-objdump failed on {image}");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            // "   140001000:      \tmov\trax, qword ptr [rip + 8] # 0x..."
-            let (_, insn) = l.split_once(':')?;
-            let insn = insn.trim();
-            if insn.is_empty() || insn.starts_with('<') {
-                return None;
-            }
-            let (mnemonic, operands) = insn.split_once(char::is_whitespace).unwrap_or((insn, ""));
-            Some((mnemonic.to_owned(), operands.trim().to_owned()))
-        })
-        .collect()
+    loader_tests::image_tools::disassemble(&package().join(image))
 }
 
 /// The 64-bit register a general-purpose register name belongs to.

@@ -48,22 +48,7 @@ fn kernel_images() -> Vec<String> {
 /// stdcall-decorated `_DriverEntry@8`.
 fn driver_entry_rva_from_map(image: &str) -> u32 {
     let file = image.rsplit('/').next().unwrap_or(image);
-    let path = package().join("maps/x86").join(format!("{file}.map"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{} missing: {e}", path.display()));
-    let base = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Preferred load address is "))
-        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        .expect("map states the preferred load address");
-    for line in text.lines() {
-        let cols: Vec<&str> = line.split_whitespace().collect();
-        if let Some(i) = cols.iter().position(|c| *c == "_DriverEntry@8") {
-            if let Some(va) = cols.get(i + 1).and_then(|v| u64::from_str_radix(v, 16).ok()) {
-                return u32::try_from(va - base).expect("rva fits");
-            }
-        }
-    }
-    panic!("_DriverEntry@8 not found in {}", path.display());
+    loader_tests::image_tools::map_symbol_rva(&package().join("maps/x86").join(format!("{file}.map")), "_DriverEntry@8")
 }
 
 #[test]
@@ -145,35 +130,10 @@ fn floating_point_use(mnemonic: &str, operands: &str) -> bool {
             && ["fadd", "fsub", "fmul", "fdiv", "fcom", "fucom", "fwait", "fninit"].iter().any(|p| m.starts_with(p)))
 }
 
-fn disassemble(path: &std::path::Path) -> Vec<(String, String)> {
-    let tool = ["llvm-objdump-22", "llvm-objdump"]
-        .into_iter()
-        .find(|t| std::process::Command::new(t).arg("--version").output().is_ok())
-        .expect("llvm-objdump (Debian package llvm-22, installed by `cargo xtask setup`)");
-    let out = std::process::Command::new(tool)
-        .args(["-d", "--no-show-raw-insn", "-M", "intel"])
-        .arg(path)
-        .output()
-        .expect("run llvm-objdump");
-    assert!(out.status.success(), "llvm-objdump failed on {}", path.display());
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            let (_, insn) = l.split_once(':')?;
-            let insn = insn.trim();
-            if insn.is_empty() || insn.starts_with('<') {
-                return None;
-            }
-            let (mnemonic, operands) = insn.split_once(char::is_whitespace).unwrap_or((insn, ""));
-            Some((mnemonic.to_owned(), operands.trim().to_owned()))
-        })
-        .collect()
-}
-
 #[test]
 fn x86_kernel_images_hold_no_sse_mmx_or_x87_instruction() {
     for image in kernel_images() {
-        let code = disassemble(&package().join(&image));
+        let code = loader_tests::image_tools::disassemble(&package().join(&image));
         assert!(code.len() > 100, "{image}: only {} instructions disassembled", code.len());
         let bad: Vec<String> =
             code.iter().filter(|(m, o)| floating_point_use(m, o)).map(|(m, o)| format!("{m} {o}")).take(10).collect();

@@ -16,6 +16,7 @@ pub mod arch;
 pub mod c_dropin;
 pub mod explore;
 pub mod handover_model;
+pub mod image_tools;
 pub mod imports;
 pub mod iomgr;
 pub mod naive;
