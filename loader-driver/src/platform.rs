@@ -269,6 +269,10 @@ impl LoaderPlatform for KernelLoader {
         kernel_sys::wrap::services::clear_marks();
     }
 
+    fn close_marks(&self) {
+        kernel_sys::wrap::services::close_marks();
+    }
+
     fn wait_old_drained(&self, old: Slot) -> bool {
         // Polled: the count drains as the old payload's post callbacks run.
         // Bounded by the teardown bound: an operation its filter pended

@@ -8,7 +8,7 @@
 //! processes everything, uncounted, as before.
 use kernel_sys::wrap::opwrap::Gate;
 use kernel_sys::wrap::services::Handover;
-use loader_protocol::handover::{decide, Decision, InFlight, Marks};
+use loader_protocol::handover::{decide, mark_when_room, Decision, InFlight, Marks};
 
 struct LoaderMarks(Handover);
 
@@ -34,14 +34,17 @@ impl InFlight for Count {
 
 fn process(op: usize) -> bool {
     let Some(h) = Handover::current() else { return true };
-    loop {
-        match decide(|| h.load_word(), h.generation(), op, &LoaderMarks(h), &Count(h)) {
-            Decision::Process => return true,
-            Decision::Pass => return false,
+    // One load of the owner word, counted in before it.
+    match decide(|| h.load_word(), h.generation(), op, &LoaderMarks(h), &Count(h)) {
+        Decision::Process => true,
+        Decision::Pass => false,
+        Decision::MarkThenPass => {
             // The old generation after the switch, and the table of marks is
-            // full: they go as operations reach the new generation. (Pre
+            // full: marks go as operations reach the new generation, and the
+            // loader closes the table with the new steady word. (Pre
             // callbacks run at or below APC_LEVEL, where waiting is allowed.)
-            Decision::NoRoom => kernel_sys::wrap::time::sleep_ms(1),
+            mark_when_room(op, &LoaderMarks(h), || kernel_sys::wrap::time::sleep_ms(1));
+            false
         }
     }
 }

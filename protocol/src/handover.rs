@@ -11,11 +11,11 @@
 //! # The owner word
 //!
 //! The loader owns one word, [`OwnerWord`], that every pre-operation
-//! callback of a handover-capable payload reads once (one atomic load):
-//! which generation owns the operations (`owner`), and which generation, if
-//! any, is attached *below* the owner's altitude in a handover (`lower`).
-//! In the steady state (`lower == 0`) the owner processes and anybody else
-//! passes: the whole cost on the I/O path is that load.
+//! callback of a handover-capable payload reads exactly once (one atomic
+//! load): which generation owns the operations (`owner`), and which
+//! generation, if any, is attached *below* the owner's altitude in a
+//! handover (`lower`). In the steady state (`lower == 0`) the owner
+//! processes and anybody else passes.
 //!
 //! # Why one word is not enough: the count and the marks
 //!
@@ -26,13 +26,14 @@
 //! all. So the new generation is attached *below* the old one (the loader
 //! gives it a lower altitude), and two more things make the agreement:
 //!
-//! - **The owner counts what it processes in flight** (the loader's
-//!   per-slot count): up by one before it looks at the word a second time,
-//!   down by one in its post-operation callback, which the wrapper asks for
-//!   on every operation the filter processes (calling the filter's own post
-//!   callback only if it asked for one). A post callback comes after the
-//!   lower instances' pre callbacks, so "the count is zero" means every
-//!   operation the old generation processed has passed the new one.
+//! - **Every callback counts itself in before it reads the word** (the
+//!   loader's per-slot count of operations in flight). A callback that
+//!   passes counts itself out at once; one that processes stays counted
+//!   until its post-operation callback, which the wrapper asks for on every
+//!   operation the filter processes (calling the filter's own post callback
+//!   only if it asked for one). A post callback comes after the lower
+//!   instances' pre callbacks, so "the count is zero" means every operation
+//!   the old generation processed has passed the new one.
 //! - **After the flip the old generation marks what it passes**, in a table
 //!   keyed by the operation's callback data address; the new one processes
 //!   exactly what it finds marked.
@@ -54,18 +55,35 @@
 //!    torn down. An operation that skips the old instance from then on
 //!    meets the new one under the steady word.
 //!
-//! The old generation increments its count *before* it reads the word the
-//! second time and gives the operation up if the word flipped meanwhile, so
-//! the loader's "zero" cannot be overtaken. With no room in the table the
-//! old generation waits for room (marks are taken as operations reach the
-//! new one); the new one never waits.
+//! Why counting in *before* the one load is enough: the count and the word
+//! are sequentially consistent. An old-generation callback that read the
+//! word before the flip had counted itself in before that read, so before
+//! the loader's flip, so before the loader's first look at the count: the
+//! loader cannot see zero until that operation's post callback, which is
+//! after the new generation's pre callback. Counting in *after* the load
+//! is not enough (the `CountAfterLoad` twin of `model_handover`): the
+//! loader can look at the count between the old callback's load and its
+//! increment, see zero, publish the steady word, and the operation is then
+//! processed by both. Callbacks that pass add transient counts; they only
+//! make the loader wait a little longer.
 //!
-//! The cost on the I/O path: one atomic load of the owner word for a
-//! callback that passes; a callback that processes adds an increment, a
-//! second load, and a decrement in the post callback. `model_handover`
-//! shows that less is not enough: without the count, an operation the old
-//! generation processed just before the switch can meet the new one after
-//! it, and is processed twice.
+//! With no room in the table of marks the old generation still marks the
+//! operation: it waits for room without reading the word again (marks go
+//! as operations reach the new generation). It cannot wait for good: once
+//! the loader publishes the new steady word it closes the table, and a put
+//! then answers "recorded" (the new generation processes everything under
+//! that word). Processing the operation itself instead would not be safe:
+//! an old callback can count itself in *after* the loader saw zero and
+//! still read the handover word, and the steady word can follow before the
+//! operation reaches the new generation. The loader counts these waits
+//! (`HandoverStatus::unmarked`).
+//!
+//! The cost on the I/O path: one atomic load of the owner word per
+//! callback; besides, an increment and a decrement of the generation's
+//! count (in the post callback for an operation it processes).
+//! `model_handover` shows that less is not enough: without the count, an
+//! operation the old generation processed just before the switch can meet
+//! the new one after it, and is processed twice.
 //!
 //! This relies on two properties of the Filter Manager: an operation that
 //! has not yet reached an altitude meets an instance attached there
@@ -73,7 +91,6 @@
 //! operation began), and post callbacks run after the lower instances' pre
 //! callbacks. `tests/fltmgr` implements exactly that, and `model_handover`
 //! checks the rules in every interleaving of operations with the switch.
-use core::sync::atomic::{AtomicU32, Ordering};
 
 /// "No generation": a payload that has not been given one, or no `lower`.
 pub const NO_GENERATION: u16 = 0;
@@ -120,119 +137,93 @@ impl OwnerWord {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Decision {
     /// Call the filter's own callback, and ask for a post callback whatever
-    /// it answers: the operation is counted in flight until that post
-    /// callback (or at once, if the filter completes it in its pre
-    /// callback).
+    /// it answers: the operation stays counted in flight until that post
+    /// callback (or until the pre callback returns, if the filter completes
+    /// the operation there).
     Process,
-    /// Let the operation through untouched (`FLT_PREOP_SUCCESS_NO_CALLBACK`).
+    /// Let the operation through untouched (`FLT_PREOP_SUCCESS_NO_CALLBACK`);
+    /// it is no longer counted.
     Pass,
-    /// The old generation must mark the operation and the table is full:
-    /// wait a little (marks are taken as operations reach the new
-    /// generation) and decide again.
-    NoRoom,
+    /// The old generation after the flip found the table of marks full: it
+    /// must still mark the operation ([`mark_when_room`]: marks go as
+    /// operations reach the new generation, and the loader closes the table
+    /// when it publishes the new steady word), then pass it. No longer
+    /// counted; the owner word is not read again.
+    MarkThenPass,
 }
 
 /// The marks the old generation leaves for the new one after the flip,
 /// keyed by the operation's callback data address. Kernel: a fixed table in
 /// the loader; any IRQL up to `DISPATCH_LEVEL`.
 pub trait Marks {
-    /// Records `op`; `false` if there is no room.
+    /// Records `op`. `true` if it was recorded, or if marks are no longer
+    /// needed (the loader closed the table: the new steady word is
+    /// published); `false` if there is no room yet.
     fn put(&self, op: usize) -> bool;
     /// Removes `op`'s mark; `true` if it was there.
     fn take(&self, op: usize) -> bool;
 }
 
-/// A generation's count of operations it processes in flight (kernel: the
-/// loader's per-slot counter; sequentially consistent).
+/// A generation's count of operations in flight (kernel: the loader's
+/// per-slot counter; sequentially consistent).
 pub trait InFlight {
-    /// One more, before the owner reads the word again.
+    /// One more: before the callback reads the owner word.
     fn enter(&self);
-    /// One fewer: in the post callback, or when the operation is given up.
+    /// One fewer: in the post callback of a processed operation, or as soon
+    /// as the callback decided to pass.
     fn leave(&self);
 }
 
-/// The decision of generation `me` on operation `op`. `load` reads the
-/// owner word: once for a callback that passes, twice for the steady owner
-/// when it processes. Every [`Decision::Process`] has entered `in_flight`;
-/// the caller leaves it in the post callback it asks for.
-pub fn decide(load: impl Fn() -> u32, me: u16, op: usize, marks: &impl Marks, in_flight: &impl InFlight) -> Decision {
-    let first = load();
-    let w = OwnerWord::decode(first);
-    if w.lower == NO_GENERATION {
-        if w.owner != me {
-            return Decision::Pass;
+/// The decision of generation `me` on operation `op`. Every callback counts
+/// itself in (`in_flight.enter`) and then reads the owner word exactly once
+/// (`load`); a [`Decision::Process`] stays counted until the caller leaves
+/// in the post callback it asks for, any other decision has counted itself
+/// out again.
+///
+/// - Steady word: the owner processes, everybody else passes.
+/// - Handover word, the new generation (`lower == me`): it processes what
+///   the old one marked, and passes the rest (the old one processed it).
+/// - Handover word, the old generation: it marks the operation and passes
+///   it ([`Decision::MarkThenPass`] if the table is full).
+pub fn decide(
+    load: impl FnOnce() -> u32,
+    me: u16,
+    op: usize,
+    marks: &impl Marks,
+    in_flight: &impl InFlight,
+) -> Decision {
+    in_flight.enter();
+    let w = OwnerWord::decode(load());
+    let decision = if w.lower == NO_GENERATION {
+        if w.owner == me {
+            Decision::Process
+        } else {
+            Decision::Pass
         }
-        in_flight.enter();
-        let again = load();
-        if again == first {
-            return Decision::Process;
-        }
-        // The flip came in between: the operation is the new one's.
-        in_flight.leave();
-        return decide_flipped(OwnerWord::decode(again), me, op, marks, in_flight);
-    }
-    decide_flipped(w, me, op, marks, in_flight)
-}
-
-/// The decision during a handover (after the flip) or after it.
-fn decide_flipped(w: OwnerWord, me: u16, op: usize, marks: &impl Marks, in_flight: &impl InFlight) -> Decision {
-    if w.lower == NO_GENERATION {
-        // The steady word for another generation: it processes.
-        return Decision::Pass;
-    }
-    if w.lower == me {
-        // The new generation: only what the old one passed to it (counted
-        // like any operation it processes: it is the old one of the next
-        // handover).
+    } else if w.lower == me {
         if marks.take(op) {
-            in_flight.enter();
-            return Decision::Process;
+            Decision::Process
+        } else {
+            Decision::Pass
         }
-        return Decision::Pass;
-    }
-    // The old generation after the flip: pass, and say so.
-    if marks.put(op) {
+    } else if marks.put(op) {
         Decision::Pass
     } else {
-        Decision::NoRoom
+        Decision::MarkThenPass
+    };
+    if decision != Decision::Process {
+        in_flight.leave();
     }
+    decision
 }
 
-/// The loader's side of the owner word: where it lives and how it changes.
-/// Every access is sequentially consistent: the owner's "count, then look
-/// again" and the loader's "publish, then look at the count" must not pass
-/// each other.
-pub struct Owner {
-    word: AtomicU32,
-}
-
-impl Owner {
-    /// No generation owns anything yet.
-    #[must_use]
-    pub const fn new() -> Owner {
-        Owner { word: AtomicU32::new(0) }
-    }
-
-    /// Publishes `w`.
-    pub fn publish(&self, w: OwnerWord) {
-        self.word.store(w.encode(), Ordering::Release);
-    }
-
-    /// The current word (the payload's one load per callback reads the same
-    /// atomic through its address).
-    pub fn load(&self) -> OwnerWord {
-        OwnerWord::decode(self.word.load(Ordering::SeqCst))
-    }
-
-    /// The atomic itself, whose address the payloads are lent.
-    pub fn atomic(&self) -> &AtomicU32 {
-        &self.word
-    }
-}
-
-impl Default for Owner {
-    fn default() -> Self {
-        Owner::new()
+/// After [`Decision::MarkThenPass`]: waits (`wait`, between tries) until
+/// the mark is recorded or no longer needed. Bounded by the handover: the
+/// new generation takes marks as operations reach it, and the loader closes
+/// the table when it publishes the new steady word.
+pub fn mark_when_room(op: usize, marks: &impl Marks, mut wait: impl FnMut()) {
+    while !marks.put(op) {
+        wait();
     }
 }
 
@@ -245,6 +236,12 @@ pub trait HandoverSteps {
     type Blob;
     /// Stores the owner word (sequentially consistent).
     fn publish(&self, word: OwnerWord);
+    /// Closes the table of marks after the new steady word is published:
+    /// from then on a put answers "recorded" without recording (an old
+    /// callback still waiting for room passes, and the new generation
+    /// processes under the steady word). The loader opens it again (empty)
+    /// before the next handover's new payload registers.
+    fn close_marks(&self);
     /// Waits until the old generation's count of operations in flight is
     /// zero (step 3 of the module docs). `false` if it gave up (an
     /// operation the filter pended never came back); the handover is then
@@ -319,6 +316,7 @@ impl Plan {
     pub fn finish(&self, p: &impl HandoverSteps) -> Finished {
         let drained = p.wait_old_drained();
         p.publish(OwnerWord::steady(self.new));
+        p.close_marks();
         let quiesce = p.quiesce_old();
         let state = if self.carry_state && quiesce.is_success() {
             Some(match p.export_old(true) {
@@ -354,13 +352,17 @@ mod tests {
 
     struct Table {
         marks: RefCell<Vec<usize>>,
-        room: usize,
+        room: Cell<usize>,
+        closed: Cell<bool>,
         count: Cell<i32>,
     }
     impl Marks for Table {
         fn put(&self, op: usize) -> bool {
+            if self.closed.get() {
+                return true;
+            }
             let mut m = self.marks.borrow_mut();
-            if m.len() >= self.room {
+            if m.len() >= self.room.get() {
                 return false;
             }
             m.push(op);
@@ -386,9 +388,9 @@ mod tests {
         }
     }
     fn table(room: usize) -> Table {
-        Table { marks: RefCell::new(Vec::new()), room, count: Cell::new(0) }
+        Table { marks: RefCell::new(Vec::new()), room: Cell::new(room), closed: Cell::new(false), count: Cell::new(0) }
     }
-    fn once(w: OwnerWord) -> impl Fn() -> u32 {
+    fn once(w: OwnerWord) -> impl FnOnce() -> u32 {
         move || w.encode()
     }
 
@@ -407,56 +409,116 @@ mod tests {
         assert_eq!(decide(once(w), 5, 1, &t, &t), Decision::Process);
         assert_eq!(t.count.get(), 1, "a processed operation is counted until its post callback");
         assert_eq!(decide(once(w), 6, 1, &t, &t), Decision::Pass);
-        assert_eq!(t.count.get(), 1);
+        assert_eq!(t.count.get(), 1, "a pass counts itself out again");
         assert!(t.marks.borrow().is_empty(), "no marks in the steady state");
+    }
+
+    /// Issue 12's cost rule, over every word a callback can read, every
+    /// role and a full and an empty table: exactly one load of the owner
+    /// word, counted in before it, and counted out unless it processes.
+    #[test]
+    fn every_callback_loads_the_word_exactly_once_after_counting_in() {
+        let (o, n, other) = (3u16, 4u16, 9u16);
+        let words = [
+            OwnerWord::steady(o),
+            OwnerWord::steady(n),
+            OwnerWord::handover(o, n, false),
+            OwnerWord::handover(o, n, true),
+            OwnerWord::steady(NO_GENERATION),
+        ];
+        for w in words {
+            for me in [o, n, other] {
+                for room in [0, 4] {
+                    for marked in [false, true] {
+                        let t = table(room);
+                        if marked {
+                            t.marks.borrow_mut().push(7);
+                        }
+                        let loads = Cell::new(0);
+                        let count_at_load = Cell::new(-1);
+                        let load = || {
+                            loads.set(loads.get() + 1);
+                            count_at_load.set(t.count.get());
+                            w.encode()
+                        };
+                        let d = decide(load, me, 7, &t, &t);
+                        assert_eq!(loads.get(), 1, "{w:?} me={me} room={room}: loads");
+                        assert_eq!(count_at_load.get(), 1, "{w:?} me={me}: counted in before the load");
+                        let expected = i32::from(d == Decision::Process);
+                        assert_eq!(t.count.get(), expected, "{w:?} me={me} {d:?}: count after the decision");
+                    }
+                }
+            }
+        }
     }
 
     /// The old generation (above) reads the word first, the new one later.
     /// Whatever words they read, exactly one processes, given the loader's
     /// rule that the steady word for the new one comes only once the old
-    /// one's count is zero.
+    /// one's count is zero; with room for marks and without.
     #[test]
     #[allow(clippy::many_single_char_names)] // o(ld), n(ew), and the loop's
     fn each_operation_is_processed_once_whichever_words_the_two_read() {
         let (o, n) = (3u16, 4u16);
         let words = [OwnerWord::steady(o), OwnerWord::handover(o, n, true), OwnerWord::steady(n)];
-        for (i, upper) in words.iter().enumerate() {
-            for lower in &words[i..] {
-                let t = table(4);
-                let a = decide(once(*upper), o, 0x1000, &t, &t);
-                if *lower == OwnerWord::steady(n) && t.count.get() > 0 {
-                    continue; // not published while the old one counts an operation
+        for room in [4] {
+            for (i, upper) in words.iter().enumerate() {
+                for lower in &words[i..] {
+                    let old = table(room);
+                    let new = table(room);
+                    let a = decide(once(*upper), o, 0x1000, &old, &old);
+                    if *lower == OwnerWord::steady(n) && old.count.get() > 0 {
+                        continue; // not published while the old one counts an operation
+                    }
+                    // One table of marks, the loader's; two counts.
+                    core::mem::swap(&mut *new.marks.borrow_mut(), &mut *old.marks.borrow_mut());
+                    let b = decide(once(*lower), n, 0x1000, &new, &new);
+                    let processed = [a, b].iter().filter(|d| **d == Decision::Process).count();
+                    assert_eq!(processed, 1, "room {room}: upper read {upper:?}, lower read {lower:?}");
                 }
-                let b = decide(once(*lower), n, 0x1000, &t, &t);
-                let processed = [a, b].iter().filter(|d| **d == Decision::Process).count();
-                assert_eq!(processed, 1, "upper read {upper:?}, lower read {lower:?}");
             }
         }
     }
 
-    /// The owner counts the operation before it looks again: if the flip
-    /// came in between, it gives the operation up (uncounted) and passes
-    /// it on to the new generation with a mark.
+    /// With the table full the old generation waits for room without
+    /// reading the word again; room comes as the new generation takes marks,
+    /// or the loader closes the table with the steady word.
     #[test]
-    fn a_flip_between_count_and_look_is_seen() {
+    fn with_no_room_the_old_generation_marks_once_there_is_room_or_the_table_closes() {
         let (o, n) = (3u16, 4u16);
-        let t = table(4);
-        let reads = Cell::new(0);
-        let flipping = || {
-            reads.set(reads.get() + 1);
-            if reads.get() > 1 { OwnerWord::handover(o, n, true) } else { OwnerWord::steady(o) }.encode()
-        };
-        assert_eq!(decide(flipping, o, 9, &t, &t), Decision::Pass);
-        assert_eq!(t.count.get(), 0);
-        assert_eq!(decide(once(OwnerWord::handover(o, n, true)), n, 9, &t, &t), Decision::Process);
+        let flipped = OwnerWord::handover(o, n, true);
+        let t = table(0);
+        assert_eq!(decide(once(flipped), o, 1, &t, &t), Decision::MarkThenPass);
+        assert_eq!(t.count.get(), 0, "no longer counted");
+        let waits = Cell::new(0);
+        mark_when_room(1, &t, || {
+            waits.set(waits.get() + 1);
+            if waits.get() == 3 {
+                t.room.set(1); // an operation reached the new generation
+            }
+        });
+        assert_eq!(waits.get(), 3);
+        assert_eq!(decide(once(flipped), n, 1, &t, &t), Decision::Process, "the mark arrived");
+
+        let t = table(0);
+        assert_eq!(decide(once(flipped), o, 2, &t, &t), Decision::MarkThenPass);
+        mark_when_room(2, &t, || t.closed.set(true));
+        assert!(t.marks.borrow().is_empty(), "a closed table records nothing");
+        let steady = OwnerWord::steady(n);
+        assert_eq!(decide(once(steady), n, 2, &t, &t), Decision::Process, "the steady word: the new one processes");
     }
 
     #[test]
-    fn the_old_generation_waits_for_room_and_the_new_one_never_does() {
+    fn after_the_flip_the_old_generation_marks_and_the_new_one_processes_the_mark() {
         let (o, n) = (3u16, 4u16);
-        let t = table(0);
-        assert_eq!(decide(once(OwnerWord::handover(o, n, true)), o, 1, &t, &t), Decision::NoRoom);
-        assert_eq!(decide(once(OwnerWord::handover(o, n, true)), n, 1, &t, &t), Decision::Pass);
+        let t = table(4);
+        let flipped = OwnerWord::handover(o, n, true);
+        assert_eq!(decide(once(flipped), o, 9, &t, &t), Decision::Pass);
+        assert_eq!(t.count.get(), 0);
+        assert_eq!(t.marks.borrow().as_slice(), &[9]);
+        assert_eq!(decide(once(flipped), n, 9, &t, &t), Decision::Process);
+        assert!(t.marks.borrow().is_empty(), "the mark is taken");
+        assert_eq!(decide(once(flipped), n, 10, &t, &t), Decision::Pass, "unmarked: the old one processed it");
     }
 
     #[test]

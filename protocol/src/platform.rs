@@ -79,9 +79,12 @@ pub trait LoaderPlatform {
     /// Stores the owner word every payload's callbacks read
     /// ([`crate::handover`]). Any IRQL.
     fn publish_owner(&self, word: crate::handover::OwnerWord);
-    /// Forgets every mark (before a handover starts: marks of an earlier
-    /// one must not be taken for new ones).
+    /// Forgets every mark and opens the table (before a handover starts:
+    /// marks of an earlier one must not be taken for new ones).
     fn clear_marks(&self);
+    /// Closes the table of marks (right after the new steady word): a put
+    /// then answers "recorded" without recording. Any IRQL.
+    fn close_marks(&self);
     /// Waits until the count of operations slot `old`'s payload processes
     /// in flight is zero (`crate::handover`, step 3). `false` if it gave up
     /// (kernel: polling, after the retirement bound). `PASSIVE_LEVEL`, no

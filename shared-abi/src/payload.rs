@@ -142,7 +142,9 @@ pub struct LoaderServices {
     /// Reserved, zero.
     pub reserved2: u32,
     /// ABI 1.2: records operation `op` (its callback data address) for the
-    /// new generation; 0 if there is no room. Any IRQL `<= DISPATCH_LEVEL`.
+    /// new generation; 1 if it was recorded or no longer needs to be (the
+    /// handover's steady word is published), 0 if there is no room yet.
+    /// Any IRQL `<= DISPATCH_LEVEL`.
     pub mark: unsafe extern "system" fn(context: *mut c_void, op: usize) -> u32,
     /// ABI 1.2: removes the mark of `op`; 1 if it was there. Any IRQL
     /// `<= DISPATCH_LEVEL`.

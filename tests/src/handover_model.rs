@@ -17,16 +17,22 @@
 //!
 //! Properties: every operation is processed by exactly one generation
 //! ("unfiltered" and "double" otherwise), its post callback runs in that
-//! generation, and after the handover the new generation's state holds
-//! every operation processed by either ("lost update" otherwise).
+//! generation, after the handover the new generation's state holds every
+//! operation processed by either ("lost update" otherwise), and every
+//! callback read the owner word exactly once ("extra load" otherwise).
 //!
 //! The designs: the protocol (the `Plan` and `decide` the drivers run), and
-//! two twins that must be caught: break-before-make (the old generation is
+//! twins that must be caught: break-before-make (the old generation is
 //! unregistered before the new one attaches and owns anything: unfiltered
-//! operations) and make-before-break without an owner (both generations
-//! process whatever reaches them: double processing).
-use crate::sync::{lock, pause, thread, Arc, Mutex};
-use loader_protocol::handover::{decide, Decision, HandoverSteps, InFlight, Marks, OwnerWord, Plan};
+//! operations), make-before-break without an owner (both generations
+//! process whatever reaches them: double processing), no in-flight count
+//! and a count taken after the one load (double processing), the final
+//! state exported before the quiesce (a lost update), and the first
+//! draft's rule, which loads the word twice to process (an extra load),
+//! and an old generation that processes an operation itself when the table
+//! of marks is full (double processing: why it waits for room).
+use crate::sync::{lock, pause, thread, Arc, Condvar, Mutex};
+use loader_protocol::handover::{decide, mark_when_room, Decision, HandoverSteps, InFlight, Marks, OwnerWord, Plan};
 use shared_abi::NtStatus;
 
 /// The generations' numbers.
@@ -50,6 +56,17 @@ pub enum Design {
     /// Twin: the owner does not count what it processes, and the loader
     /// does not wait for the count (the owner word and the marks alone).
     NoCount,
+    /// Twin: one load of the owner word too, but the callback counts itself
+    /// in *after* the load (the loader can see zero in between).
+    CountAfterLoad,
+    /// Twin: the first draft's rule, exactly once but not within the cost
+    /// rule: the steady owner counts in after a first load and looks again
+    /// (two loads of the owner word).
+    TwoLoads,
+    /// Twin: with the table of marks full, the old generation processes the
+    /// operation itself instead of waiting for room (the steady word can
+    /// overtake the operation on its way to the new generation).
+    OldProcessesWhenFull,
 }
 
 /// A run's configuration.
@@ -74,6 +91,9 @@ pub enum Violation {
     PrePostMismatch,
     /// The new generation's state misses an operation one of them processed.
     LostUpdate,
+    /// A callback read the owner word more than once (issue 12: at most one
+    /// atomic load per callback).
+    ExtraLoad,
 }
 
 impl Violation {
@@ -85,6 +105,7 @@ impl Violation {
             Violation::Double => "double",
             Violation::PrePostMismatch => "pre-post-mismatch",
             Violation::LostUpdate => "lost-update",
+            Violation::ExtraLoad => "extra-load",
         }
     }
 }
@@ -114,16 +135,24 @@ pub struct World {
     /// The owner word and the per-generation counts of operations processed
     /// in flight. The kernel accesses them with sequentially consistent
     /// atomics; loom models `SeqCst` only as acquire/release, which would
-    /// let the owner's "count, then look again" and the loader's "publish,
+    /// let a callback's "count in, then load" and the loader's "publish,
     /// then look at the count" pass each other. One lock gives these few
     /// words the single total order `SeqCst` promises.
     sc: Mutex<Sc>,
-    marks: Mutex<Vec<usize>>,
+    /// The marks, and whether the loader closed the table.
+    marks: Mutex<(Vec<usize>, bool)>,
+    /// Signalled when a mark is taken or the table closes (an old callback
+    /// waiting for room blocks on it: a spin would multiply loom's
+    /// interleavings without adding any).
+    room: Condvar,
     /// Index 0: the old generation (upper); 1: the new one (lower).
     instances: Mutex<[Instance; 2]>,
     /// Per operation: the generations that processed it, and the
     /// generations its post callbacks ran in.
     outcomes: Mutex<Vec<(Vec<u16>, Vec<u16>)>>,
+    /// Operations one of whose callbacks loaded the owner word other than
+    /// exactly once.
+    extra_loads: Mutex<Vec<usize>>,
     /// What happened, in order (printed with a violation when
     /// `MODEL_TRACE` is set).
     trace: Mutex<Vec<String>>,
@@ -135,7 +164,10 @@ fn index(generation: u16) -> usize {
 
 impl Marks for World {
     fn put(&self, op: usize) -> bool {
-        let mut marks = lock(&self.marks);
+        let (marks, closed) = &mut *lock(&self.marks);
+        if *closed {
+            return true;
+        }
         if marks.len() >= self.config.mark_room {
             return false;
         }
@@ -143,10 +175,11 @@ impl Marks for World {
         true
     }
     fn take(&self, op: usize) -> bool {
-        let mut marks = lock(&self.marks);
+        let (marks, _) = &mut *lock(&self.marks);
         match marks.iter().position(|o| *o == op) {
             Some(i) => {
                 marks.swap_remove(i);
+                self.room.notify_all();
                 true
             }
             None => false,
@@ -181,9 +214,11 @@ impl World {
         Arc::new(World {
             config,
             sc: Mutex::new(Sc { word: OwnerWord::steady(OLD).encode(), counts: [0, 0] }),
-            marks: Mutex::new(Vec::new()),
+            marks: Mutex::new((Vec::new(), false)),
+            room: Condvar::new(),
             instances: Mutex::new(instances),
             outcomes: Mutex::new(vec![(Vec::new(), Vec::new()); config.operations]),
+            extra_loads: Mutex::new(Vec::new()),
             trace: Mutex::new(Vec::new()),
         })
     }
@@ -221,17 +256,32 @@ impl World {
                 continue;
             }
             let count = self.count(generation);
-            let decision = loop {
-                let d = match self.config.design {
-                    Design::NoOwner => Decision::Process,
-                    _ => decide(|| lock(&self.sc).word, generation, op, self, &count),
-                };
-                if d != Decision::NoRoom {
-                    break d;
-                }
-                // The old generation waits for room: marks go as other
-                // operations reach the new one.
-                thread::yield_now();
+            let loads = std::cell::Cell::new(0u32);
+            let load = || {
+                loads.set(loads.get() + 1);
+                // (std build: a chance to be overtaken between the count
+                // and the load; loom explores it at the locks anyway.)
+                pause();
+                lock(&self.sc).word
+            };
+            let decision = match self.config.design {
+                Design::NoOwner => Decision::Process,
+                Design::CountAfterLoad => decide_count_after_load(load, generation, op, self, &count),
+                Design::TwoLoads => decide_two_loads(load, generation, op, self, &count),
+                Design::OldProcessesWhenFull => decide_old_processes_when_full(load, generation, op, self, &count),
+                _ => decide(load, generation, op, self, &count),
+            };
+            if self.config.design != Design::NoOwner && loads.get() != 1 {
+                lock(&self.extra_loads).push(op);
+            }
+            let decision = if decision == Decision::MarkThenPass {
+                // The old generation waits for room (marks go as other
+                // operations reach the new one; the loader closes the
+                // table with the steady word), then passes.
+                mark_when_room(op, self, || self.wait_for_room());
+                Decision::Pass
+            } else {
+                decision
             };
             self.note(|| format!("op {op}: gen {generation} decides {decision:?}"));
             if decision == Decision::Pass {
@@ -253,6 +303,14 @@ impl World {
                 self.count(generation).leave();
             }
             self.leave(generation);
+        }
+    }
+
+    /// Blocks until the table has room or is closed.
+    fn wait_for_room(&self) {
+        let mut marks = lock(&self.marks);
+        while !marks.1 && marks.0.len() >= self.config.mark_room {
+            marks = self.room.wait(marks).expect("model lock poisoned");
         }
     }
 
@@ -281,6 +339,96 @@ impl World {
     }
 }
 
+/// The `CountAfterLoad` twin's rule: [`decide`]'s, with the count taken
+/// after the one load instead of before it.
+fn decide_count_after_load(
+    load: impl FnOnce() -> u32,
+    me: u16,
+    op: usize,
+    marks: &World,
+    in_flight: &Count<'_>,
+) -> Decision {
+    let w = OwnerWord::decode(load());
+    pause();
+    let process = if w.lower == loader_protocol::handover::NO_GENERATION {
+        w.owner == me
+    } else if w.lower == me {
+        marks.take(op)
+    } else if marks.put(op) {
+        false
+    } else {
+        return Decision::MarkThenPass;
+    };
+    if process {
+        in_flight.enter();
+        Decision::Process
+    } else {
+        Decision::Pass
+    }
+}
+
+/// The `OldProcessesWhenFull` twin's rule: [`decide`]'s (counted in before
+/// the one load), except that the old generation keeps an operation it
+/// cannot mark and processes it (still counted, so a drain that has not
+/// looked yet waits for it).
+fn decide_old_processes_when_full(
+    load: impl FnOnce() -> u32,
+    me: u16,
+    op: usize,
+    marks: &World,
+    in_flight: &Count<'_>,
+) -> Decision {
+    in_flight.enter();
+    let w = OwnerWord::decode(load());
+    let process = if w.lower == loader_protocol::handover::NO_GENERATION {
+        w.owner == me
+    } else if w.lower == me {
+        marks.take(op)
+    } else {
+        !marks.put(op)
+    };
+    if process {
+        Decision::Process
+    } else {
+        in_flight.leave();
+        Decision::Pass
+    }
+}
+
+/// The `TwoLoads` twin's rule: the steady owner counts in after its first
+/// load and loads again to see whether the flip came in between.
+fn decide_two_loads(load: impl Fn() -> u32, me: u16, op: usize, marks: &World, in_flight: &Count<'_>) -> Decision {
+    let first = load();
+    let mut w = OwnerWord::decode(first);
+    if w.lower == loader_protocol::handover::NO_GENERATION {
+        if w.owner != me {
+            return Decision::Pass;
+        }
+        in_flight.enter();
+        let again = load();
+        if again == first {
+            return Decision::Process;
+        }
+        in_flight.leave();
+        w = OwnerWord::decode(again);
+        if w.lower == loader_protocol::handover::NO_GENERATION {
+            return Decision::Pass;
+        }
+    }
+    if w.lower == me {
+        if marks.take(op) {
+            in_flight.enter();
+            return Decision::Process;
+        }
+        return Decision::Pass;
+    }
+    if marks.put(op) {
+        Decision::Pass
+    } else {
+        Decision::MarkThenPass
+    }
+}
+
 /// The loader's steps over the model's two generations.
 struct Steps<'a>(&'a World);
 
@@ -290,10 +438,18 @@ impl HandoverSteps for Steps<'_> {
         self.0.note(|| format!("loader publishes {word:?}"));
         lock(&self.0.sc).word = word.encode();
     }
+    fn close_marks(&self) {
+        self.0.note(|| "loader closes the marks".to_string());
+        lock(&self.0.marks).1 = true;
+        self.0.room.notify_all();
+    }
     fn wait_old_drained(&self) -> bool {
         while lock(&self.0.sc).counts[0] > 0 {
             thread::yield_now();
         }
+        // (std build: a chance to be overtaken between seeing zero and
+        // publishing the steady word.)
+        pause();
         true
     }
     fn export_old(&self, _final_state: bool) -> Result<Vec<usize>, NtStatus> {
@@ -327,7 +483,12 @@ fn handover(w: &World) {
     let steps = Steps(w);
     let plan = Plan { old: OLD, new: NEW, carry_state: true };
     match w.config.design {
-        Design::Protocol | Design::NoOwner | Design::NoCount => {
+        Design::Protocol
+        | Design::NoOwner
+        | Design::NoCount
+        | Design::CountAfterLoad
+        | Design::TwoLoads
+        | Design::OldProcessesWhenFull => {
             // The new payload registers and attaches under the old steady
             // word, placed below the old one.
             w.attach(NEW);
@@ -353,6 +514,7 @@ fn handover(w: &World) {
             let blob = steps.export_old(true).expect("export");
             steps.wait_old_drained();
             steps.publish(OwnerWord::steady(NEW));
+            steps.close_marks();
             steps.quiesce_old();
             steps.import_new(&blob, true);
         }
@@ -377,6 +539,7 @@ pub fn run(config: Config) -> Vec<Violation> {
     let outcomes = lock(&w.outcomes).clone();
     let trace = lock(&w.trace).clone();
     let new_state = lock(&w.instances)[1].state.clone();
+    found.extend(lock(&w.extra_loads).iter().map(|_| Violation::ExtraLoad));
     for (op, (pre, post)) in outcomes.iter().enumerate() {
         match pre.len() {
             0 => found.push(Violation::Unfiltered),

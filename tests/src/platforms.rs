@@ -186,6 +186,7 @@ impl LoaderPlatform for ModelLoader {
     type Blob = ();
     fn publish_owner(&self, _word: loader_protocol::handover::OwnerWord) {}
     fn clear_marks(&self) {}
+    fn close_marks(&self) {}
     fn wait_old_drained(&self, _old: Slot) -> bool {
         true
     }

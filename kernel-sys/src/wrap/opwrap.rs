@@ -26,7 +26,8 @@ use core::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 pub struct Gate {
     /// Whether this generation processes the operation whose callback data
     /// is at the given address. `true` means it was counted in flight.
-    /// May wait briefly (the old generation waiting for room for a mark).
+    /// One load of the owner word; may wait briefly (the old generation
+    /// waiting for room for a mark), without loading it again.
     pub process: fn(op: usize) -> bool,
     /// The counted operation is over (its post callback ran, or the filter
     /// completed it in its pre callback).

@@ -10,7 +10,7 @@
 use crate::wrap::log::Level;
 use core::cell::UnsafeCell;
 use core::ffi::c_void;
-use core::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 use shared_abi::payload::{LoaderServices, LogLevel, OwnerBlock, PayloadReport, SERVICES_SIZE_1_1};
 use shared_abi::{NtStatus, Slot};
 
@@ -59,31 +59,47 @@ pub fn in_flight(slot: Slot) -> u32 {
 }
 
 /// Room for marks (operations between the old and the new generation's
-/// pre callbacks during a handover; the old one waits when it is full).
+/// pre callbacks during a handover; when it is full the old one waits for
+/// room, without reading the owner word again).
 pub const MARKS: usize = 256;
 static MARK_TABLE: [AtomicUsize; MARKS] = [const { AtomicUsize::new(0) }; MARKS];
 
-/// Forgets every mark (before a handover). Any IRQL.
+/// The table is closed: the handover's steady word is published, and a put
+/// answers "recorded" without recording.
+static MARKS_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Forgets every mark and opens the table (before a handover). Any IRQL.
 pub fn clear_marks() {
     for m in &MARK_TABLE {
         m.store(0, Ordering::SeqCst);
     }
+    MARKS_CLOSED.store(false, Ordering::SeqCst);
+}
+
+/// Closes the table, right after the handover's steady word is published
+/// (an old generation's callback waiting for room then passes, and the new
+/// generation processes under the steady word). Any IRQL.
+pub fn close_marks() {
+    MARKS_CLOSED.store(true, Ordering::SeqCst);
 }
 
 /// Marks refused for want of room since the loader started.
 static MARKS_REFUSED: AtomicU32 = AtomicU32::new(0);
 
 /// Marks refused for want of room since the loader started (each time the
-/// old generation waited and asked again). Any IRQL.
+/// old generation waited for room; still exactly once). Any IRQL.
 #[must_use]
 pub fn marks_refused() -> u32 {
     MARKS_REFUSED.load(Ordering::Relaxed)
 }
 
-/// Records operation `op` (nonzero); `false` when the table is full.
+/// Records operation `op`; `true` also when the table is closed (marks are
+/// no longer needed) and for 0, which no operation is (nothing to record,
+/// and a caller waiting for room must not wait for good); `false` when the
+/// table is full.
 fn put_mark(op: usize) -> bool {
-    if op == 0 {
-        return false;
+    if op == 0 || MARKS_CLOSED.load(Ordering::SeqCst) {
+        return true;
     }
     let put = MARK_TABLE.iter().any(|m| m.compare_exchange(0, op, Ordering::SeqCst, Ordering::SeqCst).is_ok());
     if !put {

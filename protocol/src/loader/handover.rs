@@ -31,6 +31,10 @@ impl<P: LoaderPlatform> HandoverSteps for Steps<'_, P> {
         self.loader.with_state(|s| s.handover.owner_generation = u32::from(word.owner));
     }
 
+    fn close_marks(&self) {
+        self.loader.platform.close_marks();
+    }
+
     fn wait_old_drained(&self) -> bool {
         self.loader.platform.wait_old_drained(self.old_slot)
     }
@@ -167,31 +171,31 @@ impl<P: LoaderPlatform> Loader<P> {
     /// ends it.
     pub(super) fn finish_handover_of(&self, slot: Slot) {
         let Some(pending) = self.with_state(|s| s.pending.filter(|h| h.old == slot)) else { return };
-        match self.steps(pending.old, pending.new) {
-            Some(steps) => {
-                let finished = pending.plan.finish(&steps);
-                if !finished.drained {
-                    self.with_state(|s| {
-                        s.handover.mode = HandoverMode::NOT_DRAINED.0;
-                        s.handover.last_status = NtStatus::IO_TIMEOUT.0;
-                    });
-                    self.platform.log(
-                        LogLevel::WARN,
-                        format_args!("slot {slot}: handover: still processing when the bound ran out; not exact"),
-                    );
-                }
-                if !finished.quiesce.is_success() {
-                    self.with_state(|s| s.handover.last_status = finished.quiesce.0);
-                    self.platform.log(
-                        LogLevel::WARN,
-                        format_args!("slot {slot}: quiesce: {}; its final state is not carried", finished.quiesce),
-                    );
-                }
-                if let Some(status) = finished.state.filter(|s| !s.is_success()) {
-                    self.platform.log(LogLevel::WARN, format_args!("slot {}: final state: {status}", pending.new));
-                }
+        if let Some(steps) = self.steps(pending.old, pending.new) {
+            let finished = pending.plan.finish(&steps);
+            if !finished.drained {
+                self.with_state(|s| {
+                    s.handover.mode = HandoverMode::NOT_DRAINED.0;
+                    s.handover.last_status = NtStatus::IO_TIMEOUT.0;
+                });
+                self.platform.log(
+                    LogLevel::WARN,
+                    format_args!("slot {slot}: handover: still processing when the bound ran out; not exact"),
+                );
             }
-            None => self.platform.publish_owner(OwnerWord::steady(pending.plan.new)),
+            if !finished.quiesce.is_success() {
+                self.with_state(|s| s.handover.last_status = finished.quiesce.0);
+                self.platform.log(
+                    LogLevel::WARN,
+                    format_args!("slot {slot}: quiesce: {}; its final state is not carried", finished.quiesce),
+                );
+            }
+            if let Some(status) = finished.state.filter(|s| !s.is_success()) {
+                self.platform.log(LogLevel::WARN, format_args!("slot {}: final state: {status}", pending.new));
+            }
+        } else {
+            self.platform.publish_owner(OwnerWord::steady(pending.plan.new));
+            self.platform.close_marks();
         }
         self.with_state(|s| {
             if s.pending == Some(pending) {

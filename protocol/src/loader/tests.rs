@@ -193,6 +193,11 @@ impl LoaderPlatform for &Fake {
     fn clear_marks(&self) {
         self.calls.borrow_mut().push("clear_marks");
     }
+    fn close_marks(&self) {
+        let last = *self.words.borrow().last().expect("a word was published");
+        assert_eq!(last.lower, crate::handover::NO_GENERATION, "the table closes after the steady word");
+        self.calls.borrow_mut().push("close_marks");
+    }
     fn wait_old_drained(&self, _old: Slot) -> bool {
         self.calls.borrow_mut().push("drained");
         self.drains.get()
@@ -507,6 +512,10 @@ fn an_exact_handover_runs_its_steps_in_order() {
     assert!(at("register") < at("export") && at("export") < at("import"));
     assert!(at("import") < at("join"), "the snapshot crosses before the switch retires anything");
     assert!(at("drained") < at("quiesce"), "the steady word waits for the marks to drain");
+    assert!(
+        at("drained") < at("close_marks") && at("close_marks") < at("quiesce"),
+        "the table closes with the steady word"
+    );
     assert!(at("quiesce") < at("export_final") && at("export_final") < at("import_final"));
     assert!(at("import_final") < at("teardown"), "the final state is carried before the old one is torn down");
     let h = f.state.borrow().handover();
