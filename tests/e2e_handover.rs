@@ -87,6 +87,10 @@ fn switches_under_a_storm_hand_over_exactly_once_and_carry_the_state() {
     assert_eq!(v["state_transfers"], SWITCHES, "every switch carried the state: {handover_line}");
     assert_eq!(v["lost_updates"], 0, "{handover_line}: {v}");
     assert_eq!(v["refused"], 0, "{handover_line}");
+    // How often the old generation met a full table of marks and waited
+    // for room (pressure, not a fault: still exactly once).
+    let unmarked = v["unmarked"].as_u64().unwrap_or_else(|| panic!("no unmarked count: {v}"));
+    println!("marks: unmarked={unmarked} (waits for room in the table of marks)");
     // The loader's own pool (the state blobs) is back to zero.
     let st = status(&s);
     let pool = &st["loader_pool"];

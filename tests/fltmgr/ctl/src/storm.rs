@@ -104,6 +104,9 @@ pub fn run(upgrades: u32, threads: u32, rollbacks: bool, writes_only: bool) -> R
             "refused": h1.refused.saturating_sub(h0.refused),
             "handover_mode": h1.mode,
             "exact_handovers": h1.exact_handovers.saturating_sub(h0.exact_handovers),
+            // Each time the old generation met a full table of marks and
+            // waited for room (the loader's count).
+            "unmarked": h1.unmarked.saturating_sub(h0.unmarked),
             "seconds": took.as_secs_f64(),
             "ops": t.ops,
             "unfiltered": t.unfiltered,
