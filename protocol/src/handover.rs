@@ -193,8 +193,17 @@ pub fn decide(
     in_flight: &impl InFlight,
 ) -> Decision {
     in_flight.enter();
-    let w = OwnerWord::decode(load());
-    let decision = if w.lower == NO_GENERATION {
+    let decision = by_word(OwnerWord::decode(load()), me, op, marks);
+    if decision != Decision::Process {
+        in_flight.leave();
+    }
+    decision
+}
+
+/// What word `w` tells generation `me` to do with operation `op`, the count
+/// aside (taking or putting its mark as the word says): [`decide`]'s core.
+pub fn by_word(w: OwnerWord, me: u16, op: usize, marks: &impl Marks) -> Decision {
+    if w.lower == NO_GENERATION {
         if w.owner == me {
             Decision::Process
         } else {
@@ -210,11 +219,7 @@ pub fn decide(
         Decision::Pass
     } else {
         Decision::MarkThenPass
-    };
-    if decision != Decision::Process {
-        in_flight.leave();
     }
-    decision
 }
 
 /// After [`Decision::MarkThenPass`]: waits (`wait`, between tries) until

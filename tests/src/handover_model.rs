@@ -32,7 +32,9 @@
 //! and an old generation that processes an operation itself when the table
 //! of marks is full (double processing: why it waits for room).
 use crate::sync::{lock, pause, thread, Arc, Condvar, Mutex};
-use loader_protocol::handover::{decide, mark_when_room, Decision, HandoverSteps, InFlight, Marks, OwnerWord, Plan};
+use loader_protocol::handover::{
+    by_word, decide, mark_when_room, Decision, HandoverSteps, InFlight, Marks, OwnerWord, Plan,
+};
 use shared_abi::NtStatus;
 
 /// The generations' numbers.
@@ -350,21 +352,11 @@ fn decide_count_after_load(
 ) -> Decision {
     let w = OwnerWord::decode(load());
     pause();
-    let process = if w.lower == loader_protocol::handover::NO_GENERATION {
-        w.owner == me
-    } else if w.lower == me {
-        marks.take(op)
-    } else if marks.put(op) {
-        false
-    } else {
-        return Decision::MarkThenPass;
-    };
-    if process {
+    let decision = by_word(w, me, op, marks);
+    if decision == Decision::Process {
         in_flight.enter();
-        Decision::Process
-    } else {
-        Decision::Pass
     }
+    decision
 }
 
 /// The `OldProcessesWhenFull` twin's rule: [`decide`]'s (counted in before
@@ -379,19 +371,12 @@ fn decide_old_processes_when_full(
     in_flight: &Count<'_>,
 ) -> Decision {
     in_flight.enter();
-    let w = OwnerWord::decode(load());
-    let process = if w.lower == loader_protocol::handover::NO_GENERATION {
-        w.owner == me
-    } else if w.lower == me {
-        marks.take(op)
-    } else {
-        !marks.put(op)
-    };
-    if process {
-        Decision::Process
-    } else {
-        in_flight.leave();
-        Decision::Pass
+    match by_word(OwnerWord::decode(load()), me, op, marks) {
+        Decision::Pass => {
+            in_flight.leave();
+            Decision::Pass
+        }
+        Decision::Process | Decision::MarkThenPass => Decision::Process,
     }
 }
 
