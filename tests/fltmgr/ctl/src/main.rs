@@ -183,7 +183,18 @@ fn inject(args: &Args) -> Result<bool, String> {
     Ok(st.done == req.count)
 }
 
+/// The environment variable naming the file `fltsimctl` creates before it
+/// does anything else. The test harness sets it: a failed run whose marker
+/// is missing never reached `main` (Wine failed to start the process), and
+/// only such a run is started again.
+const STARTED_MARKER: &str = "FLTSIMCTL_STARTED";
+
 fn main() -> ExitCode {
+    if let Some(path) = std::env::var_os(STARTED_MARKER) {
+        // Best effort: a marker that cannot be written only means the
+        // harness will not start a failed run again.
+        let _ = std::fs::write(path, std::process::id().to_string());
+    }
     let args = match Args::parse() {
         Ok(a) => a,
         Err(e) => {
@@ -193,7 +204,11 @@ fn main() -> ExitCode {
     };
     match run(&args) {
         Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
+        Ok(false) => {
+            // Every path that ends with exit code 1 says so.
+            eprintln!("fltsimctl {}: the request failed or was refused", args.verb);
+            ExitCode::from(1)
+        }
         Err(e) => {
             eprintln!("fltsimctl {}: {e}", args.verb);
             ExitCode::from(1)
