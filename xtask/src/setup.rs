@@ -110,16 +110,29 @@ fn ensure_prefix(prefix: &std::path::Path, winearch: &str) -> Result<(), String>
     // The loader of the prefix's own architecture: Debian's `wine` wrapper
     // would start the 32-bit one whenever wine32 is installed.
     let loader = if winearch == "win32" { "/usr/lib/wine/wine" } else { "/usr/lib/wine/wine64" };
-    let (ok, out) = capture(
-        Command::new(loader)
-            .env("WINELOADER", loader)
-            .args(["wineboot", "-i"])
-            .env("WINEPREFIX", prefix)
-            .env("WINEARCH", winearch)
-            .env("WINEDLLOVERRIDES", "mscoree,mshtml=")
-            .env("WINEDEBUG", "-all"),
-    )?;
-    if !ok {
+    // Wine now and then cannot map its shared user data where it must
+    // (address-space randomisation put something there) and exits with
+    // code 1 before any Windows code ran; `err+virtual` makes it say so,
+    // and only that failure is tried again (at most 3 times).
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let (ok, out) = capture(
+            Command::new(loader)
+                .env("WINELOADER", loader)
+                .args(["wineboot", "-i"])
+                .env("WINEPREFIX", prefix)
+                .env("WINEARCH", winearch)
+                .env("WINEDLLOVERRIDES", "mscoree,mshtml=")
+                .env("WINEDEBUG", "-all,err+virtual"),
+        )?;
+        if ok {
+            break;
+        }
+        if tries < 3 && out.contains("failed to map the shared user data") {
+            eprintln!("setup: wineboot never started (failed to map the shared user data); starting it again");
+            continue;
+        }
         return Err(format!("wineboot failed:\n{out}"));
     }
     // Wait for the session to end so the registry is flushed to disk.
